@@ -1,0 +1,17 @@
+//! lead-notifier: alerts a publisher's sales team about Microsoft commercial
+//! marketplace leads, exactly once per channel.
+//!
+//! The timer invocation (`host`), the CLI's `poll` and the standalone `watch`
+//! loop all go through [`pipeline::Pipeline::run_once`].
+
+pub mod cli;
+pub mod config;
+pub mod host;
+pub mod lead;
+pub mod ledger;
+pub mod notify;
+pub mod pipeline;
+pub mod seed;
+pub mod source;
+pub mod storage;
+pub mod webhook;

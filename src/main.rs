@@ -1,0 +1,1 @@
+fn main() { lead_notifier::cli::main() }
