@@ -1,1 +1,253 @@
-pub fn main() {}
+//! The command line. Every command that polls goes through the same
+//! [`Pipeline::run_once`] as the timer invocation.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{read_settings_file, ConfigError, Settings};
+use crate::notify;
+use crate::pipeline::Pipeline;
+
+/// Alerts your sales team about Microsoft commercial marketplace leads, by
+/// email and Microsoft Teams, exactly once per lead and channel.
+#[derive(Debug, Parser)]
+#[command(name = "lead-notifier", version, about, long_about = None)]
+pub struct Cli {
+    /// Read settings from a local.settings.json file's `Values`. Variables
+    /// already set in the environment win over the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as an Azure Functions custom handler (what host.json starts). The
+    /// default when FUNCTIONS_CUSTOMHANDLER_PORT is set.
+    Serve {
+        /// Port to listen on, on 127.0.0.1.
+        #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+        port: u16,
+    },
+    /// Poll once: alert new leads, print the run summary. Exits 1 when an
+    /// owed alert was not delivered.
+    Poll {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Poll in a loop, for a container or VM without the Functions host.
+    Watch {
+        /// Time between polls, e.g. `60s`, `5m`.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        every: Duration,
+    },
+    /// Validate settings and reach storage, SMTP and Teams without sending.
+    Check,
+    /// Send a clearly marked sample lead through every configured channel.
+    TestAlert,
+    /// Write realistic sample leads into the lead table (for Azurite).
+    Seed {
+        /// How many leads to write.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+}
+
+/// Entry point of the `lead-notifier` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lead-notifier: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lead-notifier: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Settings problems exit with 2, failed runs with 1.
+const EXIT_SETTINGS: u8 = 2;
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = match cli.command {
+        Some(command) => command,
+        None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            Some(port) => Command::Serve { port },
+            None => {
+                use clap::CommandFactory;
+                Cli::command().print_help()?;
+                return Ok(ExitCode::from(EXIT_SETTINGS));
+            }
+        },
+    };
+    let settings = load_settings(cli.settings.as_deref());
+    if let Command::Serve { port } = command {
+        crate::host::serve(port, settings).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = match settings {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("lead-notifier: {e}");
+            return Ok(ExitCode::from(EXIT_SETTINGS));
+        }
+    };
+    match command {
+        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Poll { json } => poll(&pipeline(&settings)?, json).await,
+        Command::Watch { every } => watch(&pipeline(&settings)?, every).await,
+        Command::Check => check(&settings).await,
+        Command::TestAlert => test_alert(&settings).await,
+        Command::Seed { count } => {
+            let written = crate::seed::seed(&settings, count).await?;
+            println!(
+                "wrote {written} sample leads into table {} of account {}",
+                settings.leads_table,
+                settings.storage.account()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The environment, filled in from `--settings FILE` where unset.
+fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    if let Some(path) = file {
+        for (name, value) in read_settings_file(path)? {
+            vars.entry(name).or_insert(value);
+        }
+    }
+    Settings::from_map(&vars)
+}
+
+fn pipeline(settings: &Arc<Settings>) -> anyhow::Result<Pipeline> {
+    let notifiers = notify::from_settings(settings, reqwest::Client::new())?;
+    Ok(Pipeline::new(settings.clone(), notifiers))
+}
+
+async fn poll(pipeline: &Pipeline, json: bool) -> anyhow::Result<ExitCode> {
+    let summary = pipeline.run_once().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for line in summary.log_lines() {
+            println!("{line}");
+        }
+    }
+    if summary.all_delivered() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "lead-notifier: {} alert(s) owed were not delivered: {}",
+            summary.pending + summary.failed,
+            summary.problems.join("; ")
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn watch(pipeline: &Pipeline, every: Duration) -> anyhow::Result<ExitCode> {
+    let stop = crate::host::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        // A failed run is logged and retried on the next tick: a watcher that
+        // exits on the first storage hiccup would need its own supervisor.
+        match pipeline.run_once().await {
+            Ok(summary) => {
+                for line in summary.log_lines() {
+                    tracing::info!("{line}");
+                }
+                if !summary.all_delivered() {
+                    tracing::error!(problems = ?summary.problems, "owed alerts not delivered");
+                }
+            }
+            Err(e) => tracing::error!("run failed: {e}"),
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(ExitCode::SUCCESS),
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
+    println!("settings are valid:");
+    for line in settings.summary_lines() {
+        println!("  {line}");
+    }
+    let pipeline = pipeline(settings)?;
+    let mut ok = true;
+    match pipeline.storage_check().await {
+        Ok(()) => println!("storage: reached, lead table {} found", settings.leads_table),
+        Err(e) => {
+            ok = false;
+            println!("storage: FAILED: {e}");
+        }
+    }
+    for notifier in notify::from_settings(settings, reqwest::Client::new())? {
+        match notifier.check().await {
+            Ok(()) => println!("{}: reached", notifier.channel()),
+            Err(e) => {
+                ok = false;
+                println!("{}: FAILED: {e}", notifier.channel());
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn test_alert(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
+    let notifiers = notify::from_settings(settings, reqwest::Client::new())?;
+    let mut ok = true;
+    for (channel, result) in notify::test_alert(&notifiers).await {
+        match result {
+            Ok(()) => println!("{channel}: sample lead sent"),
+            Err(e) => {
+                ok = false;
+                println!("{channel}: FAILED: {e}");
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Info goes to stdout and warnings and errors to stderr: the Functions host
+/// logs stdout as Information and stderr as Error. `RUST_LOG` overrides the
+/// level; customer details are only ever logged at debug.
+fn init_logging() {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,azure_core=warn,azure_storage=warn,hyper=warn"));
+    let writer = std::io::stderr
+        .with_max_level(tracing::Level::WARN)
+        .or_else(std::io::stdout);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false)
+        .try_init();
+}

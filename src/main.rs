@@ -1,1 +1,1 @@
-fn main() { lead_notifier::cli::main() }
+fn main() { /* WIP: lead_notifier::cli::main() */ }

@@ -1,0 +1,5 @@
+//! Shared test support. Each file in tests/ is its own crate and uses only
+//! part of this module.
+#![allow(dead_code)]
+
+pub mod servers;

@@ -1,0 +1,164 @@
+//! The real servers the integration tests talk to.
+//!
+//! `cargo xtask test` starts one Azurite and one MailDev for the whole suite
+//! and passes them in through `LEAD_NOTIFIER_TEST_*` variables. Tests that
+//! need to stop or break storage start a private Azurite with [`Azurite::spawn`].
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Azurite's well-known development account key (public, not a secret).
+pub const DEV_ACCOUNT: &str = "devstoreaccount1";
+pub const DEV_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests with `cargo xtask test`, which starts Azurite and MailDev")
+    })
+}
+
+/// Connection string of the suite's shared Azurite.
+pub fn storage_connection() -> String {
+    required_env("LEAD_NOTIFIER_TEST_STORAGE")
+}
+
+/// Connection string for an Azurite table endpoint on `port`.
+pub fn connection_string(port: u16) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};TableEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+    )
+}
+
+/// SMTP port of the suite's shared MailDev.
+pub fn maildev_smtp_port() -> u16 {
+    required_env("LEAD_NOTIFIER_TEST_SMTP_PORT")
+        .parse()
+        .expect("LEAD_NOTIFIER_TEST_SMTP_PORT is a port number")
+}
+
+/// Base URL of the shared MailDev's REST API (`GET /email`).
+pub fn maildev_api() -> String {
+    required_env("LEAD_NOTIFIER_TEST_MAILDEV_URL")
+}
+
+/// A table name no other test uses (3–63 alphanumerics, starting with a letter).
+pub fn unique_table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}x{n}x{nanos}", std::process::id())
+}
+
+/// A unique mailbox on MailDev, so tests sharing it can find their own mail.
+pub fn unique_recipient(tag: &str) -> String {
+    format!("{}@sales.example.com", unique_table(tag).to_lowercase())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+fn node_bin(name: &str) -> PathBuf {
+    let path = repo_root().join("node_modules/.bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test` (it runs `npm ci`)",
+        path.display()
+    );
+    path
+}
+
+/// A private Azurite table service, stopped when dropped.
+pub struct Azurite {
+    child: Option<Child>,
+    pub port: u16,
+    /// Where data is kept when started with [`Azurite::spawn_persistent`],
+    /// so a restart keeps the tables.
+    location: Option<PathBuf>,
+}
+
+impl Azurite {
+    /// In-memory Azurite on a free port.
+    pub fn spawn() -> Azurite {
+        Self::start(free_port(), None)
+    }
+
+    /// Azurite that keeps its data in `dir`, so it survives [`Azurite::restart`].
+    pub fn spawn_persistent(dir: &Path) -> Azurite {
+        Self::start(free_port(), Some(dir.to_path_buf()))
+    }
+
+    fn start(port: u16, location: Option<PathBuf>) -> Azurite {
+        let mut cmd = Command::new(node_bin("azurite-table"));
+        cmd.args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
+            .args(["--disableTelemetry", "--silent", "--skipApiVersionCheck"]);
+        match &location {
+            Some(dir) => cmd.arg("--location").arg(dir),
+            None => cmd.arg("--inMemoryPersistence"),
+        };
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite-table");
+        assert!(
+            wait_for_port(port, Duration::from_secs(20)),
+            "azurite-table did not listen on {port}"
+        );
+        Azurite {
+            child: Some(child),
+            port,
+            location,
+        }
+    }
+
+    pub fn connection_string(&self) -> String {
+        connection_string(self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port (and the same data, when persistent).
+    pub fn restart(&mut self) {
+        self.stop();
+        let again = Self::start(self.port, self.location.clone());
+        *self = again;
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
