@@ -160,7 +160,8 @@ async fn timer(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         .unwrap_or("-")
         .to_owned();
     let past_due = invocation
-        .pointer("/Data/timer/IsPastDue")
+        .get("Data")
+        .and_then(|d| d.pointer("/timer/IsPastDue"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
     tracing::info!(invocation_id, past_due, "timer invocation");

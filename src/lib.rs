@@ -4,18 +4,15 @@
 //! The timer invocation (`host`), the CLI's `poll` and the standalone `watch`
 //! loop all go through [`pipeline::Pipeline::run_once`].
 
-#[cfg(any())] // WIP: lead engineer
 pub mod cli;
 pub mod config;
-#[cfg(any())] // WIP: lead engineer
 pub mod host;
+pub mod intake;
 pub mod lead;
 pub mod ledger;
 pub mod notify;
 pub mod pipeline;
-#[cfg(any())] // WIP: lead engineer
 pub mod seed;
 pub mod source;
 pub mod storage;
-#[cfg(any())] // WIP: lead engineer
 pub mod webhook;

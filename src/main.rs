@@ -1,1 +1,3 @@
-fn main() { /* WIP: lead_notifier::cli::main() */ }
+fn main() -> std::process::ExitCode {
+    lead_notifier::cli::main()
+}

@@ -117,6 +117,6 @@ fn ascii_slug(name: &str, i: usize) -> String {
 /// Writes `count` sample leads into the lead table, creating it when missing.
 pub async fn seed(settings: &Settings, count: usize) -> anyhow::Result<usize> {
     let rows = sample_rows(count, OffsetDateTime::now_utc());
-    crate::source::write_rows(settings, &rows).await?;
+    crate::intake::store(settings, &rows).await?;
     Ok(rows.len())
 }

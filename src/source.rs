@@ -1,1 +1,225 @@
+//! The incremental scan of the lead table: every row whose system `Timestamp`
+//! is at or after a lower bound, page by page (Azure serves at most 1,000 rows
+//! a page and continues by token), never the whole table in memory.
 
+use std::collections::BTreeMap;
+
+use azure_core::Pageable;
+use azure_data_tables::operations::QueryEntityResponse;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::lead::LeadRow;
+use crate::storage::{is_conflict, is_table_missing, Storage, StorageError};
+
+type RawEntity = Map<String, Value>;
+
+/// `2026-11-21T10:00:00.1234567Z`: the 7-digit UTC form Table storage uses.
+/// Fixed width, so stored values compare as text in the same order as times.
+pub fn format_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 100
+    )
+}
+
+/// Reads a timestamp as Table storage writes it (RFC 3339).
+pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
+}
+
+/// The OData filter for rows at or after `from` (case-sensitive names).
+pub fn since_filter(from: OffsetDateTime) -> String {
+    format!("Timestamp ge datetime'{}'", format_timestamp(from))
+}
+
+/// One scan in progress.
+pub struct Scan<'a> {
+    storage: &'a Storage,
+    table: String,
+    pages: Pageable<QueryEntityResponse<RawEntity>, azure_core::Error>,
+}
+
+impl<'a> Scan<'a> {
+    /// Rows of `table` written at or after `from` (the whole table for `None`).
+    /// No I/O until the first page is asked for.
+    pub fn new(storage: &'a Storage, table: &str, from: Option<OffsetDateTime>) -> Scan<'a> {
+        let mut query = storage.table(table).query();
+        if let Some(from) = from {
+            query = query.filter(since_filter(from));
+        }
+        Scan {
+            storage,
+            table: table.to_owned(),
+            pages: query.into_stream::<RawEntity>(),
+        }
+    }
+
+    /// The next page, or `None` when the scan is complete. A page may be
+    /// empty while more follow (Azure does that on long scans).
+    pub async fn next_page(&mut self) -> Result<Option<Vec<LeadRow>>, StorageError> {
+        match self.pages.next().await {
+            None => Ok(None),
+            Some(Ok(page)) => Ok(Some(page.entities.into_iter().map(lead_row).collect())),
+            Some(Err(e)) if is_table_missing(&e) => Err(StorageError::LeadTableMissing {
+                table: self.table.clone(),
+                account: self.storage.account().to_owned(),
+            }),
+            Some(Err(e)) => {
+                Err(self
+                    .storage
+                    .error(e, &self.table, format!("reading lead table {}", self.table)))
+            }
+        }
+    }
+}
+
+/// Reaches the lead table with the smallest possible read (one row).
+pub async fn probe(storage: &Storage, table: &str) -> Result<(), StorageError> {
+    let mut pages = storage
+        .table(table)
+        .query()
+        .top(1u32)
+        .into_stream::<RawEntity>();
+    match pages.next().await {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(e)) if is_table_missing(&e) => Err(StorageError::LeadTableMissing {
+            table: table.to_owned(),
+            account: storage.account().to_owned(),
+        }),
+        Some(Err(e)) => Err(storage.error(e, table, format!("reading lead table {table}"))),
+    }
+}
+
+/// Writes rows in Microsoft's format, creating the table when missing, in
+/// entity group transactions per partition. Rows already stored are left
+/// as they are. Returns how many rows were new.
+pub async fn store_rows(
+    storage: &Storage,
+    table: &str,
+    rows: &[LeadRow],
+) -> Result<usize, StorageError> {
+    let client = storage.table(table);
+    let action = || format!("writing to lead table {table}");
+    let mut by_partition: BTreeMap<&str, Vec<&LeadRow>> = BTreeMap::new();
+    for row in rows {
+        by_partition.entry(&row.partition_key).or_default().push(row);
+    }
+    let mut created = false;
+    let mut stored = 0;
+    for (partition, rows) in by_partition {
+        for group in rows.chunks(100) {
+            let mut transaction = client.partition_key_client(partition).transaction();
+            for row in group {
+                transaction = transaction
+                    .insert(row)
+                    .map_err(|e| storage.error(e, table, action()))?;
+            }
+            let answer = transaction.await;
+            let whole = match &answer {
+                Ok(done) => {
+                    done.operation_responses.len() == group.len()
+                        && done.operation_responses.iter().all(|a| a.status_code.is_success())
+                }
+                Err(_) => false,
+            };
+            if whole {
+                stored += group.len();
+                continue;
+            }
+            // One by one, so rows already there do not block the others.
+            for row in group {
+                loop {
+                    let insert = client
+                        .insert::<_, Value>(row)
+                        .map_err(|e| storage.error(e, table, action()))?;
+                    match insert.await {
+                        Ok(_) => stored += 1,
+                        Err(e) if is_conflict(&e) => {}
+                        Err(e) if is_table_missing(&e) && !created => {
+                            created = true;
+                            storage.create_table_if_missing(table).await?;
+                            continue;
+                        }
+                        Err(e) => return Err(storage.error(e, table, action())),
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// Builds a row leniently: Microsoft writes strings, but a column of another
+/// type must not make a whole page unreadable.
+fn lead_row(mut entity: RawEntity) -> LeadRow {
+    let mut take = |name: &str| -> Option<String> {
+        match entity.remove(name)? {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        }
+    };
+    LeadRow {
+        partition_key: take("PartitionKey").unwrap_or_default(),
+        row_key: take("RowKey").unwrap_or_default(),
+        timestamp: take("Timestamp"),
+        action_code: take("ActionCode"),
+        created_time: take("CreatedTime"),
+        customer_info: take("CustomerInfo"),
+        description: take("Description"),
+        lead_source: take("LeadSource"),
+        offer_display_name: take("OfferDisplayName"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_have_seven_fraction_digits_in_utc() {
+        let t = datetime!(2026-11-21 11:00:00.123456789 +01:00);
+        assert_eq!(format_timestamp(t), "2026-11-21T10:00:00.1234567Z");
+        assert_eq!(
+            since_filter(datetime!(2026-11-21 10:00 UTC)),
+            "Timestamp ge datetime'2026-11-21T10:00:00.0000000Z'"
+        );
+    }
+
+    #[test]
+    fn formatted_timestamps_sort_as_text() {
+        let a = format_timestamp(datetime!(2026-01-02 03:04:05.9 UTC));
+        let b = format_timestamp(datetime!(2026-01-02 03:04:06 UTC));
+        assert!(a < b);
+        assert_eq!(
+            parse_timestamp(&a),
+            Some(datetime!(2026-01-02 03:04:05.9 UTC))
+        );
+    }
+
+    #[test]
+    fn rows_are_read_leniently() {
+        let entity: RawEntity = serde_json::from_value(serde_json::json!({
+            "odata.etag": "W/\"x\"", "PartitionKey": "9:2F28:2F2018", "RowKey": "r1",
+            "Timestamp": "2026-01-01T00:00:00.0000000Z", "ActionCode": 7, "Description": null
+        }))
+        .unwrap();
+        let row = lead_row(entity);
+        assert_eq!(row.partition_key, "9:2F28:2F2018");
+        assert_eq!(row.action_code.as_deref(), Some("7"));
+        assert_eq!(row.description, None);
+        assert_eq!(row.timestamp.as_deref(), Some("2026-01-01T00:00:00.0000000Z"));
+    }
+}

@@ -1,9 +1,19 @@
 //! `LeadWebhook`: Partner Center's HTTPS-endpoint destination, received
-//! through the Functions host's HTTP trigger.
+//! through the Functions host's HTTP trigger (`Data.req`).
+//!
+//! A posted lead is first stored in the lead table in Microsoft's own row
+//! format, so the table stays the one system of record and the timer is the
+//! safety net; then it is alerted at once through the same pipeline. The
+//! ledger makes the timer's later pass over the same row a no-op.
 
 use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
 
 use crate::host::App;
+use crate::lead::LeadRow;
+
+/// Leads are a few hundred bytes; anything this big is not one.
+pub const MAX_LEAD_BYTES: usize = 64 * 1024;
 
 /// The HTTP output (`res`) for the caller and the invocation's log lines.
 pub struct WebhookOutputs {
@@ -11,9 +21,91 @@ pub struct WebhookOutputs {
     pub logs: Vec<String>,
 }
 
-pub async fn handle(_app: &App, _invocation: &Map<String, Value>) -> WebhookOutputs {
+fn answer(status: u16, body: Value, logs: Vec<String>) -> WebhookOutputs {
     WebhookOutputs {
-        res: json!({"statusCode": 501, "body": "not implemented yet"}),
-        logs: vec![],
+        res: json!({
+            "statusCode": status,
+            "body": body.to_string(),
+            "headers": {"Content-Type": "application/json"},
+        }),
+        logs,
     }
+}
+
+fn reject(status: u16, reason: &str) -> WebhookOutputs {
+    answer(
+        status,
+        json!({"error": reason}),
+        vec![format!("rejected: {reason}")],
+    )
+}
+
+/// The request's body as the host passes it: a string, or (for a JSON
+/// request, on some host versions) already parsed.
+fn request_body(req: &Map<String, Value>) -> Option<String> {
+    match req.get("Body").or_else(|| req.get("body"))? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutputs {
+    let Some(req) = invocation
+        .get("Data")
+        .and_then(|d| d.get("req"))
+        .and_then(Value::as_object)
+    else {
+        return reject(400, "the invocation carries no HTTP request (Data.req)");
+    };
+    let method = req.get("Method").and_then(Value::as_str).unwrap_or("POST");
+    if !method.eq_ignore_ascii_case("POST") {
+        return reject(405, "only POST is accepted");
+    }
+    let Some(body) = request_body(req) else {
+        return reject(400, "the request has no body; expected a marketplace lead as JSON");
+    };
+    if body.len() > MAX_LEAD_BYTES {
+        return reject(413, "the body is larger than any marketplace lead");
+    }
+    let row = match LeadRow::from_endpoint_json(&body, OffsetDateTime::now_utc()) {
+        Ok(row) => row,
+        Err(e) => return reject(400, &e.to_string()),
+    };
+    let key = format!("{}/{}", row.partition_key, row.row_key);
+    let pipeline = match app.pipeline().await {
+        Ok(p) => p,
+        Err(reason) => {
+            eprintln!("lead-notifier: LeadWebhook could not store lead {key}: {reason}");
+            return reject(500, "the lead could not be stored");
+        }
+    };
+    let stored = match crate::intake::store(pipeline.settings(), std::slice::from_ref(&row)).await
+    {
+        Ok(stored) => stored,
+        Err(e) => {
+            eprintln!("lead-notifier: LeadWebhook could not store lead {key}: {e}");
+            return reject(500, "the lead could not be stored");
+        }
+    };
+    let mut logs = vec![if stored == 0 {
+        format!("lead {key} was already stored")
+    } else {
+        format!("lead {key} stored")
+    }];
+    // Stored is what the caller needs to hear: if alerting fails now, the
+    // timer's next run finds the row and retries it.
+    match pipeline.alert_rows(std::slice::from_ref(&row)).await {
+        Ok(summary) => logs.extend(summary.log_lines()),
+        Err(e) => {
+            eprintln!("lead-notifier: LeadWebhook stored lead {key} but alerting failed: {e}");
+            logs.push(format!("alerting failed, the timer will retry: {e}"));
+        }
+    }
+    let status = if stored == 0 { 200 } else { 201 };
+    answer(
+        status,
+        json!({"status": if stored == 0 { "duplicate" } else { "stored" }, "partitionKey": row.partition_key, "rowKey": row.row_key}),
+        logs,
+    )
 }

@@ -3,14 +3,16 @@
 //! not be read is kept as raw text with a warning.
 
 mod customer;
+mod endpoint;
 mod filter;
 mod source_code;
 
 pub use customer::Customer;
-pub use filter::{Filters, SkipReason};
-pub use source_code::{Action, Source};
+pub use filter::{is_edu_domain, Filters, SkipReason};
+pub use source_code::{parse_lead_source, Action, LeadSourceParts, Source};
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// A lead's identity in the lead table. Opaque text: Microsoft's formats are
@@ -85,4 +87,75 @@ pub enum LeadJsonError {
     NotAnObject,
     #[error("the body has none of UserDetails, LeadSource, ActionCode, OfferTitle: not a marketplace lead")]
     NotALead,
+}
+
+impl Lead {
+    /// Reads a row. Never fails: unreadable parts become warnings or `None`.
+    pub fn from_row(row: &LeadRow) -> Lead {
+        let blank_free = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        let lead_source_raw = blank_free(&row.lead_source);
+        let parts = lead_source_raw
+            .as_deref()
+            .map(parse_lead_source)
+            .unwrap_or(LeadSourceParts {
+                source: Source::Unknown,
+                action: None,
+                offer_id: None,
+            });
+        let action = parts.action.unwrap_or_else(|| {
+            blank_free(&row.action_code)
+                .map(|code| Action::parse(&code))
+                .unwrap_or(Action::Unknown)
+        });
+        let customer_info = blank_free(&row.customer_info);
+        let (customer, customer_warning) = match customer_info.as_deref().map(Customer::parse_info)
+        {
+            None => (Customer::default(), None),
+            Some(Ok(customer)) => (customer, None),
+            Some(Err(warning)) => (Customer::default(), Some(warning)),
+        };
+        Lead {
+            key: LeadKey {
+                partition_key: row.partition_key.clone(),
+                row_key: row.row_key.clone(),
+            },
+            timestamp: row
+                .timestamp
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t.trim(), &Rfc3339).ok()),
+            created_time: blank_free(&row.created_time),
+            customer,
+            customer_raw: customer_warning.as_ref().and(customer_info),
+            customer_warning,
+            source: parts.source,
+            action,
+            offer_id: parts.offer_id,
+            offer_name: blank_free(&row.offer_display_name),
+            description: blank_free(&row.description),
+            lead_source_raw,
+        }
+    }
+
+    /// "Jane Doe", or whichever name part is known.
+    pub fn display_name(&self) -> Option<String> {
+        self.customer.full_name()
+    }
+
+    /// One line for alerts, e.g. `"Contact me" request on AppSource`.
+    pub fn activity(&self) -> String {
+        source_code::activity(&self.source, &self.action)
+    }
+
+    /// The offer's display name, else its id, else "unknown offer".
+    pub fn offer_label(&self) -> String {
+        self.offer_name
+            .clone()
+            .or_else(|| self.offer_id.clone())
+            .unwrap_or_else(|| "unknown offer".to_owned())
+    }
 }

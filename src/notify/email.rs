@@ -1,1 +1,256 @@
-//! TODO
+//! Email over SMTP with lettre: one message per lead (or per digest) to every
+//! `EMAIL_TO` recipient, over one pooled connection per notifier.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use super::email_body::{render_html, render_text, subject};
+use super::text::one_line;
+use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use crate::config::{EmailSettings, SmtpSecurity};
+
+/// Leads per digest email: enough to be useful, small enough that the
+/// message stays well under common 10–25 MB size limits.
+pub const MAX_DIGEST_LEADS: usize = 500;
+
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
+/// Keeps Exchange from sending out-of-office and similar replies to the sender.
+const AUTO_RESPONSE_SUPPRESS: HeaderName =
+    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
+
+pub struct EmailNotifier {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    /// `host:port`, for error messages.
+    server: String,
+}
+
+impl EmailNotifier {
+    /// Builds the transport once; connections are opened lazily and pooled.
+    pub fn new(settings: &EmailSettings) -> Result<EmailNotifier, NotifyError> {
+        let host = settings.host.as_str();
+        let builder = match settings.security {
+            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                host,
+            )),
+        }
+        .map_err(|e| {
+            NotifyError::permanent(format!("SMTP_HOST {host:?} cannot be used for TLS: {e}"))
+        })?;
+        let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
+        if let Some((user, password)) = &settings.credentials {
+            builder = builder
+                .credentials(Credentials::new(
+                    user.clone(),
+                    password.expose_secret().to_string(),
+                ))
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        }
+        if settings.to.is_empty() {
+            return Err(NotifyError::permanent(
+                "EMAIL_TO has no recipient: set at least one address",
+            ));
+        }
+        Ok(EmailNotifier {
+            transport: builder.build(),
+            from: settings.from.clone(),
+            to: settings.to.clone(),
+            server: format!("{host}:{}", settings.port),
+        })
+    }
+}
+
+impl Notifier for EmailNotifier {
+    fn channel(&self) -> ChannelId {
+        ChannelId::Email
+    }
+
+    fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
+        Box::pin(async move {
+            let message = render_message(alert, &self.from, &self.to)?;
+            self.transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e, &self.server))
+        })
+    }
+
+    fn max_digest_leads(&self) -> usize {
+        MAX_DIGEST_LEADS
+    }
+
+    fn check(&self) -> SendFuture<'_> {
+        Box::pin(async move {
+            match self.transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(NotifyError::retryable(format!(
+                    "the mail server at {} accepted the connection but did not answer NOOP",
+                    self.server
+                ))),
+                Err(e) => Err(classify(&e, &self.server)),
+            }
+        })
+    }
+}
+
+/// The complete message for an alert. The outbox writes exactly this.
+pub fn render_message(
+    alert: Alert<'_>,
+    from: &Mailbox,
+    to: &[Mailbox],
+) -> Result<Message, NotifyError> {
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(subject(alert))
+        .message_id(Some(message_id(alert, ChannelId::Email)))
+        .date_now()
+        .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()))
+        .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
+    for mailbox in to {
+        builder = builder.to(mailbox.clone());
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            render_text(alert),
+            render_html(alert),
+        ))
+        .map_err(|e| NotifyError::permanent(format!("could not build the email: {e}")))
+}
+
+/// `<sha256(channel, lead keys)@lead-notifier>`: the same on every retry, so
+/// a mail client can tell a repeated delivery from a new lead.
+pub fn message_id(alert: Alert<'_>, channel: ChannelId) -> String {
+    let mut hash = Sha256::new();
+    hash.update(channel.as_str().as_bytes());
+    let leads = match alert {
+        Alert::Lead(lead) => std::slice::from_ref(lead),
+        Alert::Digest { leads, total } => {
+            hash.update(format!("\ndigest {total}").as_bytes());
+            leads
+        }
+    };
+    for lead in leads {
+        // Lengths first so that ("a", "bc") and ("ab", "c") differ.
+        for part in [&lead.key.partition_key, &lead.key.row_key] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+    }
+    format!("<{}@lead-notifier>", hex::encode(hash.finalize()))
+}
+
+/// The whole error chain on one line, capped: server replies are useful to
+/// whoever fixes the setup, and never carry lead data (that is only in DATA).
+fn detail(err: &SmtpError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let s = inner.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = inner.source();
+    }
+    super::text::truncate(&one_line(&text), 300)
+}
+
+fn io_kind(err: &SmtpError) -> Option<std::io::ErrorKind> {
+    let mut source = err.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = inner.source();
+    }
+    None
+}
+
+/// Sorts an SMTP failure into retryable or permanent, with the likely fix.
+///
+/// SMTP has no idempotency key: only failures that clearly happened before
+/// the server accepted the message are safe to retry without a duplicate.
+/// A connection lost mid-exchange may have been after DATA; it is retried
+/// (a duplicate beats a lost lead) and the reason says so.
+pub fn classify(err: &SmtpError, server: &str) -> NotifyError {
+    let detail = detail(err);
+    let lower = detail.to_ascii_lowercase();
+    if let Some(code) = err.status() {
+        let code_text = code.to_string();
+        if err.is_transient() {
+            return NotifyError::retryable(format!(
+                "the mail server at {server} answered with a temporary error ({detail})"
+            ));
+        }
+        let fix = if matches!(code_text.as_str(), "535" | "534" | "538") || lower.contains("5.7.8")
+        {
+            "the mail server rejected the login: check SMTP_USERNAME and SMTP_PASSWORD"
+        } else if code_text == "530"
+            || lower.contains("5.7.57")
+            || lower.contains("not authenticated")
+        {
+            "the mail server requires authentication: set SMTP_USERNAME and SMTP_PASSWORD"
+        } else if lower.contains("sendas") || lower.contains("5.7.60") || lower.contains("sender") {
+            "the mail server refused the sender: EMAIL_FROM must be allowed to send on this account"
+        } else if lower.contains("recipient")
+            || lower.contains("5.1.1")
+            || lower.contains("user unknown")
+            || lower.contains("rcpt")
+        {
+            "the mail server refused a recipient: check the addresses in EMAIL_TO"
+        } else if code_text == "552" || lower.contains("5.3.4") || lower.contains("too large") {
+            "the mail server refused the message as too large"
+        } else {
+            "the mail server refused the message: check that EMAIL_FROM may send on this account and that EMAIL_TO is right"
+        };
+        return NotifyError::permanent(format!("{fix} ({server}: {detail})"));
+    }
+    if err.is_client() {
+        let fix = if lower.contains("authentication mechanism") {
+            "the mail server offers neither PLAIN nor LOGIN authentication: check SMTP_SECURITY (many servers offer AUTH only after STARTTLS)"
+        } else if lower.contains("starttls") {
+            "the mail server does not offer STARTTLS: check SMTP_SECURITY and SMTP_PORT (tls for 465, starttls for 587)"
+        } else {
+            "the email could not be sent"
+        };
+        return NotifyError::permanent(format!("{fix} ({server}: {detail})"));
+    }
+    let connecting = detail.starts_with("Connection error");
+    let fix = if lower.contains("lookup") || lower.contains("resolve") || lower.contains("dns") {
+        format!("could not resolve the mail server {server}: check SMTP_HOST")
+    } else if err.is_tls()
+        || lower.contains("tls")
+        || lower.contains("certificate")
+        || lower.contains("handshake")
+        || lower.contains("corrupt message")
+    {
+        format!("the TLS handshake with {server} failed: check SMTP_SECURITY and SMTP_PORT (tls for 465, starttls for 587)")
+    } else if io_kind(err) == Some(std::io::ErrorKind::ConnectionRefused) {
+        format!("could not connect to the mail server {server} (connection refused): check SMTP_HOST and SMTP_PORT")
+    } else if err.is_timeout() {
+        format!("the mail server {server} did not answer in time: check SMTP_HOST, SMTP_PORT and SMTP_SECURITY (tls for 465, starttls for 587)")
+    } else if connecting {
+        format!("could not connect to the mail server {server}")
+    } else {
+        format!(
+            "the connection to the mail server {server} broke during the SMTP exchange; \
+             if that was after the message was sent, the server may have accepted it and \
+             the retry can deliver it twice"
+        )
+    };
+    NotifyError::retryable(format!("{fix} ({detail})"))
+}

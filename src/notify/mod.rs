@@ -3,15 +3,18 @@
 //! pipeline and the ledger, never to a notifier.
 
 pub mod email;
+pub mod email_body;
 pub mod outbox;
 pub mod teams;
 pub mod text;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::lead::Lead;
+use crate::config::Settings;
+use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
 /// A channel's stable name, used as part of ledger keys: never rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -44,7 +47,10 @@ pub enum Alert<'a> {
     Lead(&'a Lead),
     /// Many leads in one message. `total` is the run's whole count on this
     /// channel (a digest email may carry only part of it).
-    Digest { leads: &'a [Lead], total: usize },
+    Digest {
+        leads: &'a [Lead],
+        total: usize,
+    },
 }
 
 /// Why a send failed. Reasons hold no personal data and no secrets: they are
@@ -99,4 +105,78 @@ pub trait Notifier: Send + Sync {
     fn check(&self) -> SendFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Every configured channel: email when SMTP is set up, Teams when a webhook
+/// URL is set, the outbox when OUTBOX_DIR is set. The outbox's `.eml` uses
+/// the email settings' sender and recipients when there are any.
+pub fn from_settings(
+    settings: &Settings,
+    http: reqwest::Client,
+) -> Result<Vec<Arc<dyn Notifier>>, NotifyError> {
+    let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
+    if let Some(email) = &settings.email {
+        notifiers.push(Arc::new(email::EmailNotifier::new(email)?));
+    }
+    if let Some(teams) = &settings.teams {
+        notifiers.push(Arc::new(teams::TeamsNotifier::new(teams, http)?));
+    }
+    if let Some(dir) = &settings.outbox_dir {
+        let (from, to) = match &settings.email {
+            Some(email) => (email.from.clone(), email.to.clone()),
+            None => (outbox::default_from(), outbox::default_to()),
+        };
+        notifiers.push(Arc::new(outbox::OutboxNotifier::new(dir, from, to)));
+    }
+    Ok(notifiers)
+}
+
+/// The lead `test-alert` sends: clearly a sample, yet not shaped like
+/// Microsoft's `MSFT_TEST` leads, so no filter drops it. Its row key carries
+/// the time so each test alert is a new message (mail services drop repeated
+/// Message-IDs).
+pub fn sample_lead() -> Lead {
+    let now = time::OffsetDateTime::now_utc();
+    Lead {
+        key: LeadKey {
+            partition_key: "lead-notifier-sample".into(),
+            row_key: format!("test-alert-{}", outbox::compact_time(now)),
+        },
+        timestamp: Some(now),
+        created_time: Some(text::format_time(now)),
+        customer: Customer {
+            first_name: Some("Sample".into()),
+            last_name: Some("Lead".into()),
+            email: Some("sample.lead@example.com".into()),
+            phone: Some("+1 555 0100".into()),
+            country: Some("US".into()),
+            company: Some("Sample lead from lead-notifier".into()),
+            title: Some("Not a real customer".into()),
+        },
+        customer_warning: None,
+        customer_raw: None,
+        source: Source::AppSource,
+        action: Action::ContactMe,
+        offer_id: Some("lead-notifier.sample-offer".into()),
+        offer_name: Some("lead-notifier sample offer".into()),
+        description: Some(
+            "This is a test alert sent by `lead-notifier test-alert` to check the alert channels. \
+             No customer asked for anything."
+                .into(),
+        ),
+        lead_source_raw: Some("SPZA-PLT|lead-notifier.sample-offer".into()),
+    }
+}
+
+/// Sends [`sample_lead`] once through every channel and reports each result.
+/// Errors already name the setting to fix.
+pub async fn test_alert(
+    notifiers: &[Arc<dyn Notifier>],
+) -> Vec<(ChannelId, Result<(), NotifyError>)> {
+    let lead = sample_lead();
+    let mut results = Vec::with_capacity(notifiers.len());
+    for notifier in notifiers {
+        results.push((notifier.channel(), notifier.send(Alert::Lead(&lead)).await));
+    }
+    results
 }

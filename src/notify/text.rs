@@ -1,1 +1,409 @@
-//! TODO
+//! Wording and sanitising shared by every channel, so an email, a Teams card
+//! and an outbox file describe a lead the same way.
+//!
+//! Everything here returns plain text; each channel escapes it for its own
+//! format (maud for HTML, `TextRun` for cards, lettre for headers).
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use time::OffsetDateTime;
+
+use crate::lead::{Action, Lead, Source};
+
+/// Characters that are invisible or reorder text. Lead text comes from
+/// strangers: a right-to-left override can make `moc.live@` read as
+/// `@evil.com`, zero-width characters hide differences between look-alikes.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{061C}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Lead text on one line: control and invisible characters removed, runs of
+/// whitespace (line breaks included) collapsed to one space.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || c.is_control() {
+            // Tabs and line breaks become spaces; other controls vanish.
+            pending_space |= c.is_whitespace();
+            continue;
+        }
+        if is_invisible(c) {
+            continue;
+        }
+        if pending_space && !out.is_empty() {
+            out.push(' ');
+        }
+        pending_space = false;
+        out.push(c);
+    }
+    out
+}
+
+/// Lead text that may span lines (a description): like [`one_line`] within
+/// each line, at most one blank line in a row.
+pub fn multi_line(s: &str) -> String {
+    let normalised = s
+        .replace("\r\n", "\n")
+        .replace(['\r', '\u{2028}', '\u{2029}', '\u{0085}'], "\n");
+    let mut lines: Vec<String> = Vec::new();
+    for line in normalised.split('\n') {
+        let line = one_line(line);
+        if line.is_empty() && lines.last().map_or(true, |l| l.is_empty()) {
+            continue;
+        }
+        lines.push(line);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
+}
+
+/// Shortens to at most `max` characters, marking the cut with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A header value: one line, capped. lettre encodes non-ASCII; stripping
+/// CR/LF here is what keeps lead text from adding headers.
+pub fn header_value(s: &str, max: usize) -> String {
+    truncate(&one_line(s), max)
+}
+
+/// Human wording of a lead source, sanitised (unknown sources are lead text).
+pub fn source_label(source: &Source) -> String {
+    one_line(source.wording())
+}
+
+/// Human wording of what the customer did, as the marketplace button reads.
+pub fn action_label(action: &Action) -> String {
+    one_line(action.wording())
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(one_line).filter(|s| !s.is_empty())
+}
+
+/// The offer's display name, else its id.
+pub fn offer(lead: &Lead) -> String {
+    let label = one_line(&lead.offer_label());
+    if label.is_empty() {
+        "unknown offer".into()
+    } else {
+        label
+    }
+}
+
+/// The person's name.
+pub fn person(lead: &Lead) -> Option<String> {
+    lead.display_name()
+        .map(|n| one_line(&n))
+        .filter(|n| !n.is_empty())
+}
+
+/// "Jane Doe, Acme GmbH", whichever parts exist, else the email address.
+pub fn who(lead: &Lead) -> Option<String> {
+    let parts: Vec<String> = [person(lead), non_empty(&lead.customer.company)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if parts.is_empty() {
+        non_empty(&lead.customer.email)
+    } else {
+        Some(parts.join(", "))
+    }
+}
+
+/// e.g. `"Contact me" request on AppSource`.
+pub fn activity(lead: &Lead) -> String {
+    one_line(&lead.activity())
+}
+
+const SUBJECT_MAX: usize = 200;
+
+/// `New lead: Contoso CRM Suite — Jane Doe, Acme GmbH (Contact me)`.
+pub fn lead_subject(lead: &Lead) -> String {
+    let offer = truncate(&offer(lead), 80);
+    let action = truncate(&action_label(&lead.action), 40);
+    let subject = match who(lead) {
+        Some(who) => format!("New lead: {offer} — {} ({action})", truncate(&who, 80)),
+        None => format!("New lead: {offer} ({action})"),
+    };
+    header_value(&subject, SUBJECT_MAX)
+}
+
+/// `15 new leads: Contoso CRM Suite (9), Fabrikam Analytics (6)`. When the
+/// run's leads are split over several messages it says which part this is.
+pub fn digest_subject(leads: &[Lead], total: usize) -> String {
+    let head = if leads.len() < total {
+        format!("{total} new leads ({} in this message)", leads.len())
+    } else {
+        format!("{} new leads", leads.len())
+    };
+    let offers = by_offer(leads);
+    let mut subject = head.clone();
+    for (i, (offer, n)) in offers.iter().enumerate() {
+        let piece = format!(
+            "{}{} ({n})",
+            if i == 0 { ": " } else { ", " },
+            truncate(offer, 60)
+        );
+        if subject.chars().count() + piece.chars().count() > SUBJECT_MAX - 20 {
+            subject.push_str(&format!(", {} more offers", offers.len() - i));
+            break;
+        }
+        subject.push_str(&piece);
+    }
+    header_value(&subject, SUBJECT_MAX)
+}
+
+/// Counts per offer, most first (ties by name).
+pub fn by_offer(leads: &[Lead]) -> Vec<(String, usize)> {
+    counts(leads.iter().map(offer))
+}
+
+/// Counts per action wording, most first.
+pub fn by_action(leads: &[Lead]) -> Vec<(String, usize)> {
+    counts(leads.iter().map(|l| action_label(&l.action)))
+}
+
+fn counts(items: impl Iterator<Item = String>) -> Vec<(String, usize)> {
+    let mut map: BTreeMap<String, usize> = BTreeMap::new();
+    for item in items {
+        *map.entry(item).or_default() += 1;
+    }
+    let mut list: Vec<(String, usize)> = map.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list
+}
+
+/// How a field is shown: addresses and phone numbers become links in HTML
+/// email, long text keeps its line breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Email,
+    Phone,
+    Long,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub label: &'static str,
+    pub value: String,
+    pub kind: FieldKind,
+}
+
+/// Length caps for [`fields`], in characters.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub field: usize,
+    pub long: usize,
+}
+
+/// Every field of a lead that has a value, sanitised and capped, in reading order.
+pub fn fields(lead: &Lead, limits: Limits) -> Vec<Field> {
+    let c = &lead.customer;
+    let mut out = Vec::new();
+    let mut push = |label, value: Option<String>, kind| {
+        if let Some(value) = value {
+            let max = if kind == FieldKind::Long {
+                limits.long
+            } else {
+                limits.field
+            };
+            out.push(Field {
+                label,
+                value: truncate(&value, max),
+                kind,
+            });
+        }
+    };
+    push("Name", person(lead), FieldKind::Text);
+    push("Title", non_empty(&c.title), FieldKind::Text);
+    push("Company", non_empty(&c.company), FieldKind::Text);
+    push("Email", non_empty(&c.email), FieldKind::Email);
+    push("Phone", non_empty(&c.phone), FieldKind::Phone);
+    push("Country", non_empty(&c.country), FieldKind::Text);
+    push("Offer", Some(offer(lead)), FieldKind::Text);
+    let offer_id =
+        non_empty(&lead.offer_id).filter(|id| Some(id) != non_empty(&lead.offer_name).as_ref());
+    push("Offer ID", offer_id, FieldKind::Text);
+    push("Action", Some(action_label(&lead.action)), FieldKind::Text);
+    push("Source", Some(source_label(&lead.source)), FieldKind::Text);
+    push(
+        "Lead source",
+        non_empty(&lead.lead_source_raw),
+        FieldKind::Text,
+    );
+    let description = lead
+        .description
+        .as_deref()
+        .map(multi_line)
+        .filter(|d| !d.is_empty());
+    push("Description", description, FieldKind::Long);
+    push("Created", non_empty(&lead.created_time), FieldKind::Text);
+    push("Received", lead.timestamp.map(format_time), FieldKind::Text);
+    push("Lead keys", Some(keys(lead)), FieldKind::Text);
+    out
+}
+
+/// The warning when `CustomerInfo` could not be read, with the raw text
+/// (sanitised, capped), so sales can still read whatever Microsoft sent.
+pub fn customer_problem(lead: &Lead, max: usize) -> Option<(String, Option<String>)> {
+    let warning = lead.customer_warning.as_deref()?;
+    let raw = lead
+        .customer_raw
+        .as_deref()
+        .map(multi_line)
+        .filter(|r| !r.is_empty())
+        .map(|r| truncate(&r, max));
+    Some((
+        format!(
+            "The customer details could not be read ({}).",
+            one_line(warning)
+        ),
+        raw,
+    ))
+}
+
+/// `PartitionKey / RowKey`, as they are in the lead table.
+pub fn keys(lead: &Lead) -> String {
+    format!(
+        "{} / {}",
+        one_line(&lead.key.partition_key),
+        one_line(&lead.key.row_key)
+    )
+}
+
+/// `2026-11-21 10:45:00 UTC`.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Whether text is plausibly one email address: enough to put it in a
+/// `mailto:` link without surprising anyone, not a full RFC 5322 parser.
+pub fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let ok_char =
+        |c: char| !c.is_control() && !c.is_whitespace() && !"<>()[]\\,;:\"@%?#&=/".contains(c);
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.len() <= 253
+        && local.chars().all(ok_char)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.chars().all(|c| ok_char(c) && c != '+')
+}
+
+/// RFC 3986 unreserved characters stay; everything else is encoded, which
+/// is what RFC 6068 asks of `mailto:` parts (a space is `%20`, never `+`).
+const MAILTO: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A `mailto:` link to the customer with a prefilled subject, when their
+/// email looks like an address.
+pub fn reply_link(lead: &Lead) -> Option<String> {
+    let email = non_empty(&lead.customer.email)?;
+    if !looks_like_email(&email) {
+        return None;
+    }
+    let (local, domain) = email.split_once('@')?;
+    let subject = format!("Your interest in {}", truncate(&offer(lead), 100));
+    Some(format!(
+        "mailto:{}@{}?subject={}",
+        utf8_percent_encode(local, MAILTO),
+        utf8_percent_encode(domain, MAILTO),
+        utf8_percent_encode(&subject, MAILTO)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_strips_controls_bidi_and_zero_width() {
+        assert_eq!(
+            one_line(" a\r\nb\u{202E}c\u{200B}d\u{0007}e\t f "),
+            "a bcde f"
+        );
+    }
+
+    #[test]
+    fn multi_line_keeps_paragraphs() {
+        assert_eq!(
+            multi_line("one\r\n\r\n\r\ntwo\u{2028}three\n\n"),
+            "one\n\ntwo\nthree"
+        );
+    }
+
+    #[test]
+    fn truncate_counts_characters_not_bytes() {
+        assert_eq!(truncate("äöüß", 3), "äö…");
+        assert_eq!(truncate("äöü", 3), "äöü");
+    }
+
+    #[test]
+    fn header_value_has_no_line_breaks() {
+        let v = header_value("a\r\nBcc: evil@example.com", 100);
+        assert!(!v.contains('\r') && !v.contains('\n'));
+    }
+
+    #[test]
+    fn email_check() {
+        assert!(looks_like_email("jane.doe+crm@acme.example"));
+        assert!(!looks_like_email("jane doe@acme.example"));
+        assert!(!looks_like_email("jane@localhost"));
+        assert!(!looks_like_email("a@b@c.de"));
+        assert!(!looks_like_email("x@y.com?cc=evil@z.com"));
+    }
+
+    #[test]
+    fn digest_subject_lists_offers_by_count() {
+        let mut lead = crate::notify::sample_lead();
+        lead.offer_name = Some("Contoso".into());
+        let mut other = lead.clone();
+        other.offer_name = Some("Fabrikam".into());
+        let leads = vec![other, lead.clone(), lead];
+        assert_eq!(
+            digest_subject(&leads, 3),
+            "3 new leads: Contoso (2), Fabrikam (1)"
+        );
+        assert_eq!(
+            digest_subject(&leads, 10),
+            "10 new leads (3 in this message): Contoso (2), Fabrikam (1)"
+        );
+    }
+}

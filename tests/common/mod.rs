@@ -2,4 +2,8 @@
 //! part of this module.
 #![allow(dead_code)]
 
+pub mod faults;
+pub mod handler;
+pub mod proxy;
 pub mod servers;
+pub mod smtp_script;

@@ -149,6 +149,29 @@ impl Azurite {
         }
     }
 
+    /// Stops it the way Ctrl-C does: Azurite closes its database first, so
+    /// every write it acknowledged is kept. [`Azurite::stop`] kills it, and a
+    /// persistent Azurite saves only every 5 s, so a kill loses recent writes
+    /// (something Azure storage never does).
+    pub fn stop_gracefully(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        // Closed but held open by idle client connections: its data is saved.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Starts again on the same port (and the same data, when persistent).
     pub fn restart(&mut self) {
         self.stop();

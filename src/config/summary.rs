@@ -1,0 +1,101 @@
+//! `lead-notifier check`'s description of the effective settings. Secrets
+//! (account key, password, webhook signature) are never shown.
+
+use secrecy::ExposeSecret;
+
+use super::{Settings, SmtpSecurity, StartFrom, StorageConnection};
+
+impl Settings {
+    /// The effective settings in words, secrets hidden (`lead-notifier check`).
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            match &self.storage {
+                StorageConnection::Emulator => {
+                    "storage: local emulator (UseDevelopmentStorage=true)".to_owned()
+                }
+                StorageConnection::Account {
+                    account,
+                    table_endpoint,
+                    ..
+                } => {
+                    format!("storage: account {account} at {table_endpoint} (key hidden)")
+                }
+            },
+            format!(
+                "tables: leads in {}, state in {}",
+                self.leads_table, self.state_table
+            ),
+            match &self.start_from {
+                StartFrom::Beginning => {
+                    "first run starts from: the beginning of the lead table".to_owned()
+                }
+                StartFrom::At(at) => format!("first run starts from: {at}"),
+                StartFrom::LookBack(d) => {
+                    format!(
+                        "first run starts from: {} ago",
+                        humantime::format_duration(*d)
+                    )
+                }
+            },
+            format!("poll schedule: {} (UTC)", self.poll_schedule),
+        ];
+        lines.push(match &self.email {
+            Some(e) => {
+                let security = match e.security {
+                    SmtpSecurity::StartTls => "starttls",
+                    SmtpSecurity::Tls => "tls",
+                    SmtpSecurity::None => "no TLS",
+                };
+                let user = match &e.credentials {
+                    Some((user, _)) => format!(" as user {user}"),
+                    None => " without login".to_owned(),
+                };
+                let n = e.to.len();
+                let plural = if n == 1 { "" } else { "s" };
+                format!(
+                    "email: {}:{} {security}{user}, from {}, {n} recipient{plural}",
+                    e.host, e.port, e.from.email
+                )
+            }
+            None => "email: off (SMTP_HOST not set)".to_owned(),
+        });
+        lines.push(match &self.teams {
+            Some(t) => {
+                let host = url::Url::parse(t.webhook_url.expose_secret())
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                format!("teams: webhook on host {host} (signature hidden)")
+            }
+            None => "teams: off (TEAMS_WEBHOOK_URL not set)".to_owned(),
+        });
+        lines.push(match &self.outbox_dir {
+            Some(dir) => format!("outbox: {}", dir.display()),
+            None => "outbox: off (OUTBOX_DIR not set)".to_owned(),
+        });
+        let f = self.filters;
+        let skipped: Vec<&str> = [
+            (f.skip_test_leads, "test leads"),
+            (f.skip_edu, ".edu leads"),
+            (f.skip_do_not_contact, "do-not-contact leads"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        lines.push(if skipped.is_empty() {
+            "skipping: nothing".to_owned()
+        } else {
+            format!("skipping: {}", skipped.join(", "))
+        });
+        lines.push(format!(
+            "delivery: digest above {} alerts per channel per run, up to {} attempts per alert, \
+             retry budget {} per run, claim lease {}, scan overlap {}",
+            self.digest_after,
+            self.max_attempts,
+            humantime::format_duration(self.retry_budget),
+            humantime::format_duration(self.claim_lease),
+            humantime::format_duration(self.scan_overlap),
+        ));
+        lines
+    }
+}

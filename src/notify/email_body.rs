@@ -1,0 +1,239 @@
+//! The two bodies of an alert email: plain text and HTML. Both carry every
+//! field; the HTML is built with maud, which escapes all lead text, and uses
+//! tables with inline styles because Outlook ignores most CSS.
+
+use maud::{html, Markup, DOCTYPE};
+
+use super::text::{self, Field, FieldKind, Limits};
+use super::Alert;
+use crate::lead::Lead;
+
+/// Email has room for everything; the caps only stop absurd rows from
+/// producing absurd messages.
+const LIMITS: Limits = Limits {
+    field: 1_000,
+    long: 20_000,
+};
+const RAW_CUSTOMER_MAX: usize = 5_000;
+
+const FOOTER: &str = "Sent by lead-notifier from your commercial marketplace lead table. \
+Each lead is alerted once; the lead keys identify it in the table.";
+
+/// Subject line of an alert.
+pub fn subject(alert: Alert<'_>) -> String {
+    match alert {
+        Alert::Lead(lead) => text::lead_subject(lead),
+        Alert::Digest { leads, total } => text::digest_subject(leads, total),
+    }
+}
+
+fn summary(lead: &Lead) -> String {
+    match text::who(lead) {
+        Some(who) => format!("{} — {}", text::truncate(&who, 200), text::activity(lead)),
+        None => text::activity(lead),
+    }
+}
+
+/// The plain-text part.
+pub fn render_text(alert: Alert<'_>) -> String {
+    let mut out = String::new();
+    match alert {
+        Alert::Lead(lead) => {
+            out.push_str(&format!("New lead: {}\n", text::offer(lead)));
+            out.push_str(&summary(lead));
+            out.push_str("\n\n");
+            lead_text(&mut out, lead);
+        }
+        Alert::Digest { leads, total } => {
+            out.push_str(&text::digest_subject(leads, total));
+            out.push_str("\n\n");
+            count_text(&mut out, "By offer", &text::by_offer(leads));
+            count_text(&mut out, "By action", &text::by_action(leads));
+            for (i, lead) in leads.iter().enumerate() {
+                out.push_str(&format!(
+                    "----------------------------------------\n{}. {}\n{}\n\n",
+                    i + 1,
+                    text::offer(lead),
+                    summary(lead)
+                ));
+                lead_text(&mut out, lead);
+            }
+        }
+    }
+    out.push_str("--\n");
+    out.push_str(FOOTER);
+    out.push('\n');
+    out
+}
+
+fn count_text(out: &mut String, title: &str, counts: &[(String, usize)]) {
+    out.push_str(title);
+    out.push_str(":\n");
+    for (name, n) in counts {
+        out.push_str(&format!("  {n:>4}  {name}\n"));
+    }
+    out.push('\n');
+}
+
+fn lead_text(out: &mut String, lead: &Lead) {
+    if let Some((warning, raw)) = text::customer_problem(lead, RAW_CUSTOMER_MAX) {
+        out.push_str(&format!("WARNING: {warning}\n"));
+        if let Some(raw) = raw {
+            out.push_str("Raw customer details as received:\n");
+            for line in raw.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    for field in text::fields(lead, LIMITS) {
+        if field.kind == FieldKind::Long {
+            out.push_str(&format!("{}:\n", field.label));
+            for line in field.value.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        } else {
+            out.push_str(&format!(
+                "{:<13}{}\n",
+                format!("{}:", field.label),
+                field.value
+            ));
+        }
+    }
+    if let Some(link) = text::reply_link(lead) {
+        out.push_str(&format!("\nReply: {link}\n"));
+    }
+    out.push('\n');
+}
+
+const FONT: &str = "font-family:'Segoe UI',Arial,Helvetica,sans-serif;";
+const CELL_LABEL: &str = "padding:6px 12px 6px 0;width:130px;vertical-align:top;color:#4b5563;border-bottom:1px solid #e5e7eb;";
+const CELL_VALUE: &str =
+    "padding:6px 0;vertical-align:top;color:#111827;border-bottom:1px solid #e5e7eb;";
+
+/// The HTML part.
+pub fn render_html(alert: Alert<'_>) -> String {
+    let title = subject(alert);
+    let content = match alert {
+        Alert::Lead(lead) => html! {
+            (heading(&format!("New lead: {}", text::offer(lead))))
+            (lead_html(lead))
+        },
+        Alert::Digest { leads, total } => html! {
+            (heading(&text::digest_subject(leads, total)))
+            tr { td style="padding:16px 24px 0 24px;" {
+                (counts_html("By offer", &text::by_offer(leads)))
+                (counts_html("By action", &text::by_action(leads)))
+            } }
+            @for (i, lead) in leads.iter().enumerate() {
+                tr { td style={"padding:20px 24px 0 24px;font-size:16px;font-weight:bold;color:#0f6cbd;" (FONT)} {
+                    (i + 1) ". " (text::offer(lead))
+                } }
+                (lead_html(lead))
+            }
+        },
+    };
+    let page = html! {
+        (DOCTYPE)
+        html {
+            head {
+                meta http-equiv="Content-Type" content="text/html; charset=utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+            }
+            body style="margin:0;padding:0;background-color:#f3f4f6;" {
+                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background-color:#f3f4f6;" {
+                    tr { td align="center" style="padding:24px 12px;" {
+                        table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0"
+                            style={"width:640px;max-width:640px;background-color:#ffffff;border:1px solid #d1d5db;font-size:14px;color:#111827;" (FONT)} {
+                            (content)
+                            tr { td style={"padding:20px 24px;font-size:12px;color:#6b7280;" (FONT)} { (FOOTER) } }
+                        }
+                    } }
+                }
+            }
+        }
+    };
+    page.into_string()
+}
+
+fn heading(title: &str) -> Markup {
+    html! {
+        tr { td style={"padding:16px 24px;background-color:#0f6cbd;color:#ffffff;font-size:20px;font-weight:bold;" (FONT)} {
+            (title)
+        } }
+    }
+}
+
+fn counts_html(title: &str, counts: &[(String, usize)]) -> Markup {
+    html! {
+        p style={"margin:0 0 6px 0;font-weight:bold;" (FONT)} { (title) }
+        table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 12px 0;" {
+            @for (name, n) in counts {
+                tr {
+                    td align="right" style={"padding:2px 12px 2px 0;" (FONT)} { (n) }
+                    td style={"padding:2px 0;" (FONT)} { (name) }
+                }
+            }
+        }
+    }
+}
+
+fn lead_html(lead: &Lead) -> Markup {
+    let reply = text::reply_link(lead);
+    html! {
+        tr { td style={"padding:12px 24px 0 24px;font-size:15px;" (FONT)} { (summary(lead)) } }
+        @if let Some((warning, raw)) = text::customer_problem(lead, RAW_CUSTOMER_MAX) {
+            tr { td style="padding:12px 24px 0 24px;" {
+                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
+                    tr { td style={"padding:10px 12px;background-color:#fff4ce;border:1px solid #f2c94c;" (FONT)} {
+                        strong { (warning) }
+                        @if let Some(raw) = raw {
+                            br; "Raw customer details as received:" br;
+                            span style="font-family:Consolas,'Courier New',monospace;font-size:12px;" { (lines(&raw)) }
+                        }
+                    } }
+                }
+            } }
+        }
+        tr { td style="padding:8px 24px 0 24px;" {
+            table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
+                @for field in text::fields(lead, LIMITS) {
+                    tr {
+                        td style={(CELL_LABEL) (FONT)} { (field.label) }
+                        td style={(CELL_VALUE) (FONT)} { (field_value(&field, reply.as_deref())) }
+                    }
+                }
+            }
+        } }
+        @if let Some(link) = reply {
+            tr { td style="padding:16px 24px 0 24px;" {
+                table role="presentation" cellpadding="0" cellspacing="0" border="0" {
+                    tr { td style="background-color:#0f6cbd;padding:8px 16px;" {
+                        a href=(link) style={"color:#ffffff;text-decoration:none;font-weight:bold;" (FONT)} { "Reply to the customer" }
+                    } }
+                }
+            } }
+        }
+    }
+}
+
+fn field_value(field: &Field, reply: Option<&str>) -> Markup {
+    match (field.kind, reply) {
+        (FieldKind::Email, Some(link)) => {
+            html! { a href=(link) style="color:#0f6cbd;" { (field.value) } }
+        }
+        (FieldKind::Long, _) => lines(&field.value),
+        _ => html! { (field.value) },
+    }
+}
+
+/// Line breaks as `<br>`: Outlook does not honour `white-space: pre-wrap`.
+fn lines(value: &str) -> Markup {
+    html! {
+        @for (i, line) in value.lines().enumerate() {
+            @if i > 0 { br; }
+            (line)
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The one path from lead rows to alerts, shared by the timer invocation,
+//! the CLI's `poll` and the `watch` loop:
+//!
+//! load the watermark → scan the lead table from it (less the overlap
+//! window), page by page → per page: parse, filter, judge each (lead,
+//! channel) against the ledger, claim, send, settle → move the watermark to
+//! the earliest lead with an unfinished alert, else the latest row seen.
+//!
+//! An idle run costs at most three storage requests: the watermark, one scan
+//! page, and the ledger records of that page's window.
+
+mod deliver;
+mod run;
+mod summary;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+pub use summary::RunSummary;
+
+use crate::config::Settings;
+use crate::lead::LeadRow;
+use crate::ledger::{Ledger, Policy, Watermarks};
+use crate::notify::Notifier;
+use crate::source::{self, format_timestamp, Scan};
+use crate::storage::{Storage, StorageError};
+use deliver::{Channel, Limits};
+use run::Run;
+
+/// Why a run could not finish. Alerts left undelivered are not errors: they
+/// are in the [`RunSummary`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Everything a run needs; cheap to keep for the life of the process.
+pub struct Pipeline {
+    settings: Arc<Settings>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    /// Shared by every run's storage client, so connections are reused.
+    http: reqwest::Client,
+}
+
+impl Pipeline {
+    /// No I/O.
+    pub fn new(settings: Arc<Settings>, notifiers: Vec<Arc<dyn Notifier>>) -> Pipeline {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Pipeline {
+            settings,
+            notifiers,
+            http,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A storage client with its own request counter.
+    pub fn storage(&self) -> Storage {
+        Storage::new(&self.settings.storage, self.http.clone())
+    }
+
+    /// One poll of the lead table.
+    pub async fn run_once(&self) -> Result<RunSummary, RunError> {
+        let started = Instant::now();
+        let storage = self.storage();
+        let run_id = new_run_id();
+        let settings = &*self.settings;
+        let watermarks = Watermarks::new(&storage, &settings.state_table, &settings.leads_table);
+        let loaded = watermarks.load().await?;
+        let from = match &loaded {
+            Some(w) => Some(w.at - settings.scan_overlap),
+            None => settings.start_from.resolve(OffsetDateTime::now_utc()),
+        };
+        let mut run = self.start(&storage, &run_id);
+        let mut scan = Scan::new(&storage, &settings.leads_table, from);
+        let mut known = None;
+        while let Some(rows) = scan.next_page().await? {
+            if rows.is_empty() {
+                continue;
+            }
+            run.summary.rows_scanned += rows.len() as u64;
+            // Fetched only once there is something to judge, so an empty
+            // table costs two requests.
+            if known.is_none() {
+                known = Some(run.ledger.window(from).await?);
+            }
+            if let Some(known) = &known {
+                run.process(&rows, known).await?;
+            }
+        }
+        // The first run pins its start, so a later first lead is not missed
+        // by a look-back window that slides.
+        let first_start = if loaded.is_none() { from } else { None };
+        let target = run.unfinished.or(run.latest).or(first_start);
+        let mut watermark = loaded.as_ref().map(|w| w.at);
+        if let Some(target) = target {
+            watermark = Some(watermarks.advance(loaded, target, &run_id).await?);
+        }
+        let mut summary = run.summary;
+        summary.watermark = watermark.map(format_timestamp);
+        Ok(finish(summary, &storage, started))
+    }
+
+    /// Alerts these rows now, through the same claim, send and record steps
+    /// as a run, without scanning or moving the watermark (the real-time
+    /// webhook, after it stored the rows).
+    pub async fn alert_rows(&self, rows: &[LeadRow]) -> Result<RunSummary, RunError> {
+        let started = Instant::now();
+        let storage = self.storage();
+        let run_id = new_run_id();
+        storage
+            .create_table_if_missing(&self.settings.state_table)
+            .await?;
+        let mut run = self.start(&storage, &run_id);
+        run.summary.rows_scanned = rows.len() as u64;
+        run.process(rows, &Default::default()).await?;
+        Ok(finish(run.summary, &storage, started))
+    }
+
+    /// Reaches storage: the lead table exists and the state table answers.
+    /// Writes nothing.
+    pub async fn storage_check(&self) -> Result<(), RunError> {
+        let storage = self.storage();
+        let settings = &*self.settings;
+        source::probe(&storage, &settings.leads_table).await?;
+        Watermarks::new(&storage, &settings.state_table, &settings.leads_table)
+            .probe()
+            .await?;
+        Ok(())
+    }
+
+    fn start<'a>(&'a self, storage: &'a Storage, run_id: &'a str) -> Run<'a> {
+        let settings = &*self.settings;
+        let policy = Policy {
+            claim_lease: settings.claim_lease,
+            max_attempts: settings.max_attempts.max(1),
+        };
+        let channels: Vec<Channel> = self.notifiers.iter().cloned().map(Channel::new).collect();
+        Run {
+            ledger: Ledger::new(
+                storage,
+                &settings.state_table,
+                &settings.leads_table,
+                run_id,
+                policy,
+            ),
+            summary: RunSummary::new(run_id.to_owned(), channels.iter().map(Channel::id)),
+            channels,
+            limits: Limits {
+                digest_after: settings.digest_after,
+                retry_budget: settings.retry_budget,
+                max_attempts: policy.max_attempts,
+            },
+            settings,
+            unfinished: None,
+            latest: None,
+        }
+    }
+}
+
+fn finish(mut summary: RunSummary, storage: &Storage, started: Instant) -> RunSummary {
+    summary.storage_requests = storage.requests();
+    summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        run_id = %summary.run_id,
+        rows_scanned = summary.rows_scanned,
+        leads_new = summary.leads_new,
+        delivered = summary.delivered_total(),
+        failed = summary.failed,
+        pending = summary.pending,
+        busy = summary.busy,
+        storage_requests = summary.storage_requests,
+        watermark = summary.watermark.as_deref().unwrap_or("-"),
+        "run finished"
+    );
+    summary
+}
+
+fn new_run_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}

@@ -1,0 +1,152 @@
+//! One run over a set of lead rows: judge each (lead, channel) against the
+//! ledger, record skipped leads, deliver what is owed on every channel at
+//! once, and keep track of how far the watermark may move.
+
+use std::collections::HashMap;
+
+use futures::future::join_all;
+use time::OffsetDateTime;
+
+use super::deliver::{deliver, Channel, Limits, Owed};
+use super::summary::RunSummary;
+use crate::config::Settings;
+use crate::lead::{Lead, LeadRow};
+use crate::ledger::{AlertKey, Entry, Ledger, Settlement, Verdict};
+use crate::notify::ChannelId;
+use crate::storage::StorageError;
+
+pub(super) struct Run<'a> {
+    pub ledger: Ledger<'a>,
+    pub channels: Vec<Channel>,
+    pub limits: Limits,
+    pub settings: &'a Settings,
+    pub summary: RunSummary,
+    /// Earliest timestamp of a lead with an alert left pending or busy.
+    pub unfinished: Option<OffsetDateTime>,
+    /// Latest timestamp seen.
+    pub latest: Option<OffsetDateTime>,
+}
+
+impl Run<'_> {
+    /// Handles one page of rows. `known` holds the ledger records of the scan
+    /// window; an alert missing from it is claimed by insert, which finds a
+    /// record written meanwhile anyway.
+    pub async fn process(
+        &mut self,
+        rows: &[LeadRow],
+        known: &HashMap<String, Entry>,
+    ) -> Result<(), StorageError> {
+        let now = OffsetDateTime::now_utc();
+        let leads: Vec<Lead> = rows.iter().map(Lead::from_row).collect();
+        let mut owed: Vec<Vec<Owed>> = self.channels.iter().map(|_| Vec::new()).collect();
+        let mut skips = Vec::new();
+        let mut exhausted = Vec::new();
+        let ids: Vec<ChannelId> = self.channels.iter().map(Channel::id).collect();
+        for (index, lead) in leads.iter().enumerate() {
+            // Rows posted to the webhook have no Timestamp yet; a later
+            // scan matches them by key.
+            let stamp = lead.timestamp.unwrap_or(now);
+            self.latest = Some(self.latest.map_or(stamp, |l| l.max(stamp)));
+            let skip = self.settings.filters.skip_reason(lead);
+            let mut new = false;
+            for (&channel, owed) in ids.iter().zip(owed.iter_mut()) {
+                let alert = AlertKey {
+                    lead: lead.key.clone(),
+                    channel,
+                    lead_timestamp: stamp,
+                };
+                let entry = known.get(&alert.row_key());
+                if let Some(reason) = skip {
+                    if entry.is_none() {
+                        skips.push((alert, reason));
+                        new = true;
+                    }
+                    continue;
+                }
+                match self.ledger.judge(entry) {
+                    Verdict::Done(_) => {}
+                    Verdict::Busy => {
+                        self.summary.busy += 1;
+                        self.unfinished(stamp);
+                    }
+                    Verdict::Owed { prior } => {
+                        new = true;
+                        owed.push(Owed {
+                            alert,
+                            prior,
+                            lead: index,
+                        });
+                    }
+                    Verdict::Exhausted { prior } => {
+                        let error = format!(
+                            "gave up after {} attempt(s); last error: {}",
+                            prior.record.attempts, prior.record.last_error
+                        );
+                        self.summary.failed += 1;
+                        self.summary.problem(format!(
+                            "{}: lead {} failed for good: {error}",
+                            alert.channel, alert.lead
+                        ));
+                        exhausted.push((prior, Settlement::Failed { error }));
+                    }
+                }
+            }
+            if new {
+                self.summary.leads_new += 1;
+                tracing::debug!(lead = %lead.key, skipped = ?skip, "new lead");
+                if let Some(reason) = skip {
+                    *self.summary.skipped.entry(reason).or_default() += 1;
+                }
+            }
+        }
+        if !skips.is_empty() {
+            self.ledger.skip(skips).await?;
+        }
+        if !exhausted.is_empty() {
+            self.ledger.settle(exhausted).await?;
+        }
+        self.deliver(&leads, owed).await
+    }
+
+    /// All channels at once: a slow or broken one does not hold up the others.
+    async fn deliver(&mut self, leads: &[Lead], owed: Vec<Vec<Owed>>) -> Result<(), StorageError> {
+        let ledger = &self.ledger;
+        let limits = self.limits;
+        let tallies = join_all(
+            self.channels
+                .iter_mut()
+                .zip(owed)
+                .filter(|(_, items)| !items.is_empty())
+                .map(|(channel, items)| async move {
+                    let id = channel.id();
+                    (id, deliver(ledger, channel, limits, leads, items).await)
+                }),
+        )
+        .await;
+        let mut first_error = None;
+        for (channel, tally) in tallies {
+            let tally = match tally {
+                Ok(tally) => tally,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            *self.summary.delivered.entry(channel).or_default() += tally.delivered;
+            self.summary.failed += tally.failed;
+            self.summary.pending += tally.pending;
+            self.summary.busy += tally.busy;
+            if let Some(t) = tally.unfinished {
+                self.unfinished(t);
+            }
+            for problem in tally.problems {
+                self.summary.problem(problem);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn unfinished(&mut self, stamp: OffsetDateTime) {
+        self.unfinished = Some(self.unfinished.map_or(stamp, |u| u.min(stamp)));
+    }
+}

@@ -1,0 +1,165 @@
+//! A scripted SMTP server: speaks just enough SMTP for lettre and answers
+//! each command with the reply a test chose, so tests can see how every
+//! kind of refusal is classified.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// Replies, each a full SMTP reply line such as `"451 4.3.0 try later"`.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// When set, EHLO advertises `AUTH PLAIN LOGIN` and AUTH gets this reply.
+    pub auth: Option<String>,
+    pub mail: String,
+    pub rcpt: String,
+    pub data: String,
+    /// The reply after the message's final `.`; `None` closes the connection
+    /// without answering (the ambiguous case).
+    pub after_data: Option<String>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            auth: None,
+            mail: "250 2.1.0 OK".into(),
+            rcpt: "250 2.1.5 OK".into(),
+            data: "354 Start mail input; end with <CRLF>.<CRLF>".into(),
+            after_data: Some("250 2.0.0 OK queued".into()),
+        }
+    }
+}
+
+/// A running scripted server on 127.0.0.1; it stops with the test's runtime.
+pub struct ScriptedSmtp {
+    pub port: u16,
+    /// Every command line received, in order (AUTH arguments blanked).
+    pub commands: Arc<Mutex<Vec<String>>>,
+    /// The script in force; [`ScriptedSmtp::set_script`] swaps it, also for
+    /// connections already open (lettre pools them).
+    script: Arc<Mutex<Script>>,
+    /// The full text of every message answered with a 2xx after DATA.
+    accepted: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScriptedSmtp {
+    pub async fn start(script: Script) -> ScriptedSmtp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let log = commands.clone();
+        let script = Arc::new(Mutex::new(script));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let shared = Shared {
+            script: script.clone(),
+            accepted: accepted.clone(),
+        };
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, shared, log).await;
+                });
+            }
+        });
+        ScriptedSmtp {
+            port,
+            commands,
+            script,
+            accepted,
+        }
+    }
+
+    /// Answers with `script` from the next command on (a server that recovers).
+    pub fn set_script(&self, script: Script) {
+        *self.script.lock().unwrap() = script;
+    }
+
+    /// Every message the server accepted, as received.
+    pub fn accepted(&self) -> Vec<String> {
+        self.accepted.lock().unwrap().clone()
+    }
+
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().unwrap().clone()
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    script: Arc<Mutex<Script>>,
+    accepted: Arc<Mutex<Vec<String>>>,
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    shared: Shared,
+    log: Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"220 script.test ESMTP ready\r\n").await?;
+    while let Some(line) = lines.next_line().await? {
+        let script = shared.script.lock().unwrap().clone();
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        log.lock().unwrap().push(if verb == "AUTH" {
+            "AUTH".into()
+        } else {
+            line.clone()
+        });
+        let reply = match verb.as_str() {
+            "EHLO" => {
+                let auth = if script.auth.is_some() {
+                    "250-AUTH PLAIN LOGIN\r\n"
+                } else {
+                    ""
+                };
+                format!("250-script.test\r\n{auth}250 8BITMIME")
+            }
+            "HELO" | "NOOP" | "RSET" => "250 OK".into(),
+            "AUTH" => script.auth.clone().unwrap_or("502 not supported".into()),
+            "MAIL" => script.mail.clone(),
+            "RCPT" => script.rcpt.clone(),
+            "DATA" => {
+                write
+                    .write_all(format!("{}\r\n", script.data).as_bytes())
+                    .await?;
+                if !script.data.starts_with("354") {
+                    continue;
+                }
+                let mut message = String::new();
+                while let Some(body) = lines.next_line().await? {
+                    if body == "." {
+                        break;
+                    }
+                    message.push_str(&body);
+                    message.push('\n');
+                }
+                log.lock().unwrap().push("<message>".into());
+                match &script.after_data {
+                    Some(reply) => {
+                        if reply.starts_with('2') {
+                            shared.accepted.lock().unwrap().push(message);
+                        }
+                        reply.clone()
+                    }
+                    None => return Ok(()),
+                }
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => "500 unknown command".into(),
+        };
+        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Hostile input: lead rows crafted to break or abuse the alerts, and
+//! invocations no Functions host would send.
+
+mod common;
+
+use std::time::Duration;
+
+use common::faults::{
+    assert_handler_quiet, count, emails_per_lead, maildev_messages, walk, write_rows, Fixture,
+    Teams, LEAD_PARTITION,
+};
+use common::handler::Handler;
+use common::servers::{maildev_smtp_port, storage_connection, unique_recipient};
+use lead_notifier::lead::LeadRow;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Customer details the hostile rows carry, which must never be printed.
+const HOSTILE_NEEDLES: [&str; 5] = ["Ngozi", "Okafor", "hostile.example", "803 555", "Zuzana"];
+/// Lead text that must never become markup, a link or a header.
+const INJECTED: [&str; 6] = ["<script", "evil.example", "onerror", "Click here", "Bcc", "urgent"];
+
+fn row(rk: &str, info: Option<String>, description: Option<String>) -> LeadRow {
+    LeadRow {
+        partition_key: LEAD_PARTITION.to_owned(),
+        row_key: rk.to_owned(),
+        timestamp: None,
+        action_code: Some("PLT".into()),
+        created_time: Some("11/21/2026 10:45:00 AM".into()),
+        customer_info: info,
+        description,
+        lead_source: Some("SPZA-PLT|contoso.crm-suite".into()),
+        offer_display_name: Some("Contoso CRM Suite".into()),
+    }
+}
+
+fn hostile_rows() -> Vec<LeadRow> {
+    let info = |first: &str, last: &str, company: &str, title: &str| {
+        Some(
+            json!({"FirstName": first, "LastName": last, "Email": "ngozi.okafor@hostile.example",
+                   "Phone": "+234 803 555 0147", "Country": "NG", "Company": company, "Title": title})
+            .to_string(),
+        )
+    };
+    let missing = LeadRow {
+        partition_key: LEAD_PARTITION.to_owned(),
+        row_key: "hostile-missing".to_owned(),
+        ..LeadRow::default()
+    };
+    vec![
+        row(
+            "hostile-badjson",
+            Some(r#"{"FirstName": "Ngozi", "Email": "ngozi@hostile.example", "Phone": "+234 803 555"#.into()),
+            Some("CustomerInfo is cut off".into()),
+        ),
+        missing,
+        row(
+            "hostile-huge",
+            info("Ngozi", "Okafor", &"C".repeat(30_000), &"T".repeat(30_000)),
+            Some("D".repeat(1024 * 1024)),
+        ),
+        row(
+            "hostile-invisible",
+            info(
+                "Zu\u{0007}\u{001b}[31mzana\u{0000}",
+                "Ok\u{202E}rofak\u{202C}",
+                "Zero\u{200B}Width\u{FEFF}\u{2066}Co",
+                "Line\r\nBreak\u{0085}Title",
+            ),
+            Some("tab\there\u{2028}next".into()),
+        ),
+        row(
+            "hostile-html",
+            info(
+                "<script>alert('x')</script>Ngozi",
+                "Okafor\r\nBcc: victim@evil.example",
+                "<img src=x onerror=alert(1)>",
+                "\"><b>bold</b>",
+            ),
+            Some("</td></tr></table><a href=\"http://evil.example\">Click here</a>".into()),
+        ),
+        row(
+            "hostile-markdown",
+            info(
+                "[Click here](http://evil.example/phish)",
+                "**Okafor**",
+                "# Heading",
+                "![x](http://evil.example/t.png)",
+            ),
+            Some("**urgent** <http://evil.example> [Click here](http://evil.example) _x_ `y`".into()),
+        ),
+    ]
+}
+
+/// Bidirectional overrides, zero-width and other characters that hide or
+/// reorder text.
+fn is_sneaky(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn check_card(card: &Value, key: &str) {
+    let text = serde_json::to_string(card).unwrap();
+    assert!(text.len() <= 28 * 1024, "{key}: card of {} bytes", text.len());
+    walk(card, &mut |value| {
+        if let Some(map) = value.as_object() {
+            for name in ["url", "selectAction", "actions"] {
+                assert!(!map.contains_key(name), "{key}: card has {name}: {value}");
+            }
+            if map.get("type").and_then(Value::as_str) == Some("TextBlock") {
+                let block = map.get("text").and_then(Value::as_str).unwrap_or("");
+                for injected in INJECTED.iter().chain(&HOSTILE_NEEDLES) {
+                    assert!(!block.contains(injected), "{key}: lead text in a TextBlock: {block}");
+                }
+            }
+            if let Some(run) = map.get("text").and_then(Value::as_str) {
+                assert!(!run.chars().any(is_sneaky), "{key}: hidden characters in {run:?}");
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
+    let teams = Teams::start(&[], Duration::ZERO).await;
+    let recipient = unique_recipient("hostile");
+    let mut f = Fixture::new(&storage_connection());
+    f.teams(&teams).smtp(maildev_smtp_port(), &recipient);
+    let rows = hostile_rows();
+    write_rows(&f, &rows).await;
+    let mut handler = Handler::start(&f.settings).await;
+
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    let n = rows.len() as u64;
+    assert_eq!(body["ReturnValue"]["rows_scanned"].as_u64(), Some(n), "{body}");
+    for channel in ["email", "teams", "outbox"] {
+        assert_eq!(count(&body, "delivered", channel), n, "{channel}: {body}");
+    }
+
+    // One card per row, none carrying markup, links or hidden characters.
+    let posts = teams.posts();
+    assert_eq!(posts.len(), rows.len());
+    let cards = teams.cards_per_lead();
+    for row in &rows {
+        let key = format!("{} / {}", row.partition_key, row.row_key);
+        assert_eq!(cards.get(&key), Some(&1), "card for {key}: {cards:?}");
+    }
+    for post in &posts {
+        check_card(&post.body, &post.body.to_string().chars().take(60).collect::<String>());
+    }
+
+    // One email per row; its HTML escapes the markup, its headers stay intact.
+    let messages = maildev_messages(&recipient).await;
+    assert_eq!(messages.len(), rows.len());
+    let per_lead = emails_per_lead(&recipient).await;
+    for row in &rows {
+        let key = format!("{} / {}", row.partition_key, row.row_key);
+        assert_eq!(per_lead.get(&key), Some(&1), "email for {key}: {per_lead:?}");
+    }
+    for message in &messages {
+        let html = message["html"].as_str().unwrap_or("");
+        let lower = html.to_ascii_lowercase();
+        assert!(!lower.contains("<script"), "raw <script> in the HTML");
+        assert!(!lower.contains("<img src=x"), "raw <img> in the HTML");
+        assert!(!lower.contains("href=\"http://evil"), "lead link in the HTML");
+        assert!(!html.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{200B}')));
+        let subject = message["subject"].as_str().unwrap_or("");
+        assert!(!subject.chars().any(is_sneaky), "subject {subject:?}");
+        let to: Vec<&str> = message["to"]
+            .as_array()
+            .map(|to| to.iter().filter_map(|a| a["address"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(to, [recipient.as_str()], "recipients untouched");
+        let bcc = message["bcc"].as_array().is_some_and(|b| !b.is_empty());
+        assert!(!bcc, "no Bcc: {message}");
+        let headers = message["headers"].to_string().to_ascii_lowercase();
+        assert!(!headers.contains("\"bcc\""), "no Bcc header: {headers}");
+    }
+    let escaped = messages.iter().any(|m| {
+        m["html"]
+            .as_str()
+            .is_some_and(|h| h.contains("&lt;script&gt;"))
+    });
+    assert!(escaped, "the <script> name is shown escaped");
+
+    let (status, again) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(teams.posts().len(), rows.len(), "nothing re-sent");
+    assert!(handler.is_running());
+    assert_handler_quiet(&handler, &f, &[&body, &again], &HOSTILE_NEEDLES);
+}
+
+/// Sends `request` on a fresh connection and returns the status line, or
+/// `None` when the handler closed the connection without answering.
+async fn raw_exchange(port: u16, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let _ = stream.write_all(request).await;
+    let _ = stream.shutdown().await;
+    status_line(&mut stream).await
+}
+
+async fn status_line(stream: &mut TcpStream) -> Option<String> {
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(40), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the handler neither answered nor closed");
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().next().filter(|l| !l.is_empty()).map(str::to_owned)
+}
+
+fn is_4xx(line: &Option<String>) -> bool {
+    match line {
+        None => true,
+        Some(line) => line.split_whitespace().nth(1).is_some_and(|s| s.starts_with('4')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_invocations_get_4xx_or_a_closed_connection_and_the_handler_keeps_serving() {
+    let f = Fixture::new(&storage_connection());
+    write_rows(&f, &common::faults::lead_rows("invocations", 1)).await;
+    let mut handler = Handler::start(&f.settings).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Vec<u8>| {
+        http.post(handler.url(path))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    // A client trickling its body holds no slot that others need.
+    let mut slow = TcpStream::connect(("127.0.0.1", handler.port)).await.unwrap();
+    slow.write_all(
+        b"POST /LeadNotifier HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"Data\":",
+    )
+    .await
+    .unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut c = TcpStream::connect(("127.0.0.1", handler.port)).await.unwrap();
+        c.write_all(b"POST /LeadNotifier HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            .await
+            .unwrap();
+        idle.push(c);
+    }
+
+    for path in ["/NoSuchFunction", "/api/LeadNotifier", "/LeadNotifier/extra", "/%2e%2e/etc/passwd"] {
+        let answer = post(path, b"{}".to_vec()).await.expect("answered");
+        assert_eq!(answer.status().as_u16(), 404, "{path}");
+        slow.write_all(b" ").await.unwrap();
+    }
+    let bodies: [&[u8]; 12] = [
+        b"{not json",
+        b"",
+        b"\x00\x01\x02",
+        b"\xff\xfe{\"Data\":{}}",
+        b"[1,2,3]",
+        b"\"LeadNotifier\"",
+        b"null",
+        b"42",
+        b"{\"Data\": 5}",
+        b"{\"Data\": []}",
+        b"{\"Data\": \"timer\"}",
+        b"{\"Data\": {\"timer\": 1}, \"Metadata\": [",
+    ];
+    for body in bodies {
+        let answer = post("/LeadNotifier", body.to_vec()).await.expect("answered");
+        let status = answer.status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "{:?} answered {status}",
+            String::from_utf8_lossy(body)
+        );
+        slow.write_all(b" ").await.unwrap();
+    }
+    let huge = vec![b' '; 12 * 1024 * 1024];
+    match post("/LeadNotifier", huge).await {
+        Ok(answer) => assert_eq!(answer.status().as_u16(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "closed is fine: {e}"),
+    }
+    let not_http = raw_exchange(handler.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n").await;
+    assert!(is_4xx(&not_http), "not HTTP: {not_http:?}");
+    let smuggled = raw_exchange(
+        handler.port,
+        b"POST /LeadNotifier HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(is_4xx(&smuggled), "Content-Length with chunked: {smuggled:?}");
+
+    // Meanwhile the handler serves the host: ready check and a real run.
+    let ready = http.get(handler.url("/")).send().await.expect("ready check");
+    assert_eq!(ready.status().as_u16(), 200);
+    let (status, run) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "a real invocation still runs: {run}");
+    assert_eq!(count(&run, "delivered", "outbox"), 1, "{run}");
+
+    // The trickling client gives up: its request ends in 4xx or a close.
+    slow.shutdown().await.unwrap();
+    let ended = status_line(&mut slow).await;
+    assert!(is_4xx(&ended), "a cut-off body: {ended:?}");
+    drop(idle);
+
+    assert!(handler.is_running());
+    let ready = http.get(handler.url("/")).send().await.expect("still serving");
+    assert_eq!(ready.status().as_u16(), 200);
+    assert_handler_quiet(&handler, &f, &[&run], &common::faults::CUSTOMER_NEEDLES);
+}

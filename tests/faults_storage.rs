@@ -1,0 +1,156 @@
+//! Fault injection on storage: Azurite down when a run starts, Azurite gone
+//! in the middle of a run, and throttling answers from a proxy in front of it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::faults::{
+    assert_handler_quiet, count, invoke_until_settled, ledger, lead_rows, shown_key, total,
+    write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
+};
+use common::handler::Handler;
+use common::proxy::{FaultProxy, Throttle};
+use common::servers::Azurite;
+
+#[tokio::test]
+async fn storage_unreachable_at_the_start_fails_cleanly_and_the_next_run_recovers() {
+    let data = tempfile::tempdir().expect("azurite dir");
+    let mut azurite = Azurite::spawn_persistent(data.path());
+    let teams = Teams::start(&[], Duration::ZERO).await;
+    let mut f = Fixture::new(&azurite.connection_string());
+    f.teams(&teams);
+    let rows = lead_rows("down", 5);
+    write_rows(&f, &rows).await;
+    azurite.stop_gracefully();
+    let handler = Handler::start(&f.settings).await;
+
+    let (status, down) = handler.invoke_timer().await;
+    assert_eq!(status, 500, "{down}");
+    let stderr = handler.stderr();
+    assert!(
+        stderr.contains("cannot reach") || stderr.contains("storage"),
+        "stderr names the storage problem: {stderr}"
+    );
+    assert!(teams.posts().is_empty(), "nothing sent without the ledger");
+
+    azurite.restart();
+    let answers = invoke_until_settled(&handler, 3).await;
+    assert_eq!(total(&answers, "delivered", "teams"), 5, "{answers:?}");
+    assert_eq!(total(&answers, "delivered", "outbox"), 5, "{answers:?}");
+    let cards = teams.cards_per_lead();
+    for row in &rows {
+        assert_eq!(cards.get(&shown_key(row)), Some(&1), "{}", row.row_key);
+    }
+    let mut bodies = vec![&down];
+    bodies.extend(answers.iter().map(|(_, b)| b));
+    assert_handler_quiet(&handler, &f, &bodies, &CUSTOMER_NEEDLES);
+}
+
+#[tokio::test]
+async fn storage_lost_mid_run_loses_nothing_and_doubles_only_alerts_in_flight() {
+    let data = tempfile::tempdir().expect("azurite dir");
+    let mut azurite = Azurite::spawn_persistent(data.path());
+    // Slow enough that the run is still sending when storage goes.
+    let teams = Teams::start(&[], Duration::from_millis(10)).await;
+    let mut f = Fixture::new(&azurite.connection_string());
+    f.teams(&teams).without("OUTBOX_DIR").set("CLAIM_LEASE", "2s");
+    let rows = lead_rows("midrun", 300);
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+
+    let run = handler.invoke_timer();
+    let outage = async {
+        while teams.posts().len() < 60 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        azurite.stop_gracefully();
+    };
+    let ((status, during), ()) = tokio::join!(run, outage);
+    let sent_before = teams.posts().len();
+    assert!(sent_before < rows.len(), "storage went away mid-run ({sent_before} cards)");
+    assert_eq!(status, 500, "the run could not finish: {during}");
+
+    azurite.restart();
+    // Alerts claimed but not recorded as delivered: the ones that may have
+    // been sent when storage went away.
+    let in_flight: BTreeSet<String> = ledger(&f)
+        .await
+        .into_iter()
+        .filter(|r| r.channel == "teams" && r.status == "claimed")
+        .map(|r| r.lead)
+        .collect();
+    let answers = invoke_until_settled(&handler, 10).await;
+
+    let cards = teams.cards_per_lead();
+    let mut doubled = 0;
+    for row in &rows {
+        let key = shown_key(row);
+        let n = cards.get(&key).copied().unwrap_or(0);
+        assert!(n >= 1, "{key} lost");
+        if n > 1 {
+            assert!(in_flight.contains(&key), "{key} sent {n} times but was not in flight");
+            assert_eq!(n, 2, "{key} sent {n} times");
+            doubled += 1;
+        }
+    }
+    eprintln!(
+        "storage outage: {sent_before} cards before, {} claims in flight, {doubled} doubled",
+        in_flight.len()
+    );
+    let mut bodies = vec![&during];
+    bodies.extend(answers.iter().map(|(_, b)| b));
+    assert_handler_quiet(&handler, &f, &bodies, &CUSTOMER_NEEDLES);
+}
+
+#[tokio::test]
+async fn throttling_answers_from_storage_are_retried() {
+    let azurite = Azurite::spawn();
+    let proxy = FaultProxy::start(
+        azurite.port,
+        &[
+            Throttle {
+                status: 503,
+                retry_after: 1,
+            },
+            Throttle {
+                status: 429,
+                retry_after: 1,
+            },
+        ],
+        Some(7),
+    )
+    .await;
+    let teams = Teams::start(&[], Duration::ZERO).await;
+    // Rows go straight to Azurite; the handler goes through the proxy.
+    let direct = Fixture::new(&azurite.connection_string());
+    let mut f = Fixture::new(&proxy.connection_string());
+    f.teams(&teams)
+        .set("LEADS_TABLE", direct.leads_table())
+        .set("LEADS_STATE_TABLE", direct.state_table());
+    let rows = lead_rows("throttled", 30);
+    write_rows(&direct, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "throttling retried within the run: {body}");
+    assert_eq!(count(&body, "delivered", "teams"), 30, "{body}");
+    assert_eq!(count(&body, "delivered", "outbox"), 30, "{body}");
+    assert!(proxy.refused() >= 4, "faults were injected: {}", proxy.refused());
+    assert_eq!(
+        body["ReturnValue"]["storage_requests"].as_u64(),
+        Some(proxy.seen() as u64),
+        "every request, retries included, is counted: {body}"
+    );
+    let cards = teams.cards_per_lead();
+    for row in &rows {
+        assert_eq!(cards.get(&shown_key(row)), Some(&1), "{}", row.row_key);
+    }
+
+    let (status, again) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(count(&again, "delivered", "teams"), 0, "{again}");
+    assert_eq!(teams.posts().len(), 30);
+    assert_handler_quiet(&handler, &f, &[&body, &again], &CUSTOMER_NEEDLES);
+}

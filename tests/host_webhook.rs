@@ -1,0 +1,127 @@
+//! `LeadWebhook` end to end: the host's HTTP-trigger invocation carrying
+//! Partner Center's HTTPS-endpoint POST → the row in Azurite → alerts once.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::handler::Handler;
+use common::servers::{maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table};
+use serde_json::{json, Value};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The invocation the host sends for an HTTP trigger named `req`.
+fn http_invocation(body: &str) -> Value {
+    json!({
+        "Data": {"req": {
+            "Url": "https://contoso-leads.azurewebsites.net/api/LeadWebhook?code=FUNCTIONKEY",
+            "Method": "POST",
+            "Query": {"code": "FUNCTIONKEY"},
+            "Headers": {"Content-Type": ["application/json"], "User-Agent": ["Microsoft-Partner-Center"]},
+            "Params": {},
+            "Body": body,
+            "Identities": []
+        }},
+        "Metadata": {"sys": {"MethodName": "LeadWebhook", "UtcNow": "2026-11-21T10:00:00Z", "RandGuid": "5a1e0d6c-0000-4000-8000-000000000001"}}
+    })
+}
+
+fn lead_json(first: &str, email: &str) -> String {
+    json!({
+        "UserDetails": {"FirstName": first, "LastName": "Novák", "Email": email, "Phone": "+420 555 0199",
+                        "Country": "CZ", "Company": "Brno Cloud s.r.o.", "Title": "CTO"},
+        "LeadSource": "AzureMarketplace", "ActionCode": "PLT",
+        "OfferTitle": "Contoso CRM Suite", "Description": "Wants a demo"
+    })
+    .to_string()
+}
+
+async fn emails_to(recipient: &str) -> usize {
+    let all: Vec<Value> = reqwest::get(format!("{}/email", maildev_api()))
+        .await
+        .expect("maildev answers")
+        .json()
+        .await
+        .expect("maildev JSON");
+    all.iter()
+        .filter(|m| m["to"].as_array().is_some_and(|to| to.iter().any(|a| a["address"] == recipient)))
+        .count()
+}
+
+fn res_status(body: &Value) -> u64 {
+    body["Outputs"]["res"]["statusCode"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_posted_lead_is_stored_and_alerted_once() {
+    let teams = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&teams)
+        .await;
+    let recipient = unique_recipient("hook");
+    let settings = HashMap::from([
+        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
+        ("LEADS_TABLE".to_owned(), unique_table("hookleads")),
+        ("LEADS_STATE_TABLE".to_owned(), unique_table("hookstate")),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
+        ("SMTP_SECURITY".to_owned(), "none".to_owned()),
+        ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
+        ("EMAIL_TO".to_owned(), recipient.clone()),
+        ("TEAMS_WEBHOOK_URL".to_owned(), format!("{}/hook?sig=HOOKSECRET", teams.uri())),
+    ]);
+    let handler = Handler::start(&settings).await;
+
+    // The lead table does not exist yet: the first POST creates it.
+    let (status, body) = handler
+        .invoke("LeadWebhook", &http_invocation(&lead_json("Petra", "petra@brno.example")))
+        .await;
+    assert_eq!(status, 200, "the handler answered the host: {body}");
+    assert_eq!(res_status(&body), 201, "stored: {body}");
+    assert!(body["Outputs"]["res"]["body"].as_str().is_some_and(|b| b.contains("stored")));
+    assert_eq!(emails_to(&recipient).await, 1);
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+
+    // Partner Center retries: the same lead again is stored once, alerted once.
+    let (_, again) = handler
+        .invoke("LeadWebhook", &http_invocation(&lead_json("Petra", "petra@brno.example")))
+        .await;
+    assert_eq!(res_status(&again), 200, "duplicate acknowledged: {again}");
+
+    // The timer's safety-net pass finds the row and sends nothing more.
+    let (status, timer) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{timer}");
+    assert_eq!(timer["ReturnValue"]["rows_scanned"], 1, "the row is in the table: {timer}");
+    assert_eq!(emails_to(&recipient).await, 1);
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+
+    // Partner Center's validation lead is stored (so validation succeeds) and not alerted.
+    let t = "MSFT_TEST_636573304831318844";
+    let validation = json!({
+        "UserDetails": {"FirstName": t, "LastName": t, "Email": format!("{t}@test.com"), "Phone": "1234567890",
+                        "Country": "US", "Company": t, "Title": t},
+        "LeadSource": format!("{t}-{t}"), "ActionCode": "INS", "OfferTitle": "Contoso CRM Suite", "Description": t
+    })
+    .to_string();
+    let (_, body) = handler.invoke("LeadWebhook", &http_invocation(&validation)).await;
+    assert_eq!(res_status(&body), 201, "validation lead stored: {body}");
+    assert_eq!(emails_to(&recipient).await, 1);
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+
+    // Not a lead: 400 with a reason, and nothing stored.
+    for bad in ["{nope", "[1,2]", "{\"hello\":\"world\"}"] {
+        let (status, body) = handler.invoke("LeadWebhook", &http_invocation(bad)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(res_status(&body), 400, "{bad}: {body}");
+    }
+    let (_, timer) = handler.invoke_timer().await;
+    assert_eq!(timer["ReturnValue"]["rows_scanned"], 2, "lead + validation lead only: {timer}");
+
+    let printed = format!("{}{}", handler.stdout(), handler.stderr());
+    for needle in ["Petra", "petra@brno.example", "HOOKSECRET", "555 0199"] {
+        assert!(!printed.contains(needle), "handler output contains {needle:?}");
+    }
+}

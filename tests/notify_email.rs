@@ -1,0 +1,383 @@
+//! The email channel against a real SMTP server (MailDev) and a scripted one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::servers::{free_port, maildev_api, maildev_smtp_port, unique_recipient};
+use common::smtp_script::{Script, ScriptedSmtp};
+use lead_notifier::config::{EmailSettings, SmtpSecurity};
+use lead_notifier::lead::{Lead, LeadRow};
+use lead_notifier::notify::email::{message_id, render_message, EmailNotifier};
+use lead_notifier::notify::email_body::{render_html, render_text};
+use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError};
+use serde_json::{json, Value};
+
+fn lead(row_key: &str, customer: Value, offer: &str) -> Lead {
+    Lead::from_row(&LeadRow {
+        partition_key: "11:2F21:2F2026".into(),
+        row_key: row_key.into(),
+        timestamp: Some("2026-11-21T10:45:00.1234567Z".into()),
+        action_code: None,
+        created_time: Some("11/21/2026 10:44:59 AM".into()),
+        customer_info: Some(customer.to_string()),
+        description: Some("We need a CRM for 40 people.\nPlease call after 2pm.".into()),
+        lead_source: Some("SPZA-PLT|contoso.crm-suite".into()),
+        offer_display_name: Some(offer.into()),
+    })
+}
+
+fn jane() -> Lead {
+    lead(
+        "a1b2c3",
+        json!({"FirstName": "Jane", "LastName": "Doe", "Email": "jane.doe@acme.example",
+               "Phone": "+49 30 1234567", "Country": "DE", "Company": "Acme GmbH", "Title": "CTO"}),
+        "Contoso CRM Suite",
+    )
+}
+
+fn settings(port: u16, to: &[String]) -> EmailSettings {
+    EmailSettings {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        credentials: None,
+        from: "Lead Notifier <leads@publisher.example>".parse().unwrap(),
+        to: to.iter().map(|a| a.parse().unwrap()).collect(),
+    }
+}
+
+/// Messages MailDev holds for `recipient`, waiting until `count` arrived.
+async fn maildev_messages(recipient: &str, count: usize) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        let all: Vec<Value> = http
+            .get(format!("{}/email", maildev_api()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mine: Vec<Value> = all
+            .into_iter()
+            .filter(|m| {
+                m["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t["address"] == recipient)
+            })
+            .collect();
+        if mine.len() >= count {
+            return mine;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("MailDev never received {count} message(s) for {recipient}");
+}
+
+#[tokio::test]
+async fn maildev_receives_a_lead_with_headers_both_parts_and_every_recipient() {
+    let first = unique_recipient("emaila");
+    let second = unique_recipient("emailb");
+    let mut lead = lead(
+        "unicode-1",
+        json!({"FirstName": "Zoë", "LastName": "Łukasiewicz-王", "Email": "zoe@acme.example",
+               "Company": "<script>alert(1)</script> & Söhne", "Country": "PL"}),
+        "Contoso CRM Suite",
+    );
+    lead.description = Some("<b>bold?</b>\nsecond line".into());
+    let notifier = EmailNotifier::new(&settings(
+        maildev_smtp_port(),
+        &[first.clone(), second.clone()],
+    ))
+    .unwrap();
+
+    notifier.send(Alert::Lead(&lead)).await.unwrap();
+
+    let messages = maildev_messages(&first, 1).await;
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    let to: Vec<&str> = m["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["address"].as_str().unwrap())
+        .collect();
+    assert!(
+        to.contains(&first.as_str()) && to.contains(&second.as_str()),
+        "{to:?}"
+    );
+    assert_eq!(
+        m["subject"],
+        "New lead: Contoso CRM Suite — Zoë Łukasiewicz-王, <script>alert(1)</script> & Söhne (Contact me)"
+    );
+    let headers = &m["headers"];
+    assert_eq!(
+        headers["message-id"],
+        message_id(Alert::Lead(&lead), ChannelId::Email)
+    );
+    assert_eq!(headers["auto-submitted"], "auto-generated");
+    assert!(headers["date"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(headers["content-type"]
+        .as_str()
+        .unwrap()
+        .starts_with("multipart/alternative"));
+
+    let text = m["text"].as_str().unwrap();
+    assert!(text.contains("Zoë Łukasiewicz-王"), "{text}");
+    assert!(text.contains("Email:       zoe@acme.example"), "{text}");
+    assert!(text
+        .contains("mailto:zoe@acme.example?subject=Your%20interest%20in%20Contoso%20CRM%20Suite"));
+    assert!(text.contains("11:2F21:2F2026 / unicode-1"));
+
+    let html = m["html"].as_str().unwrap();
+    assert!(
+        !html.contains("<script>alert"),
+        "company name unescaped in HTML"
+    );
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Söhne"));
+    assert!(html.contains("&lt;b&gt;bold?&lt;/b&gt;<br>second line"));
+    assert!(html.contains("Zoë Łukasiewicz-王"));
+}
+
+#[tokio::test]
+async fn maildev_receives_a_digest_with_every_lead() {
+    let to = unique_recipient("digest");
+    let leads = vec![
+        jane(),
+        lead(
+            "k2",
+            json!({"FirstName": "Ken", "Email": "ken@fabrikam.example"}),
+            "Fabrikam Analytics",
+        ),
+        lead(
+            "k3",
+            json!({"FirstName": "Kim", "Email": "kim@contoso.example"}),
+            "Contoso CRM Suite",
+        ),
+    ];
+    let notifier = EmailNotifier::new(&settings(maildev_smtp_port(), &[to.clone()])).unwrap();
+    assert_eq!(notifier.max_digest_leads(), 500);
+
+    notifier
+        .send(Alert::Digest {
+            leads: &leads,
+            total: 3,
+        })
+        .await
+        .unwrap();
+
+    let m = &maildev_messages(&to, 1).await[0];
+    assert_eq!(
+        m["subject"],
+        "3 new leads: Contoso CRM Suite (2), Fabrikam Analytics (1)"
+    );
+    let text = m["text"].as_str().unwrap();
+    let html = m["html"].as_str().unwrap();
+    for address in [
+        "jane.doe@acme.example",
+        "ken@fabrikam.example",
+        "kim@contoso.example",
+    ] {
+        assert!(text.contains(address), "{address} missing from text");
+        assert!(html.contains(address), "{address} missing from HTML");
+    }
+    assert!(text.contains("By action:\n     3  Contact me"), "{text}");
+}
+
+#[tokio::test]
+async fn check_reaches_the_server_without_sending() {
+    let server = ScriptedSmtp::start(Script::default()).await;
+    let notifier = EmailNotifier::new(&settings(server.port, &["a@sales.example".into()])).unwrap();
+    notifier.check().await.unwrap();
+    assert!(!server.commands().iter().any(|c| c.starts_with("MAIL")));
+}
+
+async fn send_scripted(script: Script, credentials: bool) -> NotifyError {
+    let server = ScriptedSmtp::start(script).await;
+    let mut settings = settings(server.port, &["a@sales.example".into()]);
+    if credentials {
+        settings.credentials = Some(("user".into(), "hunter2-secret".to_string().into()));
+    }
+    let err = EmailNotifier::new(&settings)
+        .unwrap()
+        .send(Alert::Lead(&jane()))
+        .await
+        .unwrap_err();
+    assert!(
+        !err.reason().contains("hunter2"),
+        "password in error: {err}"
+    );
+    assert!(!err.reason().contains("jane"), "lead data in error: {err}");
+    err
+}
+
+#[tokio::test]
+async fn temporary_refusals_are_retryable() {
+    let err = send_scripted(
+        Script {
+            rcpt: "451 4.3.0 try again later".into(),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.reason().contains("451"), "{err}");
+
+    let err = send_scripted(
+        Script {
+            after_data: Some("452 4.3.1 out of storage".into()),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn permanent_refusals_explain_the_fix() {
+    let err = send_scripted(
+        Script {
+            rcpt: "550 5.1.1 recipient unknown".into(),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.reason().contains("EMAIL_TO"), "{err}");
+
+    let err = send_scripted(
+        Script {
+            mail: "550 5.7.60 SendAsDenied; sender not allowed".into(),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.reason().contains("EMAIL_FROM must be allowed to send"),
+        "{err}"
+    );
+
+    let err = send_scripted(
+        Script {
+            auth: Some("535 5.7.8 Authentication credentials invalid".into()),
+            ..Script::default()
+        },
+        true,
+    )
+    .await;
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.reason().contains("SMTP_USERNAME and SMTP_PASSWORD"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_lost_after_data_is_retryable_and_flagged_as_possibly_delivered() {
+    let err = send_scripted(
+        Script {
+            after_data: None,
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.reason().contains("twice"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_servers_are_retryable_and_name_the_setting() {
+    let refused = EmailNotifier::new(&settings(free_port(), &["a@sales.example".into()])).unwrap();
+    let err = refused.send(Alert::Lead(&jane())).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.reason().contains("SMTP_PORT"), "{err}");
+
+    let mut unknown = settings(25, &["a@sales.example".into()]);
+    unknown.host = "no-such-host.invalid".into();
+    let err = EmailNotifier::new(&unknown)
+        .unwrap()
+        .check()
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.reason().contains("SMTP_HOST"), "{err}");
+}
+
+#[test]
+fn headers_cannot_be_injected_and_message_ids_are_stable() {
+    let mut lead = jane();
+    lead.customer.company = Some("Acme\r\nBcc: victim@example.com".into());
+    let from = "leads@publisher.example".parse().unwrap();
+    let to = ["sales@publisher.example".parse().unwrap()];
+    let message = render_message(Alert::Lead(&lead), &from, &to).unwrap();
+    let raw = String::from_utf8(message.formatted()).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    assert!(!head.lines().any(|l| l.starts_with("Bcc:")), "{head}");
+    assert!(head.contains("Auto-Submitted: auto-generated"));
+
+    let again = render_message(Alert::Lead(&lead), &from, &to).unwrap();
+    let id = |m: &lettre::Message| m.headers().get_raw("Message-ID").map(str::to_owned);
+    assert_eq!(id(&message), id(&again));
+    assert_ne!(
+        message_id(Alert::Lead(&lead), ChannelId::Email),
+        message_id(Alert::Lead(&lead), ChannelId::Outbox)
+    );
+}
+
+#[test]
+fn customer_details_that_could_not_be_read_are_shown_raw() {
+    let lead = Lead::from_row(&LeadRow {
+        partition_key: "p".into(),
+        row_key: "r".into(),
+        customer_info: Some("{\"FirstName\": \"Ja".into()),
+        lead_source: Some("AzureMarketplace-INS|contoso.crm".into()),
+        ..LeadRow::default()
+    });
+    assert!(lead.customer_warning.is_some());
+    let text = render_text(Alert::Lead(&lead));
+    assert!(
+        text.contains("WARNING: The customer details could not be read"),
+        "{text}"
+    );
+    assert!(text.contains("{\"FirstName\": \"Ja"), "{text}");
+    let html = render_html(Alert::Lead(&lead));
+    assert!(html.contains("could not be read"));
+    assert!(html.contains("{&quot;FirstName&quot;: &quot;Ja"), "{html}");
+}
+
+/// The headers a recipient's client shows, with the send time and the random
+/// MIME boundary replaced so the snapshot is stable.
+fn stable_headers(message: &lettre::Message) -> String {
+    let raw = String::from_utf8(message.formatted()).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap().replace("\r\n", "\n");
+    head.lines()
+        .map(|l| match l {
+            l if l.starts_with("Date: ") => "Date: [send time]",
+            l if l.contains("boundary=") => " boundary=\"[boundary]\"",
+            l => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn snapshot_of_a_lead_email() {
+    let lead = jane();
+    let from = "Lead Notifier <leads@publisher.example>".parse().unwrap();
+    let to = ["Sales <sales@publisher.example>".parse().unwrap()];
+    let message = render_message(Alert::Lead(&lead), &from, &to).unwrap();
+    insta::assert_snapshot!("lead_email_headers", stable_headers(&message));
+    insta::assert_snapshot!("lead_email_text", render_text(Alert::Lead(&lead)));
+    // One row per line so a reviewer can read the markup.
+    let html = render_html(Alert::Lead(&lead)).replace("<tr>", "\n<tr>");
+    insta::assert_snapshot!("lead_email_html", html);
+}

@@ -1,0 +1,132 @@
+//! `cargo xtask test`: lints, then the whole suite against real servers.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::servers::{ensure_node_modules, Azurite, MailDev};
+use crate::{cargo, elapsed, say, step};
+
+struct Options {
+    lint: bool,
+    cargo_test_args: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        lint: true,
+        cargo_test_args: Vec::new(),
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--no-lint" => options.lint = false,
+            "--" => {
+                options.cargo_test_args = iter.cloned().collect();
+                break;
+            }
+            other => bail!(
+                "unexpected argument `{other}` (usage: cargo xtask test [--no-lint] [-- <cargo test args>])"
+            ),
+        }
+    }
+    Ok(options)
+}
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    let options = parse(args)?;
+    let started = Instant::now();
+    if options.lint {
+        // Lints first: they need no servers and fail fastest.
+        if !step(
+            "cargo fmt --all -- --check",
+            cargo().args(["fmt", "--all", "--", "--check"]),
+        )?
+        .success()
+        {
+            say("formatting differs: run `cargo fmt --all`");
+            return Ok(ExitCode::FAILURE);
+        }
+        if !step(
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?
+        .success()
+        {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    ensure_node_modules()?;
+    let azurite = Azurite::start("test-azurite")?;
+    let maildev = MailDev::start("test-maildev")?;
+    let label = format!(
+        "cargo test --workspace {}",
+        options.cargo_test_args.join(" ")
+    );
+    let status = step(
+        label.trim_end(),
+        cargo()
+            .args(["test", "--workspace"])
+            .args(&options.cargo_test_args)
+            .env("LEAD_NOTIFIER_TEST_STORAGE", azurite.connection_string())
+            .env(
+                "LEAD_NOTIFIER_TEST_SMTP_PORT",
+                maildev.smtp_port.to_string(),
+            )
+            .env("LEAD_NOTIFIER_TEST_MAILDEV_URL", maildev.api_url()),
+    )?;
+    say("stopping the test servers");
+    drop(maildev);
+    drop(azurite);
+    let verdict = if status.success() { "passed" } else { "FAILED" };
+    say(format!(
+        "tests {verdict} (total {})",
+        elapsed(started.elapsed())
+    ));
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn passes_everything_after_the_separator_to_cargo_test() {
+        let o = parse(&strings(&[
+            "--no-lint",
+            "--",
+            "--test",
+            "x",
+            "--",
+            "--nocapture",
+        ]))
+        .unwrap();
+        assert!(!o.lint);
+        assert_eq!(
+            o.cargo_test_args,
+            strings(&["--test", "x", "--", "--nocapture"])
+        );
+    }
+
+    #[test]
+    fn lints_by_default_and_rejects_unknown_flags() {
+        assert!(parse(&[]).unwrap().lint);
+        assert!(parse(&strings(&["--nolint"])).is_err());
+    }
+}
