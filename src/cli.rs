@@ -201,7 +201,10 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     let pipeline = pipeline(settings)?;
     let mut ok = true;
     match pipeline.storage_check().await {
-        Ok(()) => println!("storage: reached, lead table {} found", settings.leads_table),
+        Ok(()) => println!(
+            "storage: reached, lead table {} found",
+            settings.leads_table
+        ),
         Err(e) => {
             ok = false;
             println!("storage: FAILED: {e}");
@@ -216,7 +219,11 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn test_alert(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
@@ -231,7 +238,11 @@ async fn test_alert(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Info goes to stdout and warnings and errors to stderr: the Functions host

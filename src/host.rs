@@ -80,9 +80,9 @@ pub fn router(app: Arc<App>) -> Router {
 /// SIGTERM or Ctrl-C, letting running invocations finish.
 pub async fn serve(port: u16, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}"))?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr} (FUNCTIONS_CUSTOMHANDLER_PORT): {e}")
+    })?;
     if let Err(e) = &settings {
         // Keep serving: every invocation then fails with this reason, which is
         // easier to find than a host that gave up restarting us.
@@ -199,7 +199,10 @@ fn respond<T: Serialize>(logs: Vec<String>, return_value: T) -> InvocationRespon
 /// error, because it discards `Logs` of a non-2xx answer.
 fn failed(invocation_id: &str, reason: String, summary: Option<RunSummary>) -> Response {
     eprintln!("lead-notifier: invocation {invocation_id} failed: {reason}");
-    let mut logs = summary.as_ref().map(RunSummary::log_lines).unwrap_or_default();
+    let mut logs = summary
+        .as_ref()
+        .map(RunSummary::log_lines)
+        .unwrap_or_default();
     logs.push(reason);
     (
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,7 +11,13 @@ const PEOPLE: &[(&str, &str, &str, &str, &str)] = &[
     // first, last, company, title, country
     ("Jane", "Doe", "Acme GmbH", "Head of IT", "DE"),
     ("Jiří", "Dvořák", "Pražská data s.r.o.", "CTO", "CZ"),
-    ("Árpád", "Győri", "Duna Analitika Kft.", "Data Engineer", "HU"),
+    (
+        "Árpád",
+        "Győri",
+        "Duna Analitika Kft.",
+        "Data Engineer",
+        "HU",
+    ),
     ("Юлия", "Иванова", "ООО Северный ветер", "Архитектор", "RU"),
     ("小明", "王", "上海云数科技有限公司", "IT 经理", "CN"),
     ("Carlos", "Mendes", "Fabrikam Ltda.", "Procurement", "BR"),
@@ -54,7 +60,11 @@ pub fn sample_rows(count: usize, now: OffsetDateTime) -> Vec<LeadRow> {
             let (first, last, company, title, country) = PEOPLE[i % PEOPLE.len()];
             let (offer_id, offer_name) = OFFERS[i % OFFERS.len()];
             let (source, action) = SOURCE_ACTIONS[i % SOURCE_ACTIONS.len()];
-            let email = format!("{}.{}@example.com", ascii_slug(first, i), ascii_slug(last, i));
+            let email = format!(
+                "{}.{}@example.com",
+                ascii_slug(first, i),
+                ascii_slug(last, i)
+            );
             let mut row = LeadRow {
                 partition_key: partition_key_for(now),
                 row_key: format!("seed-{stamp}-{i:05}"),
@@ -62,7 +72,10 @@ pub fn sample_rows(count: usize, now: OffsetDateTime) -> Vec<LeadRow> {
                 action_code: Some(action.to_owned()),
                 created_time: Some(now.to_string()),
                 customer_info: Some(customer_info(first, last, &email, company, title, country)),
-                description: Some(format!("Interested in {offer_name} for about {} seats", 10 + i * 5)),
+                description: Some(format!(
+                    "Interested in {offer_name} for about {} seats",
+                    10 + i * 5
+                )),
                 lead_source: Some(format!("{source}-{action}|{offer_id}")),
                 offer_display_name: Some(offer_name.to_owned()),
             };
@@ -70,7 +83,12 @@ pub fn sample_rows(count: usize, now: OffsetDateTime) -> Vec<LeadRow> {
                 0 => make_test_lead(&mut row, stamp),
                 1 => {
                     row.customer_info = Some(customer_info(
-                        "Pat", "Lee", "pat.lee@cs.stanford.edu", "Stanford University", "Student", "US",
+                        "Pat",
+                        "Lee",
+                        "pat.lee@cs.stanford.edu",
+                        "Stanford University",
+                        "Student",
+                        "US",
                     ))
                 }
                 2 => {
@@ -86,13 +104,30 @@ pub fn sample_rows(count: usize, now: OffsetDateTime) -> Vec<LeadRow> {
 
 /// Partner Center's validation lead: every field `MSFT_TEST_<digits>`.
 fn make_test_lead(row: &mut LeadRow, stamp: i128) {
-    let t = format!("MSFT_TEST_{}", stamp.unsigned_abs() % 1_000_000_000_000_000_000);
-    row.customer_info = Some(customer_info(&t, &t, &format!("{t}@test.com"), &t, &t, "US"));
+    let t = format!(
+        "MSFT_TEST_{}",
+        stamp.unsigned_abs() % 1_000_000_000_000_000_000
+    );
+    row.customer_info = Some(customer_info(
+        &t,
+        &t,
+        &format!("{t}@test.com"),
+        &t,
+        &t,
+        "US",
+    ));
     row.description = Some(t.clone());
     row.lead_source = Some(format!("{t}-{t}|Contoso CRM Suite"));
 }
 
-fn customer_info(first: &str, last: &str, email: &str, company: &str, title: &str, country: &str) -> String {
+fn customer_info(
+    first: &str,
+    last: &str,
+    email: &str,
+    company: &str,
+    title: &str,
+    country: &str,
+) -> String {
     json!({
         "FirstName": first, "LastName": last, "Email": email, "Phone": "+1 425 555 0100",
         "Country": country, "Company": company, "Title": title,

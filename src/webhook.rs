@@ -63,7 +63,10 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
         return reject(405, "only POST is accepted");
     }
     let Some(body) = request_body(req) else {
-        return reject(400, "the request has no body; expected a marketplace lead as JSON");
+        return reject(
+            400,
+            "the request has no body; expected a marketplace lead as JSON",
+        );
     };
     if body.len() > MAX_LEAD_BYTES {
         return reject(413, "the body is larger than any marketplace lead");
@@ -80,8 +83,7 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
             return reject(500, "the lead could not be stored");
         }
     };
-    let stored = match crate::intake::store(pipeline.settings(), std::slice::from_ref(&row)).await
-    {
+    let stored = match crate::intake::store(pipeline.settings(), std::slice::from_ref(&row)).await {
         Ok(stored) => stored,
         Err(e) => {
             eprintln!("lead-notifier: LeadWebhook could not store lead {key}: {e}");

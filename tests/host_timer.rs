@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::handler::Handler;
-use common::servers::{maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table};
+use common::servers::{
+    maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
+};
 use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -30,14 +32,20 @@ fn setup(teams: Option<&MockServer>) -> Setup {
         ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
         ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
         ("SMTP_SECURITY".to_owned(), "none".to_owned()),
-        ("EMAIL_FROM".to_owned(), "Lead alerts <leads@contoso.example>".to_owned()),
+        (
+            "EMAIL_FROM".to_owned(),
+            "Lead alerts <leads@contoso.example>".to_owned(),
+        ),
         ("EMAIL_TO".to_owned(), recipient.clone()),
         ("OUTBOX_DIR".to_owned(), outbox.path().display().to_string()),
     ]);
     if let Some(teams) = teams {
         settings.insert(
             "TEAMS_WEBHOOK_URL".to_owned(),
-            format!("{}/workflows/abc/triggers/manual/paths/invoke?sig=SECRETSIG", teams.uri()),
+            format!(
+                "{}/workflows/abc/triggers/manual/paths/invoke?sig=SECRETSIG",
+                teams.uri()
+            ),
         );
     }
     Setup {
@@ -92,7 +100,10 @@ async fn timer_invocation_alerts_new_leads_once_per_channel() {
     let (status, body) = handler.invoke_timer().await;
     assert_eq!(status, 200, "first run: {body}");
     assert!(body["Outputs"].is_object(), "Outputs present: {body}");
-    assert!(body["Logs"].as_array().is_some_and(|l| !l.is_empty()), "Logs: {body}");
+    assert!(
+        body["Logs"].as_array().is_some_and(|l| !l.is_empty()),
+        "Logs: {body}"
+    );
     assert_eq!(body["ReturnValue"]["rows_scanned"], 12, "{body}");
     // The seed's first three leads are a test lead, a .edu lead and a DNC lead.
     assert_eq!(count(&body, "skipped", "test_lead"), 1, "{body}");
@@ -101,7 +112,12 @@ async fn timer_invocation_alerts_new_leads_once_per_channel() {
     for channel in ["email", "teams", "outbox"] {
         assert_eq!(count(&body, "delivered", channel), 9, "{channel}: {body}");
     }
-    assert!(body["ReturnValue"]["storage_requests"].as_u64().unwrap_or(0) > 0);
+    assert!(
+        body["ReturnValue"]["storage_requests"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
     assert_eq!(emails_to(&s.recipient).await.len(), 9);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 9);
     let eml = std::fs::read_dir(s.outbox.path())
@@ -122,8 +138,17 @@ async fn timer_invocation_alerts_new_leads_once_per_channel() {
 
     // Nothing personal and no secret in what the handler printed.
     let printed = format!("{}{}", handler.stdout(), handler.stderr());
-    for needle in ["Dvořák", "jane.doe@example.com", "555 0100", "SECRETSIG", "Eby8vdM02x"] {
-        assert!(!printed.contains(needle), "handler output contains {needle:?}");
+    for needle in [
+        "Dvořák",
+        "jane.doe@example.com",
+        "555 0100",
+        "SECRETSIG",
+        "Eby8vdM02x",
+    ] {
+        assert!(
+            !printed.contains(needle),
+            "handler output contains {needle:?}"
+        );
     }
 }
 
@@ -140,7 +165,10 @@ async fn undelivered_alerts_fail_the_invocation_with_the_reason_on_stderr() {
     let (status, body) = handler.invoke_timer().await;
     assert_eq!(status, 500, "{body}");
     let stderr = handler.stderr();
-    assert!(stderr.contains("not delivered"), "stderr says why: {stderr}");
+    assert!(
+        stderr.contains("not delivered"),
+        "stderr says why: {stderr}"
+    );
     // The outbox is its own channel and still got its alert.
     assert_eq!(count(&body, "delivered", "outbox"), 1, "{body}");
 }
@@ -151,7 +179,12 @@ async fn hostile_invocations_get_4xx_and_the_handler_keeps_serving() {
     let mut handler = Handler::start(&s.settings).await;
     let http = reqwest::Client::new();
 
-    let unknown = http.post(handler.url("/NoSuchFunction")).body("{}").send().await.expect("answer");
+    let unknown = http
+        .post(handler.url("/NoSuchFunction"))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(unknown.status().as_u16(), 404);
 
     let garbage = http
@@ -163,19 +196,39 @@ async fn hostile_invocations_get_4xx_and_the_handler_keeps_serving() {
         .expect("answer");
     assert_eq!(garbage.status().as_u16(), 400);
 
-    let wrong_shape = http.post(handler.url("/LeadNotifier")).body("[1,2,3]").send().await.expect("answer");
+    let wrong_shape = http
+        .post(handler.url("/LeadNotifier"))
+        .body("[1,2,3]")
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(wrong_shape.status().as_u16(), 400);
 
     let huge = vec![b'x'; 2 * 1024 * 1024];
-    match http.post(handler.url("/LeadNotifier")).body(huge).send().await {
+    match http
+        .post(handler.url("/LeadNotifier"))
+        .body(huge)
+        .send()
+        .await
+    {
         Ok(r) => assert_eq!(r.status().as_u16(), 413),
-        Err(e) => assert!(e.is_request() || e.is_body(), "closed connection is fine: {e}"),
+        Err(e) => assert!(
+            e.is_request() || e.is_body(),
+            "closed connection is fine: {e}"
+        ),
     }
 
-    let ready = http.get(handler.url("/")).send().await.expect("still serving");
+    let ready = http
+        .get(handler.url("/"))
+        .send()
+        .await
+        .expect("still serving");
     assert_eq!(ready.status().as_u16(), 200);
     assert!(handler.is_running());
-    assert!(listens_on_loopback_only(handler.port), "bound to 127.0.0.1 only");
+    assert!(
+        listens_on_loopback_only(handler.port),
+        "bound to 127.0.0.1 only"
+    );
     assert!(handler.terminate(), "SIGTERM ends the handler cleanly");
 }
 
@@ -185,7 +238,9 @@ fn listens_on_loopback_only(port: u16) -> bool {
     let port_hex = format!(":{port:04X}");
     let mut found = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             // local_address is column 1, state 0A is LISTEN.
@@ -215,5 +270,8 @@ async fn no_subcommand_with_the_port_set_serves() {
     let up = common::servers::wait_for_port(port, Duration::from_secs(20));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(up, "listening on FUNCTIONS_CUSTOMHANDLER_PORT without a subcommand");
+    assert!(
+        up,
+        "listening on FUNCTIONS_CUSTOMHANDLER_PORT without a subcommand"
+    );
 }

@@ -6,7 +6,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::handler::Handler;
-use common::servers::{maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table};
+use common::servers::{
+    maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
+};
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -45,7 +47,11 @@ async fn emails_to(recipient: &str) -> usize {
         .await
         .expect("maildev JSON");
     all.iter()
-        .filter(|m| m["to"].as_array().is_some_and(|to| to.iter().any(|a| a["address"] == recipient)))
+        .filter(|m| {
+            m["to"]
+                .as_array()
+                .is_some_and(|to| to.iter().any(|a| a["address"] == recipient))
+        })
         .count()
 }
 
@@ -71,30 +77,44 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         ("SMTP_SECURITY".to_owned(), "none".to_owned()),
         ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
         ("EMAIL_TO".to_owned(), recipient.clone()),
-        ("TEAMS_WEBHOOK_URL".to_owned(), format!("{}/hook?sig=HOOKSECRET", teams.uri())),
+        (
+            "TEAMS_WEBHOOK_URL".to_owned(),
+            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
+        ),
     ]);
     let handler = Handler::start(&settings).await;
 
     // The lead table does not exist yet: the first POST creates it.
     let (status, body) = handler
-        .invoke("LeadWebhook", &http_invocation(&lead_json("Petra", "petra@brno.example")))
+        .invoke(
+            "LeadWebhook",
+            &http_invocation(&lead_json("Petra", "petra@brno.example")),
+        )
         .await;
     assert_eq!(status, 200, "the handler answered the host: {body}");
     assert_eq!(res_status(&body), 201, "stored: {body}");
-    assert!(body["Outputs"]["res"]["body"].as_str().is_some_and(|b| b.contains("stored")));
+    assert!(body["Outputs"]["res"]["body"]
+        .as_str()
+        .is_some_and(|b| b.contains("stored")));
     assert_eq!(emails_to(&recipient).await, 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 
     // Partner Center retries: the same lead again is stored once, alerted once.
     let (_, again) = handler
-        .invoke("LeadWebhook", &http_invocation(&lead_json("Petra", "petra@brno.example")))
+        .invoke(
+            "LeadWebhook",
+            &http_invocation(&lead_json("Petra", "petra@brno.example")),
+        )
         .await;
     assert_eq!(res_status(&again), 200, "duplicate acknowledged: {again}");
 
     // The timer's safety-net pass finds the row and sends nothing more.
     let (status, timer) = handler.invoke_timer().await;
     assert_eq!(status, 200, "{timer}");
-    assert_eq!(timer["ReturnValue"]["rows_scanned"], 1, "the row is in the table: {timer}");
+    assert_eq!(
+        timer["ReturnValue"]["rows_scanned"], 1,
+        "the row is in the table: {timer}"
+    );
     assert_eq!(emails_to(&recipient).await, 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 
@@ -106,7 +126,9 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         "LeadSource": format!("{t}-{t}"), "ActionCode": "INS", "OfferTitle": "Contoso CRM Suite", "Description": t
     })
     .to_string();
-    let (_, body) = handler.invoke("LeadWebhook", &http_invocation(&validation)).await;
+    let (_, body) = handler
+        .invoke("LeadWebhook", &http_invocation(&validation))
+        .await;
     assert_eq!(res_status(&body), 201, "validation lead stored: {body}");
     assert_eq!(emails_to(&recipient).await, 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
@@ -118,10 +140,16 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         assert_eq!(res_status(&body), 400, "{bad}: {body}");
     }
     let (_, timer) = handler.invoke_timer().await;
-    assert_eq!(timer["ReturnValue"]["rows_scanned"], 2, "lead + validation lead only: {timer}");
+    assert_eq!(
+        timer["ReturnValue"]["rows_scanned"], 2,
+        "lead + validation lead only: {timer}"
+    );
 
     let printed = format!("{}{}", handler.stdout(), handler.stderr());
     for needle in ["Petra", "petra@brno.example", "HOOKSECRET", "555 0199"] {
-        assert!(!printed.contains(needle), "handler output contains {needle:?}");
+        assert!(
+            !printed.contains(needle),
+            "handler output contains {needle:?}"
+        );
     }
 }
