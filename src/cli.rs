@@ -215,7 +215,7 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
             Ok(()) => println!("{}: reached", notifier.channel()),
             Err(e) => {
                 ok = false;
-                println!("{}: FAILED: {e}", notifier.channel());
+                println!("{}: FAILED: {}", notifier.channel(), e.reason());
             }
         }
     }
@@ -234,7 +234,7 @@ async fn test_alert(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
             Ok(()) => println!("{channel}: sample lead sent"),
             Err(e) => {
                 ok = false;
-                println!("{channel}: FAILED: {e}");
+                println!("{channel}: FAILED: {}", e.reason());
             }
         }
     }
@@ -260,5 +260,7 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false)
+        // The Functions host and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
 }

@@ -158,7 +158,8 @@ async fn maildev_receives_a_digest_with_every_lead() {
             "Contoso CRM Suite",
         ),
     ];
-    let notifier = EmailNotifier::new(&settings(maildev_smtp_port(), &[to.clone()])).unwrap();
+    let notifier =
+        EmailNotifier::new(&settings(maildev_smtp_port(), std::slice::from_ref(&to))).unwrap();
     assert_eq!(notifier.max_digest_leads(), 500);
 
     notifier
@@ -310,6 +311,26 @@ async fn unreachable_servers_are_retryable_and_name_the_setting() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.reason().contains("SMTP_HOST"), "{err}");
+}
+
+#[tokio::test]
+async fn tls_mismatches_are_retryable_and_name_smtp_security() {
+    for security in [SmtpSecurity::Tls, SmtpSecurity::StartTls] {
+        let server = ScriptedSmtp::start(Script::default()).await;
+        let mut settings = settings(server.port, &["a@sales.example".into()]);
+        settings.security = security;
+        let err = EmailNotifier::new(&settings)
+            .unwrap()
+            .send(Alert::Lead(&jane()))
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{security:?}: {err}");
+        assert!(
+            err.reason().contains("SMTP_SECURITY"),
+            "{security:?}: {err}"
+        );
+        assert!(!server.commands().iter().any(|c| c.starts_with("MAIL")));
+    }
 }
 
 #[test]

@@ -277,3 +277,22 @@ async fn a_digest_is_one_card_under_28_kb_with_counts_and_the_rest_counted() {
 fn snapshot_of_a_lead_card() {
     insta::assert_json_snapshot!("lead_card", render_payload(Alert::Lead(&jane())));
 }
+
+#[test]
+fn snapshot_of_a_digest_card() {
+    let leads = vec![
+        jane(),
+        lead(
+            "k2",
+            json!({"FirstName": "Ken", "LastName": "Tanaka", "Email": "ken@fabrikam.example", "Company": "Fabrikam"}),
+            "Fabrikam Analytics",
+        ),
+    ];
+    insta::assert_json_snapshot!(
+        "digest_card",
+        render_payload(Alert::Digest {
+            leads: &leads,
+            total: 2
+        })
+    );
+}

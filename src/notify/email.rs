@@ -166,6 +166,8 @@ fn detail(err: &SmtpError) -> String {
         }
         source = inner.source();
     }
+    // lettre nests its own connection errors, which reads as a stutter.
+    let text = text.replace("Connection error: Connection error: ", "Connection error: ");
     super::text::truncate(&one_line(&text), 300)
 }
 
@@ -220,10 +222,16 @@ pub fn classify(err: &SmtpError, server: &str) -> NotifyError {
         return NotifyError::permanent(format!("{fix} ({server}: {detail})"));
     }
     if err.is_client() {
+        if lower.contains("starttls") {
+            // Usually the wrong SMTP_SECURITY, but also what a network that
+            // strips STARTTLS looks like: a TLS failure, so retried.
+            return NotifyError::retryable(format!(
+                "the mail server does not offer STARTTLS: check SMTP_SECURITY and SMTP_PORT \
+                 (tls for 465, starttls for 587) ({server}: {detail})"
+            ));
+        }
         let fix = if lower.contains("authentication mechanism") {
             "the mail server offers neither PLAIN nor LOGIN authentication: check SMTP_SECURITY (many servers offer AUTH only after STARTTLS)"
-        } else if lower.contains("starttls") {
-            "the mail server does not offer STARTTLS: check SMTP_SECURITY and SMTP_PORT (tls for 465, starttls for 587)"
         } else {
             "the email could not be sent"
         };
@@ -241,8 +249,16 @@ pub fn classify(err: &SmtpError, server: &str) -> NotifyError {
         format!("the TLS handshake with {server} failed: check SMTP_SECURITY and SMTP_PORT (tls for 465, starttls for 587)")
     } else if io_kind(err) == Some(std::io::ErrorKind::ConnectionRefused) {
         format!("could not connect to the mail server {server} (connection refused): check SMTP_HOST and SMTP_PORT")
-    } else if err.is_timeout() {
+    } else if err.is_timeout() && connecting {
         format!("the mail server {server} did not answer in time: check SMTP_HOST, SMTP_PORT and SMTP_SECURITY (tls for 465, starttls for 587)")
+    } else if err.is_timeout() {
+        // Could be a silent greeting (wrong SMTP_SECURITY) or a silent
+        // server after DATA; the error does not say which.
+        format!(
+            "the mail server {server} stopped answering: check SMTP_SECURITY and SMTP_PORT \
+             (tls for 465, starttls for 587); if it stopped after the message was sent, \
+             the server may have accepted it and the retry can deliver it twice"
+        )
     } else if connecting {
         format!("could not connect to the mail server {server}")
     } else {
