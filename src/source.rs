@@ -74,11 +74,11 @@ impl<'a> Scan<'a> {
                 table: self.table.clone(),
                 account: self.storage.account().to_owned(),
             }),
-            Some(Err(e)) => {
-                Err(self
-                    .storage
-                    .error(e, &self.table, format!("reading lead table {}", self.table)))
-            }
+            Some(Err(e)) => Err(self.storage.error(
+                e,
+                &self.table,
+                format!("reading lead table {}", self.table),
+            )),
         }
     }
 }
@@ -112,7 +112,10 @@ pub async fn store_rows(
     let action = || format!("writing to lead table {table}");
     let mut by_partition: BTreeMap<&str, Vec<&LeadRow>> = BTreeMap::new();
     for row in rows {
-        by_partition.entry(&row.partition_key).or_default().push(row);
+        by_partition
+            .entry(&row.partition_key)
+            .or_default()
+            .push(row);
     }
     let mut created = false;
     let mut stored = 0;
@@ -128,7 +131,10 @@ pub async fn store_rows(
             let whole = match &answer {
                 Ok(done) => {
                     done.operation_responses.len() == group.len()
-                        && done.operation_responses.iter().all(|a| a.status_code.is_success())
+                        && done
+                            .operation_responses
+                            .iter()
+                            .all(|a| a.status_code.is_success())
                 }
                 Err(_) => false,
             };
@@ -220,6 +226,9 @@ mod tests {
         assert_eq!(row.partition_key, "9:2F28:2F2018");
         assert_eq!(row.action_code.as_deref(), Some("7"));
         assert_eq!(row.description, None);
-        assert_eq!(row.timestamp.as_deref(), Some("2026-01-01T00:00:00.0000000Z"));
+        assert_eq!(
+            row.timestamp.as_deref(),
+            Some("2026-01-01T00:00:00.0000000Z")
+        );
     }
 }

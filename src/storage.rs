@@ -183,7 +183,9 @@ impl Storage {
         match error.kind() {
             ErrorKind::HttpResponse { status, error_code } => {
                 let status = u16::from(*status);
-                let code = error_code.clone().unwrap_or_else(|| "(no error code)".into());
+                let code = error_code
+                    .clone()
+                    .unwrap_or_else(|| "(no error code)".into());
                 match (status, code.as_str()) {
                     (404, "TableNotFound") => StorageError::TableMissing {
                         table: table.to_owned(),

@@ -56,7 +56,10 @@ async fn an_idle_run_makes_at_most_three_storage_requests_with_a_long_history() 
         let idle = pipeline.run_once().await.unwrap();
         assert_eq!(idle.delivered[&ChannelId::Outbox], 0, "{idle:?}");
         assert!(idle.storage_requests <= 3, "{idle:?}");
-        assert_eq!(idle.watermark, first.watermark, "idle runs leave the watermark");
+        assert_eq!(
+            idle.watermark, first.watermark,
+            "idle runs leave the watermark"
+        );
     }
 }
 
@@ -170,5 +173,8 @@ async fn the_first_run_starts_from_the_configured_time() {
         .await
         .unwrap();
     assert_eq!(summary.rows_scanned, 2, "{summary:?}");
-    assert_eq!(sorted(email.delivered_keys()), sorted(new_rows.iter().map(key).collect()));
+    assert_eq!(
+        sorted(email.delivered_keys()),
+        sorted(new_rows.iter().map(key).collect())
+    );
 }

@@ -94,12 +94,13 @@ async fn write_group(
         }
         .map_err(|e| storage.error(e, table, context()))?;
     }
-    let response = transaction
-        .await
-        .map_err(|e| storage.error(e, table, context()))?;
+    // A rejected transaction is redone one write at a time, which either
+    // works or fails with the precise error of the write at fault.
+    let Ok(response) = transaction.await else {
+        return Ok(None);
+    };
     let answers = response.operation_responses;
-    let all_ok =
-        answers.len() == group.len() && answers.iter().all(|a| a.status_code.is_success());
+    let all_ok = answers.len() == group.len() && answers.iter().all(|a| a.status_code.is_success());
     Ok(all_ok.then(|| {
         answers
             .into_iter()

@@ -63,8 +63,14 @@ mod tests {
 
     #[test]
     fn forbidden_characters_are_escaped() {
-        let row = ledger_row(&key("9:2F28:2F2018", "a/b\\c#d?e'f|g~h%i\u{1}"), ChannelId::Teams);
-        assert_eq!(row, "9:2F28:2F2018|a~2Fb~5Cc~23d~3Fe~27f~7Cg~7Eh~25i~01|teams");
+        let row = ledger_row(
+            &key("9:2F28:2F2018", "a/b\\c#d?e'f|g~h%i\u{1}"),
+            ChannelId::Teams,
+        );
+        assert_eq!(
+            row,
+            "9:2F28:2F2018|a~2Fb~5Cc~23d~3Fe~27f~7Cg~7Eh~25i~01|teams"
+        );
         for bad in ['/', '\\', '#', '?', '\'', '%'] {
             assert!(!row.contains(bad), "{bad} in {row}");
         }
@@ -80,8 +86,14 @@ mod tests {
 
     #[test]
     fn table_names_are_case_insensitive() {
-        assert_eq!(ledger_partition("MarketplaceLeads"), ledger_partition("marketplaceleads"));
-        assert_eq!(ledger_partition("MarketplaceLeads"), "ledger-marketplaceleads");
+        assert_eq!(
+            ledger_partition("MarketplaceLeads"),
+            ledger_partition("marketplaceleads")
+        );
+        assert_eq!(
+            ledger_partition("MarketplaceLeads"),
+            "ledger-marketplaceleads"
+        );
         assert_eq!(encode("Jürgen"), "J~C3~BCrgen");
     }
 }

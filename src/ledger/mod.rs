@@ -61,9 +61,13 @@ pub enum Claim {
 pub enum Settlement {
     Delivered,
     /// Not delivered; a later run tries again.
-    Retry { error: String },
+    Retry {
+        error: String,
+    },
     /// Given up for good.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Claimed but never tried (its channel went down): the claim is
     /// returned without counting an attempt.
     Untried,
@@ -107,7 +111,10 @@ impl<'a> Ledger<'a> {
     ) -> Result<HashMap<String, Entry>, StorageError> {
         let mut filter = format!("PartitionKey eq '{}'", self.partition);
         if let Some(from) = from {
-            filter.push_str(&format!(" and LeadTimestamp ge '{}'", format_timestamp(from)));
+            filter.push_str(&format!(
+                " and LeadTimestamp ge '{}'",
+                format_timestamp(from)
+            ));
         }
         let mut pages = self
             .storage
@@ -276,8 +283,11 @@ impl<'a> Ledger<'a> {
     }
 
     fn error(&self, e: azure_core::Error, what: &str) -> StorageError {
-        self.storage
-            .error(e, self.state_table, format!("{what} in state table {}", self.state_table))
+        self.storage.error(
+            e,
+            self.state_table,
+            format!("{what} in state table {}", self.state_table),
+        )
     }
 }
 

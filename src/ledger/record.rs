@@ -178,19 +178,30 @@ mod tests {
             Verdict::Owed { prior: Some(_) }
         ));
         let worn = entry(Status::Claimed, 3, at);
-        assert!(matches!(POLICY.judge(Some(&worn), later), Verdict::Exhausted { .. }));
+        assert!(matches!(
+            POLICY.judge(Some(&worn), later),
+            Verdict::Exhausted { .. }
+        ));
     }
 
     #[test]
     fn finished_records_are_done_and_missing_ones_owed() {
         let at = datetime!(2026-01-01 10:00 UTC);
-        for status in [Status::Delivered, Status::Skipped, Status::Failed, Status::Unknown] {
+        for status in [
+            Status::Delivered,
+            Status::Skipped,
+            Status::Failed,
+            Status::Unknown,
+        ] {
             assert!(matches!(
                 POLICY.judge(Some(&entry(status, 1, at)), at),
                 Verdict::Done(s) if s == status
             ));
         }
-        assert!(matches!(POLICY.judge(None, at), Verdict::Owed { prior: None }));
+        assert!(matches!(
+            POLICY.judge(None, at),
+            Verdict::Owed { prior: None }
+        ));
         assert!(matches!(
             POLICY.judge(Some(&entry(Status::Retry, 2, at)), at),
             Verdict::Owed { prior: Some(_) }
@@ -205,7 +216,12 @@ mod tests {
         .unwrap();
         assert_eq!(record.status, Status::Unknown);
         let entry = Entry::from_record(record);
-        assert_eq!(entry.etag.map(|e| e.to_string()).as_deref(), Some("W/\"x\""));
-        assert!(!serde_json::to_string(&entry.record).unwrap().contains("odata"));
+        assert_eq!(
+            entry.etag.map(|e| e.to_string()).as_deref(),
+            Some("W/\"x\"")
+        );
+        assert!(!serde_json::to_string(&entry.record)
+            .unwrap()
+            .contains("odata"));
     }
 }

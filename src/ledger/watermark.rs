@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 use super::keys::{watermark_row, WATERMARK_PARTITION};
 use crate::source::{format_timestamp, parse_timestamp};
 use crate::storage::{
-    is_conflict, is_entity_missing, is_precondition_failed, is_table_missing, Storage,
-    StorageError,
+    is_conflict, is_entity_missing, is_precondition_failed, is_table_missing, Storage, StorageError,
 };
 
 /// Concurrent writers retry this often before giving up.
@@ -57,7 +56,9 @@ impl<'a> Watermarks<'a> {
     pub async fn load(&self) -> Result<Option<Watermark>, StorageError> {
         match self.read().await {
             Err(ReadError::TableMissing) => {
-                self.storage.create_table_if_missing(self.state_table).await?;
+                self.storage
+                    .create_table_if_missing(self.state_table)
+                    .await?;
                 Ok(None)
             }
             Err(ReadError::Storage(e)) => Err(e),
@@ -83,6 +84,10 @@ impl<'a> Watermarks<'a> {
         to: OffsetDateTime,
         run_id: &str,
     ) -> Result<OffsetDateTime, StorageError> {
+        // Stored with 100 ns ticks: compare and answer in the same unit.
+        let to = to
+            .replace_nanosecond(to.nanosecond() / 100 * 100)
+            .unwrap_or(to);
         let mut current = loaded;
         for _ in 0..MAX_RACES {
             if let Some(stored) = &current {
@@ -99,7 +104,9 @@ impl<'a> Watermarks<'a> {
                 updated_at: format_timestamp(OffsetDateTime::now_utc()),
             };
             let result = match &current {
-                Some(Watermark { etag: Some(etag), .. }) => {
+                Some(Watermark {
+                    etag: Some(etag), ..
+                }) => {
                     let client = self.entity_client();
                     match client.update(&entity, IfMatchCondition::Etag(etag.clone())) {
                         Ok(update) => update.await.map(|_| ()),
@@ -152,9 +159,7 @@ impl<'a> Watermarks<'a> {
             }
             Err(e) if is_table_missing(&e) => Err(ReadError::TableMissing),
             Err(e) if is_entity_missing(&e) => Ok(None),
-            Err(e) => Err(ReadError::Storage(
-                self.error(e, "reading the watermark"),
-            )),
+            Err(e) => Err(ReadError::Storage(self.error(e, "reading the watermark"))),
         }
     }
 
@@ -169,7 +174,10 @@ impl<'a> Watermarks<'a> {
         self.storage.error(
             e,
             self.state_table,
-            format!("{what} of lead table {} in state table {}", self.lead_table, self.state_table),
+            format!(
+                "{what} of lead table {} in state table {}",
+                self.lead_table, self.state_table
+            ),
         )
     }
 }

@@ -98,7 +98,15 @@ pub(super) async fn deliver(
                 continue;
             }
             let digest: Vec<Lead> = won.iter().map(|(o, _)| leads[o.lead].clone()).collect();
-            let sent = send(channel, limits, Alert::Digest { leads: &digest, total }).await;
+            let sent = send(
+                channel,
+                limits,
+                Alert::Digest {
+                    leads: &digest,
+                    total,
+                },
+            )
+            .await;
             let settled = won
                 .into_iter()
                 .map(|(owed, entry)| {
@@ -108,6 +116,8 @@ pub(super) async fn deliver(
                 .collect();
             ledger.settle(settled).await?;
         }
+    } else if channel.down.is_some() {
+        items.iter().for_each(|o| pend(&mut tally, &o.alert));
     } else {
         let won = claim(ledger, items, &mut tally).await?;
         let mut untried = Vec::new();
@@ -196,7 +206,10 @@ fn settle(
             channel.down = Some(e.reason().to_owned());
             let error = e.reason().to_owned();
             if entry.record.attempts >= limits.max_attempts {
-                let error = format!("gave up after {} attempt(s): {error}", entry.record.attempts);
+                let error = format!(
+                    "gave up after {} attempt(s): {error}",
+                    entry.record.attempts
+                );
                 give_up(tally, &owed.alert, &error);
                 Settlement::Failed { error }
             } else {
@@ -258,7 +271,9 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
 
 /// Exponential with ±50 % jitter, so runs retrying together spread out.
 fn backoff(retries: u32) -> Duration {
-    let base = FIRST_BACKOFF.saturating_mul(1 << retries.min(8)).min(MAX_BACKOFF);
+    let base = FIRST_BACKOFF
+        .saturating_mul(1 << retries.min(8))
+        .min(MAX_BACKOFF);
     base.mul_f64(0.5 + fastrand::f64())
 }
 

@@ -2,7 +2,7 @@
 //! ledger, record skipped leads, deliver what is owed on every channel at
 //! once, and keep track of how far the watermark may move.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::future::join_all;
 use time::OffsetDateTime;
@@ -37,7 +37,14 @@ impl Run<'_> {
         known: &HashMap<String, Entry>,
     ) -> Result<(), StorageError> {
         let now = OffsetDateTime::now_utc();
-        let leads: Vec<Lead> = rows.iter().map(Lead::from_row).collect();
+        // The same row twice (a caller's repeat) would be claimed twice in
+        // one transaction, which Table storage rejects.
+        let mut seen = HashSet::new();
+        let leads: Vec<Lead> = rows
+            .iter()
+            .filter(|row| seen.insert((&row.partition_key, &row.row_key)))
+            .map(Lead::from_row)
+            .collect();
         let mut owed: Vec<Vec<Owed>> = self.channels.iter().map(|_| Vec::new()).collect();
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();

@@ -135,7 +135,10 @@ mod tests {
         assert!(text.contains("email 2"), "{text}");
         assert!(text.contains("1 Partner Center test lead"), "{text}");
         assert!(text.contains("1 to retry"), "{text}");
-        assert!(text.contains("problem: teams: 1 alert(s) to retry: HTTP 503"), "{text}");
+        assert!(
+            text.contains("problem: teams: 1 alert(s) to retry: HTTP 503"),
+            "{text}"
+        );
         assert!(text.contains("7 storage request(s)"), "{text}");
     }
 
@@ -146,6 +149,9 @@ mod tests {
             summary.problem(format!("p{i}"));
         }
         assert_eq!(summary.problems.len(), MAX_PROBLEMS + 1);
-        assert_eq!(summary.problems.last().map(String::as_str), Some("further problems omitted"));
+        assert_eq!(
+            summary.problems.last().map(String::as_str),
+            Some("further problems omitted")
+        );
     }
 }

@@ -76,7 +76,12 @@ pub fn test_lead_row(partition_key: &str, row_key: &str) -> LeadRow {
 /// `count` rows spread over `partitions` partitions, keys `<tag>-<n>`.
 pub fn rows(tag: &str, count: usize, partitions: usize) -> Vec<LeadRow> {
     (0..count)
-        .map(|i| row(&format!("{}:2F{}:2F2026", 1 + i % partitions, tag), &format!("{tag}-{i:05}")))
+        .map(|i| {
+            row(
+                &format!("{}:2F{}:2F2026", 1 + i % partitions, tag),
+                &format!("{tag}-{i:05}"),
+            )
+        })
         .collect()
 }
 
@@ -175,9 +180,10 @@ impl Notifier for Recorder {
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
         let (keys, digest_total) = match alert {
             Alert::Lead(lead) => (vec![lead.key.clone()], None),
-            Alert::Digest { leads, total } => {
-                (leads.iter().map(|l: &Lead| l.key.clone()).collect(), Some(total))
-            }
+            Alert::Digest { leads, total } => (
+                leads.iter().map(|l: &Lead| l.key.clone()).collect(),
+                Some(total),
+            ),
         };
         Box::pin(async move {
             let hook = self.hook.lock().unwrap().take();
@@ -191,7 +197,9 @@ impl Notifier for Recorder {
                     reason: "HTTP 503 from the test service".into(),
                     retry_after: Some(Duration::from_secs(3600)),
                 }),
-                Behaviour::Permanent => Err(NotifyError::permanent("HTTP 400 from the test service")),
+                Behaviour::Permanent => {
+                    Err(NotifyError::permanent("HTTP 400 from the test service"))
+                }
             };
             self.sent.lock().unwrap().push(Sent {
                 keys,
