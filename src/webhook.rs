@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::host::App;
 use crate::lead::LeadRow;
+use crate::source::store_rows;
 
 /// Leads are a few hundred bytes; anything this big is not one.
 pub const MAX_LEAD_BYTES: usize = 64 * 1024;
@@ -83,7 +84,13 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
             return reject(500, "the lead could not be stored");
         }
     };
-    let stored = match crate::intake::store(pipeline.settings(), std::slice::from_ref(&row)).await {
+    let stored = match store_rows(
+        &pipeline.storage(),
+        &pipeline.settings().leads_table,
+        std::slice::from_ref(&row),
+    )
+    .await
+    {
         Ok(stored) => stored,
         Err(e) => {
             eprintln!("lead-notifier: LeadWebhook could not store lead {key}: {e}");

@@ -218,7 +218,8 @@ async fn hostile_invocations_get_4xx_and_the_handler_keeps_serving() {
         ),
     }
 
-    let ready = http
+    // A fresh connection: the server may have closed the one the big body used.
+    let ready = reqwest::Client::new()
         .get(handler.url("/"))
         .send()
         .await

@@ -39,7 +39,7 @@ impl Channel {
     }
 }
 
-/// An alert the ledger says is owed. `lead` indexes the page's leads.
+/// An alert the ledger says is owed. `lead` indexes the run's owed leads.
 pub(super) struct Owed {
     pub alert: AlertKey,
     pub prior: Option<Entry>,

@@ -102,6 +102,7 @@ impl Pipeline {
                 run.process(&rows, known).await?;
             }
         }
+        run.deliver().await?;
         // The first run pins its start, so a later first lead is not missed
         // by a look-back window that slides.
         let first_start = if loaded.is_none() { from } else { None };
@@ -128,6 +129,7 @@ impl Pipeline {
         let mut run = self.start(&storage, &run_id);
         run.summary.rows_scanned = rows.len() as u64;
         run.process(rows, &Default::default()).await?;
+        run.deliver().await?;
         Ok(finish(run.summary, &storage, started))
     }
 
@@ -168,6 +170,8 @@ impl Pipeline {
             settings,
             unfinished: None,
             latest: None,
+            leads: Vec::new(),
+            owed: self.notifiers.iter().map(|_| Vec::new()).collect(),
         }
     }
 }

@@ -25,6 +25,12 @@ pub(super) struct Run<'a> {
     pub unfinished: Option<OffsetDateTime>,
     /// Latest timestamp seen.
     pub latest: Option<OffsetDateTime>,
+    /// Leads with an alert owed on some channel, kept until the scan ends so
+    /// that the digest decision and a digest's contents cover the whole run.
+    pub leads: Vec<Lead>,
+    /// Per channel (in `channels` order), the alerts owed; `Owed::lead`
+    /// indexes `leads`.
+    pub owed: Vec<Vec<Owed>>,
 }
 
 impl Run<'_> {
@@ -46,6 +52,7 @@ impl Run<'_> {
             .map(Lead::from_row)
             .collect();
         let mut owed: Vec<Vec<Owed>> = self.channels.iter().map(|_| Vec::new()).collect();
+        let mut keep = Vec::new();
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();
         let ids: Vec<ChannelId> = self.channels.iter().map(Channel::id).collect();
@@ -78,10 +85,13 @@ impl Run<'_> {
                     }
                     Verdict::Owed { prior } => {
                         new = true;
+                        if keep.last() != Some(&index) {
+                            keep.push(index);
+                        }
                         owed.push(Owed {
                             alert,
                             prior,
-                            lead: index,
+                            lead: self.leads.len() + keep.len() - 1,
                         });
                     }
                     Verdict::Exhausted { prior } => {
@@ -112,13 +122,22 @@ impl Run<'_> {
         if !exhausted.is_empty() {
             self.ledger.settle(exhausted).await?;
         }
-        self.deliver(&leads, owed).await
+        let mut leads: Vec<Option<Lead>> = leads.into_iter().map(Some).collect();
+        self.leads
+            .extend(keep.into_iter().filter_map(|i| leads[i].take()));
+        for (all, page) in self.owed.iter_mut().zip(owed) {
+            all.extend(page);
+        }
+        Ok(())
     }
 
-    /// All channels at once: a slow or broken one does not hold up the others.
-    async fn deliver(&mut self, leads: &[Lead], owed: Vec<Vec<Owed>>) -> Result<(), StorageError> {
+    /// Sends everything the run owes, all channels at once: a slow or broken
+    /// one does not hold up the others.
+    pub async fn deliver(&mut self) -> Result<(), StorageError> {
         let ledger = &self.ledger;
         let limits = self.limits;
+        let leads = &self.leads;
+        let owed = std::mem::take(&mut self.owed);
         let tallies = join_all(
             self.channels
                 .iter_mut()
