@@ -185,6 +185,32 @@ async fn a_permanent_failure_is_given_up_at_once_and_reported_by_key() {
 }
 
 #[tokio::test]
+async fn a_permanent_failure_holds_the_rest_of_the_channel_for_the_next_run() {
+    let settings = Arc::new(settings(&[]));
+    let rows: Vec<_> = (0..3)
+        .map(|i| row("1:2F2:2F2026", &format!("hold-{i}")))
+        .collect();
+    store(&settings, &rows).await;
+    let email = Recorder::with(ChannelId::Email, Behaviour::Permanent, usize::MAX);
+    let outbox = Recorder::new(ChannelId::Outbox);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email, &outbox]));
+
+    let first = pipeline.run_once().await.unwrap();
+    // One alert given up; the other two not tried against a channel that
+    // just refused for good; the other channel unaffected.
+    assert_eq!((first.failed, first.pending), (1, 2), "{first:?}");
+    assert_eq!(email.attempts(), 1);
+    assert_eq!(first.delivered[&ChannelId::Outbox], 3);
+
+    // The configuration is fixed: the held alerts go out, the failed one stays failed.
+    email.set(Behaviour::Deliver);
+    let second = pipeline.run_once().await.unwrap();
+    assert_eq!(second.delivered[&ChannelId::Email], 2, "{second:?}");
+    assert!(second.all_delivered(), "{second:?}");
+    assert_eq!(outbox.delivered_keys().len(), 3, "outbox not resent");
+}
+
+#[tokio::test]
 async fn alerting_rows_directly_sends_once_and_the_scan_does_not_resend() {
     let settings = Arc::new(settings(&[]));
     let lead = row("1:2F3:2F2026", "hook-1");

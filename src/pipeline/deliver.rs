@@ -1,7 +1,7 @@
 //! Sending one channel's owed alerts: claim, send with bounded retries,
-//! settle. A channel whose retry budget runs out is "down" for the rest of
-//! the run: its remaining alerts wait for the next run instead of hammering
-//! a service that is not answering.
+//! settle. A channel whose retry budget runs out, or that rejects an alert
+//! for good, is "down" for the rest of the run: its remaining alerts wait for
+//! the next run instead of hammering a service that is not answering.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,6 +218,11 @@ fn settle(
             }
         }
         Err(e) => {
+            // Permanent errors are mostly configuration (a refused sender, a
+            // deleted workflow) and would fail every alert alike: give up on
+            // this one and hold the rest for the next run, so a fix made
+            // meanwhile loses one lead, not the whole backlog.
+            channel.down = Some(e.reason().to_owned());
             let error = e.reason().to_owned();
             give_up(tally, &owed.alert, &error);
             Settlement::Failed { error }
