@@ -72,6 +72,7 @@ impl Pipeline {
     /// One poll of the lead table.
     pub async fn run_once(&self) -> Result<RunSummary, RunError> {
         let started = Instant::now();
+        let began = OffsetDateTime::now_utc();
         let storage = self.storage();
         let run_id = new_run_id();
         let settings = &*self.settings;
@@ -106,7 +107,13 @@ impl Pipeline {
         // The first run pins its start, so a later first lead is not missed
         // by a look-back window that slides.
         let first_start = if loaded.is_none() { from } else { None };
-        let target = run.unfinished.or(run.latest).or(first_start);
+        // Never past the run's own start: a row committed while a long scan
+        // was paging may carry an earlier timestamp than rows already seen.
+        let target = run
+            .unfinished
+            .or(run.latest)
+            .or(first_start)
+            .map(|t| t.min(began));
         let mut watermark = loaded.as_ref().map(|w| w.at);
         if let Some(target) = target {
             watermark = Some(watermarks.advance(loaded, target, &run_id).await?);
