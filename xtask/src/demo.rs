@@ -156,17 +156,55 @@ fn invoke_timer(port: u16) -> Result<()> {
             println!("    {}", line.brief());
         }
     }
-    say("run summary:");
     match answer.get("ReturnValue") {
-        Some(Value::Object(fields)) => {
+        Some(summary) => print_summary(summary),
+        None => say("the answer has no ReturnValue"),
+    }
+    Ok(())
+}
+
+/// The run summary in a few lines; falls back to every field when its shape
+/// is not the one expected, so a changed summary still shows.
+fn print_summary(summary: &Value) {
+    let count = |key: &str| match summary.get(key) {
+        Some(Value::Number(n)) => Some(*n as u64),
+        _ => None,
+    };
+    let per = |key: &str| match summary.get(key) {
+        Some(Value::Object(fields)) if fields.is_empty() => Some("none".to_string()),
+        Some(v @ Value::Object(_)) => Some(v.brief()),
+        _ => None,
+    };
+    let (Some(scanned), Some(new), Some(alerted), Some(skipped)) = (
+        count("rows_scanned"),
+        count("leads_new"),
+        per("delivered"),
+        per("skipped"),
+    ) else {
+        say("run summary:");
+        if let Value::Object(fields) = summary {
             for (name, value) in fields {
                 println!("    {name}: {}", value.brief());
             }
+        } else {
+            println!("    {}", summary.brief());
         }
-        Some(other) => println!("    {}", other.brief()),
-        None => println!("    (no ReturnValue)"),
+        return;
+    };
+    say("run summary:");
+    println!("    rows scanned:  {scanned} ({new} new leads)");
+    println!("    alerted:       {alerted}  (per channel)");
+    println!("    skipped:       {skipped}  (per reason)");
+    let undelivered: u64 = ["failed", "pending", "busy"]
+        .iter()
+        .filter_map(|k| count(k))
+        .sum();
+    println!("    not delivered: {undelivered}");
+    if let Some(Value::Array(problems)) = summary.get("problems") {
+        for problem in problems {
+            println!("      {}", problem.brief());
+        }
     }
-    Ok(())
 }
 
 fn list_outbox(outbox: &Path) -> Result<()> {

@@ -1,8 +1,10 @@
-//! Project commands: `cargo xtask test | package | demo`.
+//! Project commands: `cargo xtask test | package | demo | bench`.
 //!
-//! Only std, anyhow and zip: these commands must build quickly on a fresh
-//! clone, before anything else of the project has been compiled.
+//! Few, small dependencies (no async runtime, no HTTP or JSON crates): these
+//! commands must build quickly on a fresh clone, before anything else of the
+//! project has been compiled.
 
+mod bench;
 mod demo;
 mod http;
 mod json;
@@ -30,6 +32,9 @@ commands:
               and target/functionapp.zip
   demo        start Azurite, write sample leads, start the handler as the
               Functions host does, trigger one timer run, print what happened
+  bench [--runs N] [--leads N] [--binary PATH] [--no-write]
+              measure cold start, idle run, 10,000-lead backlog, memory, sizes
+              and the raw-HTTP scan floor; write them into BENCHMARKS.md
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&rest),
         Some("package") => no_args(&rest).and_then(|()| package::run()),
         Some("demo") => no_args(&rest).and_then(|()| demo::run()),
+        Some("bench") => bench::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -168,3 +168,57 @@ fn human(bytes: u64) -> String {
         format!("{bytes} B")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zip_keeps_the_executable_bit_and_the_folders() {
+        let dir = std::env::temp_dir().join(format!("xtask-zip-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str| {
+            let path = dir.join(name);
+            fs::write(&path, name).unwrap();
+            path
+        };
+        let entries = [
+            Entry {
+                source: file("host.json"),
+                name: "host.json".into(),
+                mode: 0o644,
+            },
+            Entry {
+                source: file("function.json"),
+                name: "LeadNotifier/function.json".into(),
+                mode: 0o644,
+            },
+            Entry {
+                source: file("bin"),
+                name: BINARY.into(),
+                mode: 0o755,
+            },
+        ];
+        let zip_path = dir.join("app.zip");
+        write_zip(&zip_path, &entries).unwrap();
+        let mut archive = zip::ZipArchive::new(File::open(&zip_path).unwrap()).unwrap();
+        let mut found = Vec::new();
+        for i in 0..archive.len() {
+            let entry = archive.by_index(i).unwrap();
+            found.push((
+                entry.name().to_string(),
+                entry.unix_mode().map(|m| m & 0o777),
+            ));
+        }
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            found,
+            [
+                ("host.json".to_string(), Some(0o644)),
+                ("LeadNotifier/".to_string(), Some(0o755)),
+                ("LeadNotifier/function.json".to_string(), Some(0o644)),
+                (BINARY.to_string(), Some(0o755)),
+            ]
+        );
+    }
+}
