@@ -1,0 +1,187 @@
+//! The handler under test, started and invoked as the Functions host does it.
+//!
+//! Started directly, not under proc.rs's `sh` wrapper: the wrapper's own start
+//! would be counted in the cold start, and the peak RSS must be read from the
+//! handler's own pid. It stays in xtask's process group, so a Ctrl-C in the
+//! terminal reaches it too; the guard stops it on every other exit.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::demo::{utc_now, uuid_ish};
+use crate::http;
+use crate::json::{self, Value};
+use crate::servers::{free_port, log_path};
+
+const FUNCTION: &str = "LeadNotifier";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const GRACE: Duration = Duration::from_secs(5);
+
+pub struct Handler {
+    child: Child,
+    pub port: u16,
+    pub started: Instant,
+    name: String,
+}
+
+/// One timer invocation as the host saw it.
+pub struct Invocation {
+    /// Request sent → answer read, measured here.
+    pub latency: Duration,
+    /// The handler's `ReturnValue` (its run summary).
+    pub summary: Value,
+}
+
+impl Invocation {
+    pub fn number(&self, field: &str) -> u64 {
+        match self.summary.get(field) {
+            Some(Value::Number(n)) => *n as u64,
+            _ => 0,
+        }
+    }
+
+    /// `delivered.<channel>` of the summary.
+    pub fn delivered(&self, channel: &str) -> u64 {
+        match self.summary.get("delivered").and_then(|d| d.get(channel)) {
+            Some(Value::Number(n)) => *n as u64,
+            _ => 0,
+        }
+    }
+}
+
+impl Handler {
+    /// `lead-notifier serve` with exactly `settings` (the environment is
+    /// cleared so a developer's real SMTP or Teams settings cannot leak in).
+    pub fn spawn(binary: &Path, name: &str, settings: &[(String, String)]) -> Result<Handler> {
+        let port = free_port()?;
+        let log = log_path(name);
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // Passed on for profiling (`RUST_LOG=debug cargo xtask bench`).
+            .envs(std::env::var_os("RUST_LOG").map(|v| ("RUST_LOG", v)))
+            .envs(settings.iter().map(|(k, v)| (k, v)))
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        Ok(Handler {
+            child,
+            port,
+            started,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Polls `GET /` every half millisecond until the first answer; returns
+    /// the time since the process was started. Much finer than the host's
+    /// 25 ms, so the start itself is measured rather than a poll period;
+    /// not a busy loop, which would take a core from the starting process.
+    pub fn wait_ready(&mut self) -> Result<Duration> {
+        loop {
+            if http::get(self.port, "/").is_ok() {
+                return Ok(self.started.elapsed());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!("{} exited ({status}) before it answered GET /", self.name);
+            }
+            if self.started.elapsed() > START_TIMEOUT {
+                bail!("{} did not answer GET / within {START_TIMEOUT:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
+    /// One timer invocation with the body captured from Azure. A non-2xx
+    /// answer is an error: the bench only measures runs that succeeded.
+    pub fn invoke_timer(&self) -> Result<Invocation> {
+        let body = format!(
+            r#"{{"Data":{{"timer":{{"Schedule":{{"AdjustForDST":true}},"ScheduleStatus":null,"IsPastDue":false}}}},"Metadata":{{"sys":{{"MethodName":"{FUNCTION}","UtcNow":"{}","RandGuid":"{}"}}}}}}"#,
+            utc_now(),
+            uuid_ish()
+        );
+        let id = uuid_ish();
+        let sent = Instant::now();
+        let response = http::post(
+            self.port,
+            &format!("/{FUNCTION}"),
+            &[
+                ("X-Azure-Functions-InvocationId", id.as_str()),
+                ("User-Agent", "Azure-Functions-Host/4.0"),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .with_context(|| format!("invoking {}", self.name))?;
+        let latency = sent.elapsed();
+        if !(200..300).contains(&response.status) {
+            bail!(
+                "{} answered HTTP {}: {}",
+                self.name,
+                response.status,
+                response.text()
+            );
+        }
+        let answer = json::parse(&response.text())
+            .with_context(|| format!("{}'s answer is not JSON", self.name))?;
+        let summary = answer.get("ReturnValue").cloned().unwrap_or(Value::Null);
+        Ok(Invocation { latency, summary })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's peak resident set so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("cannot read the handler's /proc status")?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmHWM in the handler's /proc status")?;
+        Ok(kib * 1024)
+    }
+
+    /// SIGTERM (as the host sends), SIGKILL if it lingers.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let asked = Instant::now();
+        while asked.elapsed() < GRACE {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
