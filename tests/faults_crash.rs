@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::faults::{
-    assert_handler_quiet, emails_per_lead, invoke_until_settled, ledger, lead_rows, shown_key,
+    assert_handler_quiet, emails_per_lead, invoke_until_settled, lead_rows, ledger, shown_key,
     total, write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
 };
 use common::handler::{timer_body, Handler};
@@ -66,17 +66,18 @@ async fn sigkill_mid_backlog_then_restart_delivers_every_lead() {
         let n = cards.get(&key).copied().unwrap_or(0);
         assert!(n >= 1, "{key} lost");
         if n > 1 {
-            assert!(in_flight.contains(&key), "{key} sent {n} times but was not in flight");
+            assert!(
+                in_flight.contains(&key),
+                "{key} sent {n} times but was not in flight"
+            );
             assert_eq!(n, 2, "{key} sent {n} times");
             doubled += 1;
         }
     }
     assert_eq!(cards.len(), LEADS, "cards only for the backlog's leads");
-    assert!(
-        doubled <= in_flight.len(),
-        "at most the {} alerts in flight were doubled, not {doubled}",
-        in_flight.len()
-    );
+    // A channel sends one alert at a time and records each delivery at
+    // once, so a crash leaves at most one sent-but-unrecorded alert.
+    assert!(doubled <= 1, "{doubled} cards doubled by one crash");
     eprintln!(
         "SIGKILL: {sent_before} cards before, {} claims in flight, {doubled} doubled",
         in_flight.len()

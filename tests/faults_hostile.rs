@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::faults::{
-    assert_handler_quiet, count, emails_per_lead, maildev_messages, walk, write_rows, Fixture,
-    Teams, LEAD_PARTITION,
+    assert_handler_quiet, count, emails_per_lead, maildev_messages, walk, write_entity, write_rows,
+    Fixture, Teams, LEAD_PARTITION,
 };
 use common::handler::Handler;
-use common::servers::{maildev_smtp_port, storage_connection, unique_recipient};
+use common::servers::{maildev_smtp_port, storage_connection, unique_recipient, Azurite};
 use lead_notifier::lead::LeadRow;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,7 +19,14 @@ use tokio::net::TcpStream;
 /// Customer details the hostile rows carry, which must never be printed.
 const HOSTILE_NEEDLES: [&str; 5] = ["Ngozi", "Okafor", "hostile.example", "803 555", "Zuzana"];
 /// Lead text that must never become markup, a link or a header.
-const INJECTED: [&str; 6] = ["<script", "evil.example", "onerror", "Click here", "Bcc", "urgent"];
+const INJECTED: [&str; 6] = [
+    "<script",
+    "evil.example",
+    "onerror",
+    "Click here",
+    "Bcc",
+    "urgent",
+];
 
 fn row(rk: &str, info: Option<String>, description: Option<String>) -> LeadRow {
     LeadRow {
@@ -56,11 +63,6 @@ fn hostile_rows() -> Vec<LeadRow> {
         ),
         missing,
         row(
-            "hostile-huge",
-            info("Ngozi", "Okafor", &"C".repeat(30_000), &"T".repeat(30_000)),
-            Some("D".repeat(1024 * 1024)),
-        ),
-        row(
             "hostile-invisible",
             info(
                 "Zu\u{0007}\u{001b}[31mzana\u{0000}",
@@ -93,6 +95,35 @@ fn hostile_rows() -> Vec<LeadRow> {
     ]
 }
 
+/// Table storage caps a string column at 32K characters and an entity at
+/// 1 MB: this row is about as large as a row can get, every column full.
+fn huge_entity() -> (LeadRow, Value) {
+    const MAX: usize = 32_000;
+    let name = "Ngozi ".repeat(1_500);
+    let info = json!({"FirstName": name, "LastName": "Okafor ".repeat(1_500),
+                      "Email": "ngozi.okafor@hostile.example", "Company": "Ü<b>".repeat(1_700)})
+    .to_string();
+    assert!(info.chars().count() <= MAX);
+    let row = LeadRow {
+        partition_key: LEAD_PARTITION.to_owned(),
+        row_key: "hostile-huge".to_owned(),
+        ..LeadRow::default()
+    };
+    let mut entity = json!({
+        "PartitionKey": row.partition_key, "RowKey": row.row_key,
+        "CustomerInfo": info,
+        "Description": "<i>ü</i> **x** ".repeat(MAX / 15),
+        "OfferDisplayName": "Offer ".repeat(MAX / 6),
+        "LeadSource": format!("SPZA-PLT|{}", "o".repeat(MAX - 9)),
+        "ActionCode": "PLT".repeat(MAX / 3),
+        "CreatedTime": "9".repeat(MAX),
+    });
+    for i in 0..20 {
+        entity[format!("Unexpected{i}")] = json!("x".repeat(MAX));
+    }
+    (row, entity)
+}
+
 /// Bidirectional overrides, zero-width and other characters that hide or
 /// reorder text.
 fn is_sneaky(c: char) -> bool {
@@ -102,7 +133,11 @@ fn is_sneaky(c: char) -> bool {
 
 fn check_card(card: &Value, key: &str) {
     let text = serde_json::to_string(card).unwrap();
-    assert!(text.len() <= 28 * 1024, "{key}: card of {} bytes", text.len());
+    assert!(
+        text.len() <= 28 * 1024,
+        "{key}: card of {} bytes",
+        text.len()
+    );
     walk(card, &mut |value| {
         if let Some(map) = value.as_object() {
             for name in ["url", "selectAction", "actions"] {
@@ -111,11 +146,17 @@ fn check_card(card: &Value, key: &str) {
             if map.get("type").and_then(Value::as_str) == Some("TextBlock") {
                 let block = map.get("text").and_then(Value::as_str).unwrap_or("");
                 for injected in INJECTED.iter().chain(&HOSTILE_NEEDLES) {
-                    assert!(!block.contains(injected), "{key}: lead text in a TextBlock: {block}");
+                    assert!(
+                        !block.contains(injected),
+                        "{key}: lead text in a TextBlock: {block}"
+                    );
                 }
             }
             if let Some(run) = map.get("text").and_then(Value::as_str) {
-                assert!(!run.chars().any(is_sneaky), "{key}: hidden characters in {run:?}");
+                assert!(
+                    !run.chars().any(is_sneaky),
+                    "{key}: hidden characters in {run:?}"
+                );
             }
         }
     });
@@ -125,16 +166,30 @@ fn check_card(card: &Value, key: &str) {
 async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     let teams = Teams::start(&[], Duration::ZERO).await;
     let recipient = unique_recipient("hostile");
-    let mut f = Fixture::new(&storage_connection());
+    // A private Azurite: a batch holding U+2028 makes Azurite answer 500 and
+    // can leave it failing every later batch, which would sink the suite.
+    let azurite = Azurite::spawn();
+    let mut f = Fixture::new(&azurite.connection_string());
     f.teams(&teams).smtp(maildev_smtp_port(), &recipient);
-    let rows = hostile_rows();
-    write_rows(&f, &rows).await;
+    let mut rows = hostile_rows();
+    // One insert each: Azurite's batch parser trips over some of them.
+    let stored = lead_notifier::intake::store(&f.parsed(), &rows)
+        .await
+        .expect("rows stored");
+    assert_eq!(stored, rows.len());
+    let (huge, entity) = huge_entity();
+    write_entity(&f, &entity).await;
+    rows.push(huge);
     let mut handler = Handler::start(&f.settings).await;
 
     let (status, body) = handler.invoke_timer().await;
     assert_eq!(status, 200, "{body}");
     let n = rows.len() as u64;
-    assert_eq!(body["ReturnValue"]["rows_scanned"].as_u64(), Some(n), "{body}");
+    assert_eq!(
+        body["ReturnValue"]["rows_scanned"].as_u64(),
+        Some(n),
+        "{body}"
+    );
     for channel in ["email", "teams", "outbox"] {
         assert_eq!(count(&body, "delivered", channel), n, "{channel}: {body}");
     }
@@ -148,7 +203,10 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
         assert_eq!(cards.get(&key), Some(&1), "card for {key}: {cards:?}");
     }
     for post in &posts {
-        check_card(&post.body, &post.body.to_string().chars().take(60).collect::<String>());
+        check_card(
+            &post.body,
+            &post.body.to_string().chars().take(60).collect::<String>(),
+        );
     }
 
     // One email per row; its HTML escapes the markup, its headers stay intact.
@@ -157,15 +215,24 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     let per_lead = emails_per_lead(&recipient).await;
     for row in &rows {
         let key = format!("{} / {}", row.partition_key, row.row_key);
-        assert_eq!(per_lead.get(&key), Some(&1), "email for {key}: {per_lead:?}");
+        assert_eq!(
+            per_lead.get(&key),
+            Some(&1),
+            "email for {key}: {per_lead:?}"
+        );
     }
     for message in &messages {
         let html = message["html"].as_str().unwrap_or("");
         let lower = html.to_ascii_lowercase();
         assert!(!lower.contains("<script"), "raw <script> in the HTML");
         assert!(!lower.contains("<img src=x"), "raw <img> in the HTML");
-        assert!(!lower.contains("href=\"http://evil"), "lead link in the HTML");
-        assert!(!html.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{200B}')));
+        assert!(
+            !lower.contains("href=\"http://evil"),
+            "lead link in the HTML"
+        );
+        assert!(!html
+            .chars()
+            .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{200B}')));
         let subject = message["subject"].as_str().unwrap_or("");
         assert!(!subject.chars().any(is_sneaky), "subject {subject:?}");
         let to: Vec<&str> = message["to"]
@@ -206,13 +273,19 @@ async fn status_line(stream: &mut TcpStream) -> Option<String> {
     let read = tokio::time::timeout(Duration::from_secs(40), stream.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "the handler neither answered nor closed");
     let text = String::from_utf8_lossy(&answer);
-    text.lines().next().filter(|l| !l.is_empty()).map(str::to_owned)
+    text.lines()
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
 }
 
 fn is_4xx(line: &Option<String>) -> bool {
     match line {
         None => true,
-        Some(line) => line.split_whitespace().nth(1).is_some_and(|s| s.starts_with('4')),
+        Some(line) => line
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|s| s.starts_with('4')),
     }
 }
 
@@ -230,7 +303,9 @@ async fn hostile_invocations_get_4xx_or_a_closed_connection_and_the_handler_keep
     };
 
     // A client trickling its body holds no slot that others need.
-    let mut slow = TcpStream::connect(("127.0.0.1", handler.port)).await.unwrap();
+    let mut slow = TcpStream::connect(("127.0.0.1", handler.port))
+        .await
+        .unwrap();
     slow.write_all(
         b"POST /LeadNotifier HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"Data\":",
     )
@@ -238,14 +313,21 @@ async fn hostile_invocations_get_4xx_or_a_closed_connection_and_the_handler_keep
     .unwrap();
     let mut idle = Vec::new();
     for _ in 0..20 {
-        let mut c = TcpStream::connect(("127.0.0.1", handler.port)).await.unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", handler.port))
+            .await
+            .unwrap();
         c.write_all(b"POST /LeadNotifier HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
             .await
             .unwrap();
         idle.push(c);
     }
 
-    for path in ["/NoSuchFunction", "/api/LeadNotifier", "/LeadNotifier/extra", "/%2e%2e/etc/passwd"] {
+    for path in [
+        "/NoSuchFunction",
+        "/api/LeadNotifier",
+        "/LeadNotifier/extra",
+        "/%2e%2e/etc/passwd",
+    ] {
         let answer = post(path, b"{}".to_vec()).await.expect("answered");
         assert_eq!(answer.status().as_u16(), 404, "{path}");
         slow.write_all(b" ").await.unwrap();
@@ -265,7 +347,9 @@ async fn hostile_invocations_get_4xx_or_a_closed_connection_and_the_handler_keep
         b"{\"Data\": {\"timer\": 1}, \"Metadata\": [",
     ];
     for body in bodies {
-        let answer = post("/LeadNotifier", body.to_vec()).await.expect("answered");
+        let answer = post("/LeadNotifier", body.to_vec())
+            .await
+            .expect("answered");
         let status = answer.status().as_u16();
         assert!(
             (400..500).contains(&status),
@@ -279,17 +363,28 @@ async fn hostile_invocations_get_4xx_or_a_closed_connection_and_the_handler_keep
         Ok(answer) => assert_eq!(answer.status().as_u16(), 413),
         Err(e) => assert!(e.is_request() || e.is_body(), "closed is fine: {e}"),
     }
-    let not_http = raw_exchange(handler.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n").await;
+    let not_http = raw_exchange(
+        handler.port,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+    )
+    .await;
     assert!(is_4xx(&not_http), "not HTTP: {not_http:?}");
     let smuggled = raw_exchange(
         handler.port,
         b"POST /LeadNotifier HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     )
     .await;
-    assert!(is_4xx(&smuggled), "Content-Length with chunked: {smuggled:?}");
+    assert!(
+        is_4xx(&smuggled),
+        "Content-Length with chunked: {smuggled:?}"
+    );
 
     // Meanwhile the handler serves the host: ready check and a real run.
-    let ready = http.get(handler.url("/")).send().await.expect("ready check");
+    let ready = http
+        .get(handler.url("/"))
+        .send()
+        .await
+        .expect("ready check");
     assert_eq!(ready.status().as_u16(), 200);
     let (status, run) = handler.invoke_timer().await;
     assert_eq!(status, 200, "a real invocation still runs: {run}");
@@ -302,7 +397,11 @@ async fn hostile_invocations_get_4xx_or_a_closed_connection_and_the_handler_keep
     drop(idle);
 
     assert!(handler.is_running());
-    let ready = http.get(handler.url("/")).send().await.expect("still serving");
+    let ready = http
+        .get(handler.url("/"))
+        .send()
+        .await
+        .expect("still serving");
     assert_eq!(ready.status().as_u16(), 200);
     assert_handler_quiet(&handler, &f, &[&run], &common::faults::CUSTOMER_NEEDLES);
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::faults::{
-    assert_handler_quiet, count, invoke_until_settled, ledger, lead_rows, shown_key, total,
+    assert_handler_quiet, count, invoke_until_settled, lead_rows, ledger, shown_key, total,
     write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
 };
 use common::handler::Handler;
@@ -55,7 +55,9 @@ async fn storage_lost_mid_run_loses_nothing_and_doubles_only_alerts_in_flight() 
     // Slow enough that the run is still sending when storage goes.
     let teams = Teams::start(&[], Duration::from_millis(10)).await;
     let mut f = Fixture::new(&azurite.connection_string());
-    f.teams(&teams).without("OUTBOX_DIR").set("CLAIM_LEASE", "2s");
+    f.teams(&teams)
+        .without("OUTBOX_DIR")
+        .set("CLAIM_LEASE", "2s");
     let rows = lead_rows("midrun", 300);
     write_rows(&f, &rows).await;
     let handler = Handler::start(&f.settings).await;
@@ -69,7 +71,10 @@ async fn storage_lost_mid_run_loses_nothing_and_doubles_only_alerts_in_flight() 
     };
     let ((status, during), ()) = tokio::join!(run, outage);
     let sent_before = teams.posts().len();
-    assert!(sent_before < rows.len(), "storage went away mid-run ({sent_before} cards)");
+    assert!(
+        sent_before < rows.len(),
+        "storage went away mid-run ({sent_before} cards)"
+    );
     assert_eq!(status, 500, "the run could not finish: {during}");
 
     azurite.restart();
@@ -90,11 +95,17 @@ async fn storage_lost_mid_run_loses_nothing_and_doubles_only_alerts_in_flight() 
         let n = cards.get(&key).copied().unwrap_or(0);
         assert!(n >= 1, "{key} lost");
         if n > 1 {
-            assert!(in_flight.contains(&key), "{key} sent {n} times but was not in flight");
+            assert!(
+                in_flight.contains(&key),
+                "{key} sent {n} times but was not in flight"
+            );
             assert_eq!(n, 2, "{key} sent {n} times");
             doubled += 1;
         }
     }
+    // The run stops at the first delivery it cannot record, and a channel
+    // sends one alert at a time: at most one card goes out twice.
+    assert!(doubled <= 1, "{doubled} cards doubled by one outage");
     eprintln!(
         "storage outage: {sent_before} cards before, {} claims in flight, {doubled} doubled",
         in_flight.len()
@@ -137,7 +148,12 @@ async fn throttling_answers_from_storage_are_retried() {
     assert_eq!(status, 200, "throttling retried within the run: {body}");
     assert_eq!(count(&body, "delivered", "teams"), 30, "{body}");
     assert_eq!(count(&body, "delivered", "outbox"), 30, "{body}");
-    assert!(proxy.refused() >= 4, "faults were injected: {}", proxy.refused());
+    // The two scripted refusals, and at least one mid-run.
+    assert!(
+        proxy.refused() >= 3,
+        "faults were injected: {}",
+        proxy.refused()
+    );
     assert_eq!(
         body["ReturnValue"]["storage_requests"].as_u64(),
         Some(proxy.seen() as u64),

@@ -133,16 +133,10 @@ pub fn file_stem(alert: Alert<'_>, now: OffsetDateTime) -> String {
 
 /// `20261121T104500Z`.
 pub fn compact_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
 }
 
 const KEYS_MAX: usize = 80;

@@ -80,7 +80,8 @@ impl Respond for Script {
             template = template.insert_header("Retry-After", after);
         }
         if reply.status >= 400 {
-            template = template.set_body_json(json!({"error": {"code": "TestFault", "message": "injected"}}));
+            template = template
+                .set_body_json(json!({"error": {"code": "TestFault", "message": "injected"}}));
         }
         template
     }
@@ -285,7 +286,10 @@ pub async fn write_rows(fixture: &Fixture, rows: &[LeadRow]) {
         .expect("create lead table");
     let mut by_partition: BTreeMap<&str, Vec<&LeadRow>> = BTreeMap::new();
     for row in rows {
-        by_partition.entry(&row.partition_key).or_default().push(row);
+        by_partition
+            .entry(&row.partition_key)
+            .or_default()
+            .push(row);
     }
     let client = storage.table(table);
     for (partition, rows) in by_partition {
@@ -295,15 +299,32 @@ pub async fn write_rows(fixture: &Fixture, rows: &[LeadRow]) {
                 transaction = transaction.insert(*row).expect("batch insert");
             }
             let response = transaction.await.expect("batch answered");
+            let statuses: Vec<_> = response
+                .operation_responses
+                .iter()
+                .map(|r| r.status_code)
+                .collect();
             assert!(
-                response
-                    .operation_responses
-                    .iter()
-                    .all(|r| r.status_code.is_success()),
-                "every row of the batch inserted"
+                statuses.iter().all(|s| s.is_success()),
+                "every row of the batch inserted: {statuses:?}"
             );
         }
     }
+}
+
+/// Inserts one entity as given (columns a [`LeadRow`] cannot hold).
+pub async fn write_entity(fixture: &Fixture, entity: &Value) {
+    let storage = fixture.storage();
+    let table = fixture.leads_table();
+    storage
+        .create_table_if_missing(table)
+        .await
+        .expect("create lead table");
+    let insert = storage
+        .table(table)
+        .insert::<_, Value>(entity)
+        .expect("insert");
+    insert.await.expect("entity inserted");
 }
 
 // ---------------------------------------------------------------- ledger
@@ -420,7 +441,11 @@ pub fn total(answers: &[(u16, Value)], map: &str, key: &str) -> u64 {
 pub fn assert_no_leaks(what: &str, printed: &str, needles: &[String]) {
     for needle in needles {
         if let Some(at) = printed.find(needle.as_str()) {
-            let start = printed[..at].char_indices().rev().nth(80).map_or(0, |(i, _)| i);
+            let start = printed[..at]
+                .char_indices()
+                .rev()
+                .nth(80)
+                .map_or(0, |(i, _)| i);
             let context: String = printed[start..].chars().take(200).collect();
             panic!("{what} contains {needle:?}: …{context}…");
         }
@@ -429,7 +454,12 @@ pub fn assert_no_leaks(what: &str, printed: &str, needles: &[String]) {
 
 /// Checks a handler's whole output and the answers it gave against the
 /// fixture's secrets and the given customer details.
-pub fn assert_handler_quiet(handler: &Handler, fixture: &Fixture, answers: &[&Value], customer: &[&str]) {
+pub fn assert_handler_quiet(
+    handler: &Handler,
+    fixture: &Fixture,
+    answers: &[&Value],
+    customer: &[&str],
+) {
     let mut needles: Vec<String> = fixture.secrets.clone();
     needles.extend(customer.iter().map(|s| s.to_string()));
     assert_no_leaks("handler stdout", &handler.stdout(), &needles);

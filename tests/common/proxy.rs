@@ -119,9 +119,14 @@ async fn forward(State(plan): State<Arc<Plan>>, request: Request) -> Response {
     let Ok(method) = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()) else {
         return bad_gateway("unknown method");
     };
-    let mut upstream = plan.http.request(method, format!("{}{path}", plan.upstream));
+    let mut upstream = plan
+        .http
+        .request(method, format!("{}{path}", plan.upstream));
     for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length" | "connection" | "transfer-encoding") {
+        if !matches!(
+            name.as_str(),
+            "host" | "content-length" | "connection" | "transfer-encoding"
+        ) {
             upstream = upstream.header(name.as_str(), value.as_bytes());
         }
     }
@@ -136,7 +141,10 @@ async fn forward(State(plan): State<Arc<Plan>>, request: Request) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in &headers {
-        if matches!(name.as_str(), "content-length" | "connection" | "transfer-encoding") {
+        if matches!(
+            name.as_str(),
+            "content-length" | "connection" | "transfer-encoding"
+        ) {
             continue;
         }
         if let (Ok(name), Ok(value)) = (
