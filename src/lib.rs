@@ -7,7 +7,6 @@
 pub mod cli;
 pub mod config;
 pub mod host;
-pub mod intake;
 pub mod lead;
 pub mod ledger;
 pub mod notify;

@@ -6,10 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::faults::{
-    assert_handler_quiet, count, emails_per_lead, maildev_messages, walk, write_entity, write_rows,
-    Fixture, Teams, LEAD_PARTITION,
+    assert_handler_quiet, count, emails_per_lead, walk, write_entity, write_rows, Fixture, Teams,
+    LEAD_PARTITION,
 };
 use common::handler::Handler;
+use common::servers::maildev_messages;
 use common::servers::{maildev_smtp_port, storage_connection, unique_recipient, Azurite};
 use lead_notifier::lead::LeadRow;
 use serde_json::{json, Value};
@@ -172,8 +173,9 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     let mut f = Fixture::new(&azurite.connection_string());
     f.teams(&teams).smtp(maildev_smtp_port(), &recipient);
     let mut rows = hostile_rows();
-    // One insert each: Azurite's batch parser trips over some of them.
-    let stored = lead_notifier::intake::store(&f.parsed(), &rows)
+    let settings = f.parsed();
+    let storage = lead_notifier::storage::Storage::new(&settings.storage, reqwest::Client::new());
+    let stored = lead_notifier::source::store_rows(&storage, &settings.leads_table, &rows)
         .await
         .expect("rows stored");
     assert_eq!(stored, rows.len());

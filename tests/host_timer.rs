@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
+use common::faults::count;
 use common::handler::Handler;
 use common::servers::{
-    maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
+    maildev_messages, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
 };
-use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -66,26 +66,6 @@ fn seed(settings: &HashMap<String, String>, count: usize) {
     assert!(status.success(), "seed failed");
 }
 
-async fn emails_to(recipient: &str) -> Vec<Value> {
-    let all: Vec<Value> = reqwest::get(format!("{}/email", maildev_api()))
-        .await
-        .expect("maildev answers")
-        .json()
-        .await
-        .expect("maildev JSON");
-    all.into_iter()
-        .filter(|m| {
-            m["to"]
-                .as_array()
-                .is_some_and(|to| to.iter().any(|a| a["address"] == recipient))
-        })
-        .collect()
-}
-
-fn count(summary: &Value, map: &str, key: &str) -> u64 {
-    summary["ReturnValue"][map][key].as_u64().unwrap_or(0)
-}
-
 #[tokio::test]
 async fn timer_invocation_alerts_new_leads_once_per_channel() {
     let teams = MockServer::start().await;
@@ -118,7 +98,7 @@ async fn timer_invocation_alerts_new_leads_once_per_channel() {
             .unwrap_or(0)
             > 0
     );
-    assert_eq!(emails_to(&s.recipient).await.len(), 9);
+    assert_eq!(maildev_messages(&s.recipient).await.len(), 9);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 9);
     let eml = std::fs::read_dir(s.outbox.path())
         .expect("outbox exists")
@@ -133,7 +113,7 @@ async fn timer_invocation_alerts_new_leads_once_per_channel() {
     for channel in ["email", "teams", "outbox"] {
         assert_eq!(count(&body, "delivered", channel), 0, "{channel}: {body}");
     }
-    assert_eq!(emails_to(&s.recipient).await.len(), 9);
+    assert_eq!(maildev_messages(&s.recipient).await.len(), 9);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 9);
 
     // Nothing personal and no secret in what the handler printed.

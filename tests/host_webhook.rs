@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use common::handler::Handler;
 use common::servers::{
-    maildev_api, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
+    maildev_messages, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
 };
 use serde_json::{json, Value};
 use wiremock::matchers::method;
@@ -37,22 +37,6 @@ fn lead_json(first: &str, email: &str) -> String {
         "OfferTitle": "Contoso CRM Suite", "Description": "Wants a demo"
     })
     .to_string()
-}
-
-async fn emails_to(recipient: &str) -> usize {
-    let all: Vec<Value> = reqwest::get(format!("{}/email", maildev_api()))
-        .await
-        .expect("maildev answers")
-        .json()
-        .await
-        .expect("maildev JSON");
-    all.iter()
-        .filter(|m| {
-            m["to"]
-                .as_array()
-                .is_some_and(|to| to.iter().any(|a| a["address"] == recipient))
-        })
-        .count()
 }
 
 fn res_status(body: &Value) -> u64 {
@@ -96,7 +80,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
     assert!(body["Outputs"]["res"]["body"]
         .as_str()
         .is_some_and(|b| b.contains("stored")));
-    assert_eq!(emails_to(&recipient).await, 1);
+    assert_eq!(maildev_messages(&recipient).await.len(), 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 
     // Partner Center retries: the same lead again is stored once, alerted once.
@@ -115,7 +99,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         timer["ReturnValue"]["rows_scanned"], 1,
         "the row is in the table: {timer}"
     );
-    assert_eq!(emails_to(&recipient).await, 1);
+    assert_eq!(maildev_messages(&recipient).await.len(), 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 
     // Partner Center's validation lead is stored (so validation succeeds) and not alerted.
@@ -130,7 +114,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         .invoke("LeadWebhook", &http_invocation(&validation))
         .await;
     assert_eq!(res_status(&body), 201, "validation lead stored: {body}");
-    assert_eq!(emails_to(&recipient).await, 1);
+    assert_eq!(maildev_messages(&recipient).await.len(), 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 
     // Not a lead: 400 with a reason, and nothing stored.

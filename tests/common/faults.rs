@@ -16,7 +16,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::handler::Handler;
-use super::servers::{maildev_api, unique_table, DEV_KEY};
+use super::servers::{maildev_messages, unique_table, DEV_KEY};
 
 /// Microsoft's PartitionKey form for the day the suite's rows claim.
 pub const LEAD_PARTITION: &str = "11:2F21:2F2026";
@@ -367,23 +367,6 @@ pub async fn ledger(fixture: &Fixture) -> Vec<LedgerRecord> {
 }
 
 // ---------------------------------------------------------------- email
-
-/// Every message MailDev holds for `recipient`.
-pub async fn maildev_messages(recipient: &str) -> Vec<Value> {
-    let all: Vec<Value> = reqwest::get(format!("{}/email", maildev_api()))
-        .await
-        .expect("maildev answers")
-        .json()
-        .await
-        .expect("maildev JSON");
-    all.into_iter()
-        .filter(|m| {
-            m["to"]
-                .as_array()
-                .is_some_and(|to| to.iter().any(|a| a["address"] == recipient))
-        })
-        .collect()
-}
 
 /// The "Lead keys:" values in a plain-text email body.
 pub fn email_lead_keys(text: &str) -> Vec<String> {

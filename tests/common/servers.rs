@@ -185,3 +185,20 @@ impl Drop for Azurite {
         self.stop();
     }
 }
+
+/// Every message MailDev holds for `recipient`.
+pub async fn maildev_messages(recipient: &str) -> Vec<serde_json::Value> {
+    let all: Vec<serde_json::Value> = reqwest::get(format!("{}/email", maildev_api()))
+        .await
+        .expect("maildev answers")
+        .json()
+        .await
+        .expect("maildev JSON");
+    all.into_iter()
+        .filter(|m| {
+            m["to"]
+                .as_array()
+                .is_some_and(|to| to.iter().any(|a| a["address"] == recipient))
+        })
+        .collect()
+}
