@@ -64,7 +64,13 @@ pub enum Command {
 /// Entry point of the `lead-notifier` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Long-running modes log like a service; one-shot commands keep stdout
+    // for their own output (`poll --json` must print only JSON).
+    let service = matches!(
+        cli.command,
+        None | Some(Command::Serve { .. } | Command::Watch { .. })
+    );
+    init_logging(service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -245,22 +251,28 @@ async fn test_alert(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Info goes to stdout and warnings and errors to stderr: the Functions host
-/// logs stdout as Information and stderr as Error. `RUST_LOG` overrides the
-/// level; customer details are only ever logged at debug.
-fn init_logging() {
+/// As a service, info goes to stdout and warnings and errors to stderr: the
+/// Functions host logs stdout as Information and stderr as Error. Otherwise
+/// all logs go to stderr. `RUST_LOG` overrides the level; customer details
+/// are only ever logged at debug.
+fn init_logging(service: bool) {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,azure_core=warn,azure_storage=warn,hyper=warn"));
+    let max_on_stderr = if service {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::TRACE
+    };
     let writer = std::io::stderr
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(max_on_stderr)
         .or_else(std::io::stdout);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false)
         // The Functions host and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -96,25 +96,25 @@ pub async fn serve(port: u16, settings: Result<Settings, ConfigError>) -> anyhow
     Ok(())
 }
 
-/// Resolves on SIGTERM (what the host and containers send) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM (what the host and containers send) or Ctrl-C. The
+/// SIGTERM handler is installed when this is called, not when first polled,
+/// so a signal that arrives mid-run is kept for the caller to see after it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let term = async {
+            #[cfg(unix)]
+            if let Some(mut term) = term {
+                term.recv().await;
+                return;
             }
-            Err(_) => std::future::pending::<()>().await,
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }
 
