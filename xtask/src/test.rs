@@ -1,5 +1,6 @@
 //! `cargo xtask test`: lints, then the whole suite against real servers.
 
+use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -71,18 +72,33 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "cargo test --workspace {}",
         options.cargo_test_args.join(" ")
     );
-    let status = step(
-        label.trim_end(),
-        cargo()
-            .args(["test", "--workspace"])
-            .args(&options.cargo_test_args)
-            .env("LEAD_NOTIFIER_TEST_STORAGE", azurite.connection_string())
-            .env(
-                "LEAD_NOTIFIER_TEST_SMTP_PORT",
-                maildev.smtp_port.to_string(),
-            )
-            .env("LEAD_NOTIFIER_TEST_MAILDEV_URL", maildev.api_url()),
-    )?;
+    say(format!("▶ {}", label.trim_end()));
+    let mut child = cargo()
+        .args(["test", "--workspace"])
+        .args(&options.cargo_test_args)
+        .env("LEAD_NOTIFIER_TEST_STORAGE", azurite.connection_string())
+        .env(
+            "LEAD_NOTIFIER_TEST_SMTP_PORT",
+            maildev.smtp_port.to_string(),
+        )
+        .env("LEAD_NOTIFIER_TEST_MAILDEV_URL", maildev.api_url())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    // Passed through line by line, and counted: the suite ends with one
+    // total over every test binary instead of the last binary's own line.
+    let mut totals = Totals::default();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            totals.add(&line);
+        }
+    }
+    let status = child.wait()?;
+    say(format!(
+        "{} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    ));
     say("stopping the test servers");
     drop(maildev);
     drop(azurite);
@@ -98,9 +114,54 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     })
 }
 
+/// Sums cargo test's `test result:` lines.
+#[derive(Default, Debug, PartialEq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_sum_every_binary() {
+        let mut t = Totals::default();
+        t.add("test result: ok. 23 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        t.add("running 3 tests");
+        t.add("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.0s");
+        assert_eq!(
+            t,
+            Totals {
+                passed: 25,
+                failed: 1,
+                ignored: 1
+            }
+        );
+    }
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
