@@ -25,7 +25,9 @@ fn from_row(c: &mut Criterion) {
     broken.customer_info = Some("{\"FirstName\": \"Jane\", \"Email\":".to_owned());
 
     let mut group = c.benchmark_group("Lead::from_row");
-    group.bench_function("typical row", |b| b.iter(|| Lead::from_row(black_box(&typical))));
+    group.bench_function("typical row", |b| {
+        b.iter(|| Lead::from_row(black_box(&typical)))
+    });
     group.bench_function("malformed CustomerInfo", |b| {
         b.iter(|| Lead::from_row(black_box(&broken)))
     });

@@ -6,10 +6,12 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use lead_notifier::lead::Lead;
 use lead_notifier::notify::email::{render_message, MAX_DIGEST_LEADS};
+use lead_notifier::notify::email_body::{render_html, render_text};
 use lead_notifier::notify::teams::render_payload;
 use lead_notifier::notify::Alert;
 use lead_notifier::seed::sample_rows;
-use lettre::message::Mailbox;
+use lettre::message::header::ContentTransferEncoding;
+use lettre::message::{Body, Mailbox};
 use time::macros::datetime;
 
 fn leads(count: usize) -> Vec<Lead> {
@@ -38,6 +40,26 @@ fn email(c: &mut Criterion) {
     });
     group.bench_function("digest of 500 leads", |b| {
         b.iter(|| render_message(black_box(digest), &from, &to).map(|m| m.formatted()))
+    });
+    group.finish();
+    // Its parts, to tell the bodies' rendering from lettre's MIME encoding.
+    let mut group = c.benchmark_group("email_body");
+    group.bench_function("render_text, digest of 500 leads", |b| {
+        b.iter(|| render_text(black_box(digest)))
+    });
+    group.bench_function("render_html, digest of 500 leads", |b| {
+        b.iter(|| render_html(black_box(digest)))
+    });
+    group.finish();
+    // lettre picks the transfer encoding itself (quoted-printable for these
+    // bodies); base64 chosen up front shows what that choice costs.
+    let html = render_html(digest);
+    let mut group = c.benchmark_group("lettre Body of the digest HTML");
+    group.bench_function("Body::new (lettre's choice)", |b| {
+        b.iter(|| Body::new(black_box(html.clone())))
+    });
+    group.bench_function("Body::new_with_encoding(Base64)", |b| {
+        b.iter(|| Body::new_with_encoding(black_box(html.clone()), ContentTransferEncoding::Base64))
     });
     group.finish();
 }

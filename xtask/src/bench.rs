@@ -156,7 +156,9 @@ pub fn file_size(path: &std::path::Path) -> Option<u64> {
 
 /// Runs `cmd` to completion, failing with its output when it fails.
 pub fn run_quietly(label: &str, cmd: &mut Command) -> Result<()> {
-    let output = cmd.output().with_context(|| format!("cannot start {label}"))?;
+    let output = cmd
+        .output()
+        .with_context(|| format!("cannot start {label}"))?;
     if !output.status.success() {
         bail!(
             "{label} failed ({}):\n{}{}",

@@ -9,7 +9,12 @@ fn ticks_per_second() -> f64 {
         .arg("CLK_TCK")
         .output()
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .filter(|t| *t > 0.0)
         .unwrap_or(100.0)
 }
@@ -40,7 +45,9 @@ pub fn find(needles: &[&str]) -> Option<u32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let wrapper = args.first().is_some_and(|a| a == "sh" || a.ends_with("/sh"));
+        let wrapper = args
+            .first()
+            .is_some_and(|a| a == "sh" || a.ends_with("/sh"));
         if !wrapper && needles.iter().all(|n| args.iter().any(|a| a == n)) {
             return Some(pid);
         }

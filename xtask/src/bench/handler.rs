@@ -100,7 +100,10 @@ impl Handler {
                 bail!("{} exited ({status}) before it answered GET /", self.name);
             }
             if self.started.elapsed() > START_TIMEOUT {
-                bail!("{} did not answer GET / within {START_TIMEOUT:?}", self.name);
+                bail!(
+                    "{} did not answer GET / within {START_TIMEOUT:?}",
+                    self.name
+                );
             }
             std::thread::sleep(Duration::from_micros(500));
         }

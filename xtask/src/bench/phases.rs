@@ -46,7 +46,12 @@ impl Bench<'_> {
     /// Every channel on, against the local servers. `overlap` is
     /// SCAN_OVERLAP: `0s` makes the 10,000 rows "historical" for idle runs
     /// (Azurite stamps rows when written, so they cannot be made older).
-    fn settings(&self, state_table: &str, overlap: &str, lead_table: &str) -> Vec<(String, String)> {
+    fn settings(
+        &self,
+        state_table: &str,
+        overlap: &str,
+        lead_table: &str,
+    ) -> Vec<(String, String)> {
         [
             ("LEADS_STORAGE_CONNECTION", self.azurite.connection_string()),
             ("LEADS_TABLE", lead_table.to_owned()),
@@ -56,7 +61,10 @@ impl Bench<'_> {
             ("SMTP_HOST", "127.0.0.1".to_owned()),
             ("SMTP_PORT", self.maildev.smtp_port.to_string()),
             ("SMTP_SECURITY", "none".to_owned()),
-            ("EMAIL_FROM", "Lead alerts <leads@bench.example.com>".to_owned()),
+            (
+                "EMAIL_FROM",
+                "Lead alerts <leads@bench.example.com>".to_owned(),
+            ),
             ("EMAIL_TO", "sales@bench.example.com".to_owned()),
             ("TEAMS_WEBHOOK_URL", self.sink.url()),
         ]
@@ -83,14 +91,24 @@ impl Bench<'_> {
         }
         let r = &mut self.report;
         r.section("Cold start");
-        r.add("process start → first answer to `GET /`", Unit::Ms, ready, below(20.0));
+        r.add(
+            "process start → first answer to `GET /`",
+            Unit::Ms,
+            ready,
+            below(20.0),
+        );
         r.add(
             "process start → first timer run answered (empty table)",
             Unit::Ms,
             first,
             None,
         );
-        r.add("storage requests of that first run", Unit::Count, requests, None);
+        r.add(
+            "storage requests of that first run",
+            Unit::Count,
+            requests,
+            None,
+        );
         Ok(())
     }
 
@@ -120,7 +138,11 @@ impl Bench<'_> {
         ];
         let mut busy: [Vec<f64>; 3] = Default::default();
         for i in 0..self.options.backlog_runs {
-            say(format!("backlog run {} of {}", i + 1, self.options.backlog_runs));
+            say(format!(
+                "backlog run {} of {}",
+                i + 1,
+                self.options.backlog_runs
+            ));
             clear_maildev(self.maildev)?;
             let (cards_before, _) = self.sink.counts();
             let settings = self.settings(&format!("BenchState{i}"), "0s", LEAD_TABLE);
@@ -140,7 +162,10 @@ impl Bench<'_> {
             rate.push(leads as f64 / run.latency.as_secs_f64());
             inside.push(run.number("duration_ms") as f64 / 1000.0);
             requests.push(run.number("storage_requests") as f64);
-            emails_seen.push(maildev_count(self.maildev, expected.div_ceil(DIGEST_EMAIL_LEADS as u64))?);
+            emails_seen.push(maildev_count(
+                self.maildev,
+                expected.div_ceil(DIGEST_EMAIL_LEADS as u64),
+            )?);
             cards_seen.push(self.sink.counts().0 - cards_before);
 
             for _ in 0..self.options.runs {
@@ -164,9 +189,19 @@ impl Bench<'_> {
         let r = &mut self.report;
         r.section(&format!("Idle run ({leads} historical rows, nothing new)"));
         r.add("invocation latency", Unit::Ms, idle, below(50.0));
-        r.add("run time reported by the handler", Unit::Ms, idle_inside, None);
+        r.add(
+            "run time reported by the handler",
+            Unit::Ms,
+            idle_inside,
+            None,
+        );
         r.add("storage requests", Unit::Count, idle_requests, at_most(3.0));
-        r.add("floor: the same requests as plain GETs", Unit::Ms, idle_floor, None);
+        r.add(
+            "floor: the same requests as plain GETs",
+            Unit::Ms,
+            idle_floor,
+            None,
+        );
         r.add("floor: requests", Unit::Count, idle_floor_requests, None);
         r.section(&format!("Backlog ({leads} new leads, email and Teams)"));
         r.add(
@@ -176,17 +211,37 @@ impl Bench<'_> {
             below(10.0),
         );
         r.add("leads per second", Unit::PerSecond, rate, None);
-        r.add("run time reported by the handler", Unit::Seconds, inside, None);
+        r.add(
+            "run time reported by the handler",
+            Unit::Seconds,
+            inside,
+            None,
+        );
         r.add("storage requests", Unit::Count, requests, None);
-        r.add("digest emails received by MailDev", Unit::Count, emails_seen.iter().map(|&n| n as f64).collect(), None);
-        r.add("Teams cards received", Unit::Count, cards_seen.iter().map(|&n| n as f64).collect(), None);
-        r.add("peak RSS of the handler (VmHWM)", Unit::MB, rss, below(30.0));
+        r.add(
+            "digest emails received by MailDev",
+            Unit::Count,
+            emails_seen.iter().map(|&n| n as f64).collect(),
+            None,
+        );
+        r.add(
+            "Teams cards received",
+            Unit::Count,
+            cards_seen.iter().map(|&n| n as f64).collect(),
+            None,
+        );
+        r.add(
+            "peak RSS of the handler (VmHWM)",
+            Unit::MB,
+            rss,
+            below(30.0),
+        );
         let [handler_cpu, azurite_cpu, maildev_cpu] = busy;
         r.add("CPU time: handler", Unit::Seconds, handler_cpu, None);
         r.add("CPU time: Azurite", Unit::Seconds, azurite_cpu, None);
         r.add("CPU time: MailDev", Unit::Seconds, maildev_cpu, None);
         r.note(format!(
-            "Setup, not a figure: `lead-notifier seed --count {leads}` took {:.1} s (one insert request per row).",
+            "Setup, not a figure: `lead-notifier seed --count {leads}` took {:.1} s.",
             seed_time.as_secs_f64()
         ));
         Ok(())
@@ -216,7 +271,10 @@ impl Bench<'_> {
         for _ in 0..self.options.runs {
             let run = handler.invoke_timer()?;
             if run.number("rows_scanned") != leads {
-                bail!("the scan run read {} rows, not {leads}", run.number("rows_scanned"));
+                bail!(
+                    "the scan run read {} rows, not {leads}",
+                    run.number("rows_scanned")
+                );
             }
             product.push(ms(run.latency));
             product_requests.push(run.number("storage_requests") as f64);
@@ -225,21 +283,55 @@ impl Bench<'_> {
             rows.push(ms(lead_rows.elapsed));
             ledger.push(ms(records.elapsed));
             floor_requests.push((lead_rows.requests + records.requests) as f64);
-            rows_lean.push(ms(self.floor(LEAD_TABLE, ALL_ROWS, Metadata::None, leads)?.elapsed));
+            rows_lean.push(ms(self
+                .floor(LEAD_TABLE, ALL_ROWS, Metadata::None, leads)?
+                .elapsed));
         }
         handler.stop();
         let sums: Vec<f64> = rows.iter().zip(&ledger).map(|(a, b)| a + b).collect();
         let ratio = median(&product) / median(&sums);
         let r = &mut self.report;
-        r.section(&format!("Scan of {leads} handled rows vs the raw-HTTP floor"));
-        r.add("product: invocation re-reading all rows and their ledger records", Unit::Ms, product, None);
-        r.add("product: storage requests", Unit::Count, product_requests, None);
-        r.add("floor: lead rows, plain GETs, full metadata", Unit::Ms, rows, None);
-        r.add("floor: ledger records, plain GETs, full metadata", Unit::Ms, ledger, None);
+        r.section(&format!(
+            "Scan of {leads} handled rows vs the raw-HTTP floor"
+        ));
+        r.add(
+            "product: invocation re-reading all rows and their ledger records",
+            Unit::Ms,
+            product,
+            None,
+        );
+        r.add(
+            "product: storage requests",
+            Unit::Count,
+            product_requests,
+            None,
+        );
+        r.add(
+            "floor: lead rows, plain GETs, full metadata",
+            Unit::Ms,
+            rows,
+            None,
+        );
+        r.add(
+            "floor: ledger records, plain GETs, full metadata",
+            Unit::Ms,
+            ledger,
+            None,
+        );
         r.add("floor: lead rows + ledger records", Unit::Ms, sums, None);
         r.add("floor: storage requests", Unit::Count, floor_requests, None);
-        r.add("floor: lead rows, plain GETs, no metadata", Unit::Ms, rows_lean, None);
-        r.add("product ÷ floor (medians)", Unit::Ratio, vec![ratio], at_most(1.3));
+        r.add(
+            "floor: lead rows, plain GETs, no metadata",
+            Unit::Ms,
+            rows_lean,
+            None,
+        );
+        r.add(
+            "product ÷ floor (medians)",
+            Unit::Ratio,
+            vec![ratio],
+            at_most(1.3),
+        );
         Ok(())
     }
 
@@ -265,10 +357,19 @@ impl Bench<'_> {
         Ok((started.elapsed(), 1 + rows.requests + records.requests))
     }
 
-    fn floor(&mut self, table: &str, filter: &str, metadata: Metadata, rows: u64) -> Result<ScanStats> {
+    fn floor(
+        &mut self,
+        table: &str,
+        filter: &str,
+        metadata: Metadata,
+        rows: u64,
+    ) -> Result<ScanStats> {
         let stats = self.table.scan(table, filter, metadata)?;
         if stats.rows != rows {
-            bail!("the raw scan of {table} read {} rows, not {rows}", stats.rows);
+            bail!(
+                "the raw scan of {table} read {} rows, not {rows}",
+                stats.rows
+            );
         }
         Ok(stats)
     }
@@ -281,17 +382,29 @@ impl Bench<'_> {
         if file_size(&zip).is_none() {
             say("target/functionapp.zip is missing: running `cargo xtask package`");
             if let Err(e) = crate::package::run() {
-                self.report.note(format!("`cargo xtask package` failed, so no zip size: {e:#}"));
+                self.report.note(format!(
+                    "`cargo xtask package` failed, so no zip size: {e:#}"
+                ));
             }
         }
         let r = &mut self.report;
         r.section("Size");
         let mb = |bytes: u64| vec![bytes as f64 / 1e6];
         if let Some(size) = file_size(&self.binary) {
-            r.add("release binary, stripped (the one measured above)", Unit::MB, mb(size), below(15.0));
+            r.add(
+                "release binary, stripped (the one measured above)",
+                Unit::MB,
+                mb(size),
+                below(15.0),
+            );
         }
         if let Some(size) = file_size(&musl) {
-            r.add("static musl binary, stripped (deployed)", Unit::MB, mb(size), below(15.0));
+            r.add(
+                "static musl binary, stripped (deployed)",
+                Unit::MB,
+                mb(size),
+                below(15.0),
+            );
         }
         if let Some(size) = file_size(&zip) {
             r.add("target/functionapp.zip", Unit::MB, mb(size), None);
@@ -317,7 +430,10 @@ fn clear_maildev(maildev: &MailDev) -> Result<()> {
     let response = http::request(maildev.web_port, "DELETE", "/email/all", &[], b"")
         .context("cannot clear MailDev")?;
     if response.status != 200 {
-        bail!("MailDev answered HTTP {} to DELETE /email/all", response.status);
+        bail!(
+            "MailDev answered HTTP {} to DELETE /email/all",
+            response.status
+        );
     }
     Ok(())
 }
@@ -327,7 +443,8 @@ fn clear_maildev(maildev: &MailDev) -> Result<()> {
 fn maildev_count(maildev: &MailDev, expected: u64) -> Result<u64> {
     let started = Instant::now();
     loop {
-        let response = http::get(maildev.web_port, "/email").context("cannot list MailDev's emails")?;
+        let response =
+            http::get(maildev.web_port, "/email").context("cannot list MailDev's emails")?;
         let listed = match crate::json::parse(&response.text())? {
             Value::Array(items) => items.len() as u64,
             _ => bail!("MailDev's GET /email is not a list"),

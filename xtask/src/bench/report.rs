@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 
 /// Where bench writes between these markers; the rest of BENCHMARKS.md is
 /// written by hand.
-const BEGIN: &str = "<!-- bench:begin (written by `cargo xtask bench`; edit outside these markers) -->";
+const BEGIN: &str =
+    "<!-- bench:begin (written by `cargo xtask bench`; edit outside these markers) -->";
 const END: &str = "<!-- bench:end -->";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -200,11 +201,12 @@ pub fn machine() -> String {
         });
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let azurite = std::fs::read_to_string(crate::repo_root().join("node_modules/azurite/package.json"))
-        .ok()
-        .and_then(|text| crate::json::parse(&text).ok())
-        .and_then(|v| v.get("version").map(|v| v.brief()))
-        .unwrap_or_else(|| "unknown".to_owned());
+    let azurite =
+        std::fs::read_to_string(crate::repo_root().join("node_modules/azurite/package.json"))
+            .ok()
+            .and_then(|text| crate::json::parse(&text).ok())
+            .and_then(|v| v.get("version").map(|v| v.brief()))
+            .unwrap_or_else(|| "unknown".to_owned());
     format!(
         "- nproc: {cores}; CPU: {cpu}; memory: {memory}; Linux {}\n- {}; Node.js {}; Azurite {azurite}\n",
         kernel.trim(),
@@ -230,7 +232,11 @@ pub fn write_into(path: &Path, generated: &str) -> Result<()> {
     let section = format!("{BEGIN}\n\n{generated}\n{END}");
     let updated = match (existing.find(BEGIN), existing.find(END)) {
         (Some(start), Some(end)) if end > start => {
-            format!("{}{section}{}", &existing[..start], &existing[end + END.len()..])
+            format!(
+                "{}{section}{}",
+                &existing[..start],
+                &existing[end + END.len()..]
+            )
         }
         _ if existing.is_empty() => format!("# Benchmarks\n\n{section}\n"),
         _ => format!("{}\n\n{section}\n", existing.trim_end()),
@@ -259,7 +265,10 @@ mod tests {
         let missed: Vec<&str> = report.missed().iter().map(|f| f.name.as_str()).collect();
         assert_eq!(missed, ["slow"]);
         let md = report.markdown();
-        assert!(md.contains("| fast | 2.00 ms | 1.00 ms | 100.0 ms | 3 | < 20.0 ms | met |"), "{md}");
+        assert!(
+            md.contains("| fast | 2.00 ms | 1.00 ms | 100.0 ms | 3 | < 20.0 ms | met |"),
+            "{md}"
+        );
         assert!(md.contains("| slow | 25.0 ms |"), "{md}");
         assert!(md.contains("**missed**"), "{md}");
     }

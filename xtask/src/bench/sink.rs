@@ -110,7 +110,8 @@ mod tests {
     fn counts_posts_on_one_kept_alive_connection() {
         let sink = WebhookSink::start().unwrap();
         let mut stream = TcpStream::connect(("127.0.0.1", sink.port)).unwrap();
-        let request = "POST /workflows/bench?sig=x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+        let request =
+            "POST /workflows/bench?sig=x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         for _ in 0..2 {
             stream.write_all(request.as_bytes()).unwrap();

@@ -72,7 +72,9 @@ impl TableClient {
         Ok(TableClient {
             port,
             conn: None,
-            key: BASE64.decode(KEY).context("the development key is not base64")?,
+            key: BASE64
+                .decode(KEY)
+                .context("the development key is not base64")?,
         })
     }
 
@@ -288,7 +290,10 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> Result<Response> {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> u64 {
-    haystack.windows(needle.len()).filter(|w| w == &needle).count() as u64
+    haystack
+        .windows(needle.len())
+        .filter(|w| w == &needle)
+        .count() as u64
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved bytes).
@@ -356,7 +361,8 @@ mod tests {
 
     #[test]
     fn rows_are_counted_by_their_partition_key() {
-        let page = br#"{"value":[{"PartitionKey":"a","RowKey":"1"},{"PartitionKey":"a","RowKey":"2"}]}"#;
+        let page =
+            br#"{"value":[{"PartitionKey":"a","RowKey":"1"},{"PartitionKey":"a","RowKey":"2"}]}"#;
         assert_eq!(count(page, br#""PartitionKey""#), 2);
     }
 }
