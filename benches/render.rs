@@ -29,8 +29,9 @@ fn email(c: &mut Criterion) {
     let from: Mailbox = "Lead alerts <leads@contoso.com>".parse().unwrap();
     let to: Vec<Mailbox> = vec!["sales@contoso.com".parse().unwrap()];
     let one = Alert::Lead(&leads[3]);
+    let refs: Vec<&Lead> = leads[3..].iter().collect();
     let digest = Alert::Digest {
-        leads: &leads[3..],
+        leads: &refs,
         total: 9_997,
     };
     let mut group = c.benchmark_group("email::render_message");
@@ -67,8 +68,9 @@ fn email(c: &mut Criterion) {
 fn teams(c: &mut Criterion) {
     let leads = leads(10_000);
     let one = Alert::Lead(&leads[3]);
+    let refs: Vec<&Lead> = leads[3..].iter().collect();
     let digest = Alert::Digest {
-        leads: &leads[3..],
+        leads: &refs,
         total: leads.len() - 3,
     };
     let mut group = c.benchmark_group("teams::render_payload");

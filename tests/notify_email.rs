@@ -145,7 +145,7 @@ async fn maildev_receives_a_lead_with_headers_both_parts_and_every_recipient() {
 #[tokio::test]
 async fn maildev_receives_a_digest_with_every_lead() {
     let to = unique_recipient("digest");
-    let leads = vec![
+    let leads = [
         jane(),
         lead(
             "k2",
@@ -164,7 +164,7 @@ async fn maildev_receives_a_digest_with_every_lead() {
 
     notifier
         .send(Alert::Digest {
-            leads: &leads,
+            leads: &leads.iter().collect::<Vec<_>>(),
             total: 3,
         })
         .await

@@ -100,7 +100,7 @@ async fn a_digest_is_named_by_its_size() {
 
     outbox
         .send(Alert::Digest {
-            leads: &leads,
+            leads: &leads.iter().collect::<Vec<_>>(),
             total: 5,
         })
         .await

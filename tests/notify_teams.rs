@@ -246,7 +246,7 @@ async fn a_digest_is_one_card_under_28_kb_with_counts_and_the_rest_counted() {
         .collect();
     let (result, bodies) = post(
         Alert::Digest {
-            leads: &leads,
+            leads: &leads.iter().collect::<Vec<_>>(),
             total: 320,
         },
         ResponseTemplate::new(202),
@@ -291,7 +291,7 @@ fn snapshot_of_a_digest_card() {
     insta::assert_json_snapshot!(
         "digest_card",
         render_payload(Alert::Digest {
-            leads: &leads,
+            leads: &leads.iter().collect::<Vec<_>>(),
             total: 2
         })
     );

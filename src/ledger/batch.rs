@@ -53,7 +53,7 @@ pub async fn write_all(
     storage: &Storage,
     table: &str,
     partition: &str,
-    writes: Vec<Write>,
+    writes: &[Write],
 ) -> Result<Vec<Outcome>, StorageError> {
     let client = storage.table(table);
     let mut outcomes = Vec::with_capacity(writes.len());

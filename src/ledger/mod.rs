@@ -164,7 +164,7 @@ impl<'a> Ledger<'a> {
                 Some(prior) => Write::Replace(record, prior.etag.clone()),
             });
         }
-        let outcomes = self.write(writes.clone()).await?;
+        let outcomes = self.write(&writes).await?;
         let mut claims = Vec::with_capacity(items.len());
         for ((write, outcome), (alert, _)) in writes.into_iter().zip(outcomes).zip(&items) {
             let claim = match outcome {
@@ -192,7 +192,7 @@ impl<'a> Ledger<'a> {
             Verdict::Owed { prior: Some(prior) } => {
                 let record = self.claimed_record(alert, Some(&prior), now);
                 let write = Write::Replace(record.clone(), prior.etag);
-                match self.write(vec![write]).await?.pop() {
+                match self.write(std::slice::from_ref(&write)).await?.pop() {
                     Some(Outcome::Written(etag)) => Claim::Won(Entry { record, etag }),
                     _ => Claim::Busy,
                 }
@@ -227,7 +227,7 @@ impl<'a> Ledger<'a> {
     /// always recorded: it happened.
     pub async fn settle(&self, items: Vec<(Entry, Settlement)>) -> Result<(), StorageError> {
         let now = format_timestamp(OffsetDateTime::now_utc());
-        let writes = items
+        let writes: Vec<Write> = items
             .into_iter()
             .map(|(entry, settlement)| {
                 let mut record = entry.record;
@@ -257,13 +257,13 @@ impl<'a> Ledger<'a> {
                 Write::Replace(record, etag)
             })
             .collect();
-        self.write(writes).await.map(drop)
+        self.write(&writes).await.map(drop)
     }
 
     /// Records leads that are not alerted, once per channel, batched.
     pub async fn skip(&self, items: Vec<(AlertKey, SkipReason)>) -> Result<(), StorageError> {
         let now = format_timestamp(OffsetDateTime::now_utc());
-        let writes = items
+        let writes: Vec<Write> = items
             .into_iter()
             .map(|(alert, reason)| {
                 let mut record = self.claimed_record(&alert, None, &now);
@@ -275,10 +275,10 @@ impl<'a> Ledger<'a> {
                 Write::Upsert(record)
             })
             .collect();
-        self.write(writes).await.map(drop)
+        self.write(&writes).await.map(drop)
     }
 
-    async fn write(&self, writes: Vec<Write>) -> Result<Vec<Outcome>, StorageError> {
+    async fn write(&self, writes: &[Write]) -> Result<Vec<Outcome>, StorageError> {
         batch::write_all(self.storage, self.state_table, &self.partition, writes).await
     }
 

@@ -136,8 +136,12 @@ pub fn render_message(
 pub fn message_id(alert: Alert<'_>, channel: ChannelId) -> String {
     let mut hash = Sha256::new();
     hash.update(channel.as_str().as_bytes());
+    let one;
     let leads = match alert {
-        Alert::Lead(lead) => std::slice::from_ref(lead),
+        Alert::Lead(lead) => {
+            one = [lead];
+            &one[..]
+        }
         Alert::Digest { leads, total } => {
             hash.update(format!("\ndigest {total}").as_bytes());
             leads

@@ -48,7 +48,7 @@ pub enum Alert<'a> {
     /// Many leads in one message. `total` is the run's whole count on this
     /// channel (a digest email may carry only part of it).
     Digest {
-        leads: &'a [Lead],
+        leads: &'a [&'a Lead],
         total: usize,
     },
 }

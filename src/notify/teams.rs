@@ -320,7 +320,7 @@ const DIGEST_LIMITS: Limits = Limits {
 };
 const DIGEST_COUNT_LINES: usize = 15;
 
-fn digest_card(leads: &[Lead], total: usize) -> Value {
+fn digest_card(leads: &[&Lead], total: usize) -> Value {
     let total = total.max(leads.len());
     let mut head = vec![title(&format!("{total} new leads"))];
     counts(&mut head, "By offer", &text::by_offer(leads));

@@ -150,7 +150,7 @@ pub fn lead_subject(lead: &Lead) -> String {
 
 /// `15 new leads: Contoso CRM Suite (9), Fabrikam Analytics (6)`. When the
 /// run's leads are split over several messages it says which part this is.
-pub fn digest_subject(leads: &[Lead], total: usize) -> String {
+pub fn digest_subject(leads: &[&Lead], total: usize) -> String {
     let head = if leads.len() < total {
         format!("{total} new leads ({} in this message)", leads.len())
     } else {
@@ -174,12 +174,12 @@ pub fn digest_subject(leads: &[Lead], total: usize) -> String {
 }
 
 /// Counts per offer, most first (ties by name).
-pub fn by_offer(leads: &[Lead]) -> Vec<(String, usize)> {
-    counts(leads.iter().map(offer))
+pub fn by_offer(leads: &[&Lead]) -> Vec<(String, usize)> {
+    counts(leads.iter().map(|l| offer(l)))
 }
 
 /// Counts per action wording, most first.
-pub fn by_action(leads: &[Lead]) -> Vec<(String, usize)> {
+pub fn by_action(leads: &[&Lead]) -> Vec<(String, usize)> {
     counts(leads.iter().map(|l| action_label(&l.action)))
 }
 
@@ -391,7 +391,7 @@ mod tests {
         lead.offer_name = Some("Contoso".into());
         let mut other = lead.clone();
         other.offer_name = Some("Fabrikam".into());
-        let leads = vec![other, lead.clone(), lead];
+        let leads = vec![&other, &lead, &lead];
         assert_eq!(
             digest_subject(&leads, 3),
             "3 new leads: Contoso (2), Fabrikam (1)"

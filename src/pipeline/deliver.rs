@@ -97,7 +97,7 @@ pub(super) async fn deliver(
             if won.is_empty() {
                 continue;
             }
-            let digest: Vec<Lead> = won.iter().map(|(o, _)| leads[o.lead].clone()).collect();
+            let digest: Vec<&Lead> = won.iter().map(|(o, _)| &leads[o.lead]).collect();
             let sent = send(
                 channel,
                 limits,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lead_notifier::config::Settings;
-use lead_notifier::lead::{Lead, LeadKey, LeadRow};
+use lead_notifier::lead::{LeadKey, LeadRow};
 use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
 use lead_notifier::source;
 use lead_notifier::storage::Storage;
@@ -180,10 +180,9 @@ impl Notifier for Recorder {
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
         let (keys, digest_total) = match alert {
             Alert::Lead(lead) => (vec![lead.key.clone()], None),
-            Alert::Digest { leads, total } => (
-                leads.iter().map(|l: &Lead| l.key.clone()).collect(),
-                Some(total),
-            ),
+            Alert::Digest { leads, total } => {
+                (leads.iter().map(|l| l.key.clone()).collect(), Some(total))
+            }
         };
         Box::pin(async move {
             let hook = self.hook.lock().unwrap().take();
