@@ -280,7 +280,7 @@ fn snapshot_of_a_lead_card() {
 
 #[test]
 fn snapshot_of_a_digest_card() {
-    let leads = vec![
+    let leads = [
         jane(),
         lead(
             "k2",
