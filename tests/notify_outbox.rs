@@ -92,7 +92,7 @@ async fn a_lead_becomes_an_eml_and_a_json_file() {
 async fn a_digest_is_named_by_its_size() {
     let temp = tempfile::tempdir().unwrap();
     let outbox = OutboxNotifier::new(temp.path(), default_from(), default_to());
-    let leads = vec![
+    let leads = [
         lead("a", "a@acme.example"),
         lead("b", "b@acme.example"),
         lead("c", "c@acme.example"),
