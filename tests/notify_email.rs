@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::leads::{jane, lead};
 use common::servers::{free_port, maildev_api, maildev_smtp_port, unique_recipient};
 use common::smtp_script::{Script, ScriptedSmtp};
 use lead_notifier::config::{EmailSettings, SmtpSecurity};
@@ -12,29 +13,6 @@ use lead_notifier::notify::email::{message_id, render_message, EmailNotifier};
 use lead_notifier::notify::email_body::{render_html, render_text};
 use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError};
 use serde_json::{json, Value};
-
-fn lead(row_key: &str, customer: Value, offer: &str) -> Lead {
-    Lead::from_row(&LeadRow {
-        partition_key: "11:2F21:2F2026".into(),
-        row_key: row_key.into(),
-        timestamp: Some("2026-11-21T10:45:00.1234567Z".into()),
-        action_code: None,
-        created_time: Some("11/21/2026 10:44:59 AM".into()),
-        customer_info: Some(customer.to_string()),
-        description: Some("We need a CRM for 40 people.\nPlease call after 2pm.".into()),
-        lead_source: Some("SPZA-PLT|contoso.crm-suite".into()),
-        offer_display_name: Some(offer.into()),
-    })
-}
-
-fn jane() -> Lead {
-    lead(
-        "a1b2c3",
-        json!({"FirstName": "Jane", "LastName": "Doe", "Email": "jane.doe@acme.example",
-               "Phone": "+49 30 1234567", "Country": "DE", "Company": "Acme GmbH", "Title": "CTO"}),
-        "Contoso CRM Suite",
-    )
-}
 
 fn settings(port: u16, to: &[String]) -> EmailSettings {
     EmailSettings {

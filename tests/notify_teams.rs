@@ -4,9 +4,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::leads::{jane, lead};
 use common::servers::free_port;
 use lead_notifier::config::TeamsSettings;
-use lead_notifier::lead::{Lead, LeadRow};
+use lead_notifier::lead::Lead;
 use lead_notifier::notify::teams::{render_payload, TeamsNotifier};
 use lead_notifier::notify::{Alert, Notifier, NotifyError};
 use serde_json::{json, Value};
@@ -16,29 +17,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// Teams refuses bigger posts.
 const TEAMS_LIMIT: usize = 28 * 1024;
 const SIG: &str = "s3cr3tSignatureValue";
-
-fn lead(row_key: &str, customer: Value, offer: &str) -> Lead {
-    Lead::from_row(&LeadRow {
-        partition_key: "11:2F21:2F2026".into(),
-        row_key: row_key.into(),
-        timestamp: Some("2026-11-21T10:45:00.1234567Z".into()),
-        action_code: None,
-        created_time: Some("11/21/2026 10:44:59 AM".into()),
-        customer_info: Some(customer.to_string()),
-        description: Some("We need a CRM for 40 people.\nPlease call after 2pm.".into()),
-        lead_source: Some("SPZA-PLT|contoso.crm-suite".into()),
-        offer_display_name: Some(offer.into()),
-    })
-}
-
-fn jane() -> Lead {
-    lead(
-        "a1b2c3",
-        json!({"FirstName": "Jane", "LastName": "Doe", "Email": "jane.doe@acme.example",
-               "Phone": "+49 30 1234567", "Country": "DE", "Company": "Acme GmbH", "Title": "CTO"}),
-        "Contoso CRM Suite",
-    )
-}
 
 fn webhook_url(base: &str) -> String {
     format!("{base}/workflows/abc123/triggers/manual/paths/invoke?api-version=1&sig={SIG}")

@@ -275,41 +275,13 @@ pub fn lead_rows(tag: &str, n: usize) -> Vec<LeadRow> {
         .collect()
 }
 
-/// Inserts `rows` into the fixture's lead table, creating it, in entity
-/// group transactions of up to 100 rows of one partition.
+/// Inserts `rows` into the fixture's lead table (created when missing), in
+/// entity group transactions, the way `lead-notifier seed` does.
 pub async fn write_rows(fixture: &Fixture, rows: &[LeadRow]) {
-    let storage = fixture.storage();
-    let table = fixture.leads_table();
-    storage
-        .create_table_if_missing(table)
+    let stored = lead_notifier::source::store_rows(&fixture.storage(), fixture.leads_table(), rows)
         .await
-        .expect("create lead table");
-    let mut by_partition: BTreeMap<&str, Vec<&LeadRow>> = BTreeMap::new();
-    for row in rows {
-        by_partition
-            .entry(&row.partition_key)
-            .or_default()
-            .push(row);
-    }
-    let client = storage.table(table);
-    for (partition, rows) in by_partition {
-        for chunk in rows.chunks(100) {
-            let mut transaction = client.partition_key_client(partition).transaction();
-            for row in chunk {
-                transaction = transaction.insert(*row).expect("batch insert");
-            }
-            let response = transaction.await.expect("batch answered");
-            let statuses: Vec<_> = response
-                .operation_responses
-                .iter()
-                .map(|r| r.status_code)
-                .collect();
-            assert!(
-                statuses.iter().all(|s| s.is_success()),
-                "every row of the batch inserted: {statuses:?}"
-            );
-        }
-    }
+        .expect("rows stored");
+    assert_eq!(stored, rows.len(), "every row inserted");
 }
 
 /// Inserts one entity as given (columns a [`LeadRow`] cannot hold).
