@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::faults::{
-    assert_handler_quiet, emails_per_lead, invoke_until_settled, lead_rows, ledger, shown_key,
-    total, write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
+    assert_handler_quiet, doubled_cards, emails_per_lead, invoke_until_settled, lead_rows,
+    shown_key, teams_claims_in_flight, total, write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
 };
 use common::handler::{timer_body, Handler};
 use common::servers::{maildev_smtp_port, storage_connection, unique_recipient};
@@ -49,31 +48,13 @@ async fn sigkill_mid_backlog_then_restart_delivers_every_lead() {
     let sent_before = teams.posts().len();
     assert!(sent_before < LEADS, "killed mid-way ({sent_before} cards)");
 
-    let in_flight: BTreeSet<String> = ledger(&f)
-        .await
-        .into_iter()
-        .filter(|r| r.channel == "teams" && r.status == "claimed")
-        .map(|r| r.lead)
-        .collect();
+    let in_flight = teams_claims_in_flight(&f).await;
 
     let second = Handler::start(&f.settings).await;
     let answers = invoke_until_settled(&second, 10).await;
 
     let cards = teams.cards_per_lead();
-    let mut doubled = 0;
-    for row in &rows {
-        let key = shown_key(row);
-        let n = cards.get(&key).copied().unwrap_or(0);
-        assert!(n >= 1, "{key} lost");
-        if n > 1 {
-            assert!(
-                in_flight.contains(&key),
-                "{key} sent {n} times but was not in flight"
-            );
-            assert_eq!(n, 2, "{key} sent {n} times");
-            doubled += 1;
-        }
-    }
+    let doubled = doubled_cards(&rows, &cards, &in_flight);
     assert_eq!(cards.len(), LEADS, "cards only for the backlog's leads");
     // A channel sends one alert at a time and records each delivery at
     // once, so a crash leaves at most one sent-but-unrecorded alert.

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::faults::{
-    assert_handler_quiet, count, invoke_until_settled, lead_rows, ledger, shown_key, total,
-    write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
+    assert_handler_quiet, count, doubled_cards, invoke_until_settled, lead_rows, shown_key,
+    teams_claims_in_flight, total, write_rows, Fixture, Teams, CUSTOMER_NEEDLES,
 };
 use common::handler::Handler;
 use common::proxy::{FaultProxy, Throttle};
@@ -80,29 +79,11 @@ async fn storage_lost_mid_run_loses_nothing_and_doubles_only_alerts_in_flight() 
     azurite.restart();
     // Alerts claimed but not recorded as delivered: the ones that may have
     // been sent when storage went away.
-    let in_flight: BTreeSet<String> = ledger(&f)
-        .await
-        .into_iter()
-        .filter(|r| r.channel == "teams" && r.status == "claimed")
-        .map(|r| r.lead)
-        .collect();
+    let in_flight = teams_claims_in_flight(&f).await;
     let answers = invoke_until_settled(&handler, 10).await;
 
     let cards = teams.cards_per_lead();
-    let mut doubled = 0;
-    for row in &rows {
-        let key = shown_key(row);
-        let n = cards.get(&key).copied().unwrap_or(0);
-        assert!(n >= 1, "{key} lost");
-        if n > 1 {
-            assert!(
-                in_flight.contains(&key),
-                "{key} sent {n} times but was not in flight"
-            );
-            assert_eq!(n, 2, "{key} sent {n} times");
-            doubled += 1;
-        }
-    }
+    let doubled = doubled_cards(&rows, &cards, &in_flight);
     // The run stops at the first delivery it cannot record, and a channel
     // sends one alert at a time: at most one card goes out twice.
     assert!(doubled <= 1, "{doubled} cards doubled by one outage");

@@ -338,6 +338,41 @@ pub async fn ledger(fixture: &Fixture) -> Vec<LedgerRecord> {
     records
 }
 
+/// Teams alerts claimed but not recorded as delivered: the ones a crash or a
+/// storage outage may have caught after sending.
+pub async fn teams_claims_in_flight(fixture: &Fixture) -> std::collections::BTreeSet<String> {
+    ledger(fixture)
+        .await
+        .into_iter()
+        .filter(|r| r.channel == "teams" && r.status == "claimed")
+        .map(|r| r.lead)
+        .collect()
+}
+
+/// Checks that every row got its card and that only alerts in flight were
+/// sent twice (never more); returns how many were.
+pub fn doubled_cards(
+    rows: &[LeadRow],
+    cards: &BTreeMap<String, usize>,
+    in_flight: &std::collections::BTreeSet<String>,
+) -> usize {
+    let mut doubled = 0;
+    for row in rows {
+        let key = shown_key(row);
+        let n = cards.get(&key).copied().unwrap_or(0);
+        assert!(n >= 1, "{key} lost");
+        if n > 1 {
+            assert!(
+                in_flight.contains(&key),
+                "{key} sent {n} times but was not in flight"
+            );
+            assert_eq!(n, 2, "{key} sent {n} times");
+            doubled += 1;
+        }
+    }
+    doubled
+}
+
 // ---------------------------------------------------------------- email
 
 /// The "Lead keys:" values in a plain-text email body.
