@@ -204,7 +204,8 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     for line in settings.summary_lines() {
         println!("  {line}");
     }
-    let pipeline = pipeline(settings)?;
+    let notifiers = notify::from_settings(settings, reqwest::Client::new())?;
+    let pipeline = Pipeline::new(settings.clone(), notifiers.clone());
     let mut ok = true;
     match pipeline.storage_check().await {
         Ok(()) => println!(
@@ -216,7 +217,7 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
             println!("storage: FAILED: {e}");
         }
     }
-    for notifier in notify::from_settings(settings, reqwest::Client::new())? {
+    for notifier in notifiers {
         match notifier.check().await {
             Ok(()) => println!("{}: reached", notifier.channel()),
             Err(e) => {
