@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod host;
+pub mod identity;
 pub mod lead;
 pub mod ledger;
 pub mod notify;
