@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use lead_notifier::config::{
-    read_settings_file, ConfigError, Settings, SmtpSecurity, StartFrom, StorageConnection,
+    read_settings_file, ConfigError, EmailTransport, Settings, SmtpAuth, SmtpSecurity,
+    SmtpSettings, StartFrom, StorageConnection,
 };
 use secrecy::ExposeSecret;
 use time::macros::datetime;
@@ -244,51 +245,49 @@ fn poll_schedule() {
     }
 }
 
+/// The SMTP transport of settings that have one.
+fn smtp_of(s: Settings) -> SmtpSettings {
+    match s.email.expect("email on").transport {
+        EmailTransport::Smtp(smtp) => smtp,
+        other => panic!("not SMTP: {other:?}"),
+    }
+}
+
 #[test]
 fn email_settings_and_port_defaults() {
     let s = with(&smtp(&[])).unwrap();
-    let e = s.email.unwrap();
-    assert_eq!(
-        (e.host.as_str(), e.port, e.security),
-        ("smtp.example.com", 587, SmtpSecurity::StartTls)
-    );
+    let e = s.email.clone().unwrap();
     assert_eq!(e.from.email.to_string(), "leads@example.com");
     assert_eq!(e.from.name.as_deref(), Some("Lead bot"));
     let to: Vec<String> = e.to.iter().map(|m| m.email.to_string()).collect();
     assert_eq!(to, ["sales@example.com", "jane@example.com"]);
-    assert!(e.credentials.is_none());
+    let t = smtp_of(s);
+    assert_eq!(
+        (t.host.as_str(), t.port, t.security),
+        ("smtp.example.com", 587, SmtpSecurity::StartTls)
+    );
+    assert!(matches!(t.auth, SmtpAuth::None));
 
-    let port = |security: &str| {
-        with(&smtp(&[("SMTP_SECURITY", security)]))
-            .unwrap()
-            .email
-            .unwrap()
-            .port
-    };
+    let port = |security: &str| smtp_of(with(&smtp(&[("SMTP_SECURITY", security)])).unwrap()).port;
     assert_eq!(
         (port("TLS"), port("none"), port("StartTLS")),
         (465, 25, 587)
     );
-    let e = with(&smtp(&[
-        ("SMTP_PORT", "2525"),
-        ("SMTP_USERNAME", "apikey"),
-        ("SMTP_PASSWORD", "pw"),
-    ]))
-    .unwrap()
-    .email
-    .unwrap();
-    assert_eq!(e.port, 2525);
-    let (user, password) = e.credentials.unwrap();
-    assert_eq!((user.as_str(), password.expose_secret()), ("apikey", "pw"));
+    let t = smtp_of(
+        with(&smtp(&[
+            ("SMTP_PORT", "2525"),
+            ("SMTP_USERNAME", "apikey"),
+            ("SMTP_PASSWORD", "pw"),
+        ]))
+        .unwrap(),
+    );
+    assert_eq!(t.port, 2525);
+    let SmtpAuth::Password { username, password } = t.auth else {
+        panic!("password login expected: {:?}", t.auth);
+    };
+    assert_eq!((username.as_str(), password.expose_secret()), ("apikey", "pw"));
     for ip in ["127.0.0.1", "::1"] {
-        assert_eq!(
-            with(&smtp(&[("SMTP_HOST", ip)]))
-                .unwrap()
-                .email
-                .unwrap()
-                .host,
-            ip
-        );
+        assert_eq!(smtp_of(with(&smtp(&[("SMTP_HOST", ip)])).unwrap()).host, ip);
     }
     let e = with(&smtp(&[("EMAIL_TO", "a@example.com; b@example.com,")]))
         .unwrap()

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod email_body;
+pub mod graph;
 pub mod outbox;
 pub mod teams;
 pub mod text;
@@ -13,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{EmailTransport, Settings, SmtpAuth};
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
 /// A channel's stable name, used as part of ledger keys: never rename.
@@ -105,9 +106,14 @@ pub trait Notifier: Send + Sync {
     fn check(&self) -> SendFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+    /// How the channel authenticates with a token, for `check`: transport,
+    /// scope and credential. Never a secret.
+    fn credential(&self) -> Option<String> {
+        None
+    }
 }
 
-/// Every configured channel: email when SMTP is set up, Teams when a webhook
+/// Every configured channel: email when SMTP or Graph is set up, Teams when a webhook
 /// URL is set, the outbox when OUTBOX_DIR is set. The outbox's `.eml` uses
 /// the email settings' sender and recipients when there are any.
 pub fn from_settings(
@@ -116,7 +122,22 @@ pub fn from_settings(
 ) -> Result<Vec<Arc<dyn Notifier>>, NotifyError> {
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     if let Some(email) = &settings.email {
-        notifiers.push(Arc::new(email::EmailNotifier::new(email)?));
+        let (from, to) = (email.from.clone(), email.to.clone());
+        notifiers.push(match &email.transport {
+            EmailTransport::Smtp(smtp) => {
+                let tokens = matches!(smtp.auth, SmtpAuth::OAuth2 { .. })
+                    .then(|| token_source(settings))
+                    .transpose()?;
+                Arc::new(email::EmailNotifier::new(from, to, smtp, tokens)?)
+            }
+            EmailTransport::Graph(graph) => Arc::new(graph::GraphNotifier::new(
+                from,
+                to,
+                graph,
+                http.clone(),
+                token_source(settings)?,
+            )?),
+        });
     }
     if let Some(teams) = &settings.teams {
         notifiers.push(Arc::new(teams::TeamsNotifier::new(teams, http)?));
@@ -179,4 +200,12 @@ pub async fn test_alert(
         results.push((notifier.channel(), notifier.send(Alert::Lead(&lead)).await));
     }
     results
+}
+
+/// The credential layer's token source for these settings.
+fn token_source(_settings: &Settings) -> Result<Arc<dyn crate::identity::TokenSource>, NotifyError> {
+    // Wired to the credential layer once it lands.
+    Err(NotifyError::permanent(
+        "no credential is configured for EMAIL_VIA=graph or SMTP_AUTH=oauth2",
+    ))
 }

@@ -138,7 +138,7 @@ impl Notifier for TeamsNotifier {
     }
 }
 
-fn chain(err: &dyn std::error::Error) -> String {
+pub(super) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {
@@ -151,7 +151,7 @@ fn chain(err: &dyn std::error::Error) -> String {
 
 /// The `error.code` of a Workflows error body, e.g. `InvalidRequestContent`.
 /// Only the code: messages can quote the posted card.
-fn error_code(body: &str) -> Option<String> {
+pub(super) fn error_code(body: &str) -> Option<String> {
     let value: Value = serde_json::from_str(body).ok()?;
     let code = value.pointer("/error/code")?.as_str()?;
     let code = text::one_line(code);
