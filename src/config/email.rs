@@ -208,7 +208,13 @@ fn smtp_auth<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<SmtpAuth, Con
         Some(text) => match text.to_ascii_lowercase().as_str() {
             "password" => false,
             "oauth2" => true,
-            _ => return Err(invalid("SMTP_AUTH", format!("{text:?}"), "password or oauth2")),
+            _ => {
+                return Err(invalid(
+                    "SMTP_AUTH",
+                    format!("{text:?}"),
+                    "password or oauth2",
+                ))
+            }
         },
     };
     if oauth2 {

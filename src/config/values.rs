@@ -223,7 +223,8 @@ pub(super) fn service_url(setting: &'static str, text: &str) -> Result<url::Url,
          https://graph.microsoft.us or https://microsoftgraph.chinacloudapi.cn \
          (http:// only to localhost)";
     let url = url::Url::parse(text).map_err(|_| invalid(setting, quoted(text), accepts))?;
-    secure_url(&url).map_err(|problem| invalid(setting, format!("{} ({problem})", quoted(text)), accepts))?;
+    secure_url(&url)
+        .map_err(|problem| invalid(setting, format!("{} ({problem})", quoted(text)), accepts))?;
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(
             setting,

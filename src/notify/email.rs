@@ -9,8 +9,8 @@ use std::time::Duration;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -306,14 +306,17 @@ pub fn classify(err: &SmtpError, server: &str, oauth2: bool) -> NotifyError {
                 "the mail server at {server} answered with a temporary error ({detail})"
             ));
         }
-        let fix = if lower.contains("5.7.30") || lower.contains("basic authentication is not supported") {
+        let fix = if lower.contains("5.7.30")
+            || lower.contains("basic authentication is not supported")
+        {
             "Exchange Online no longer accepts passwords for SMTP: set SMTP_AUTH=oauth2, or EMAIL_VIA=graph (README: Email from Microsoft 365)"
-        } else if (matches!(code_text.as_str(), "535" | "534" | "538") || lower.contains("5.7.8") || lower.contains("5.7.3 "))
+        } else if (matches!(code_text.as_str(), "535" | "534" | "538")
+            || lower.contains("5.7.8")
+            || lower.contains("5.7.3 "))
             && oauth2
         {
             "the mail server rejected the OAuth 2.0 login: the app needs the SMTP.SendAsApp application permission, its service principal registered in Exchange Online (New-ServicePrincipal) with FullAccess on the SMTP_USERNAME mailbox, and SMTP AUTH enabled for that mailbox"
-        } else if matches!(code_text.as_str(), "535" | "534" | "538") || lower.contains("5.7.8")
-        {
+        } else if matches!(code_text.as_str(), "535" | "534" | "538") || lower.contains("5.7.8") {
             "the mail server rejected the login: check SMTP_USERNAME and SMTP_PASSWORD"
         } else if code_text == "530"
             || lower.contains("5.7.57")

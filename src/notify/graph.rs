@@ -111,14 +111,20 @@ impl GraphNotifier {
 
 /// Sorts a Graph refusal into retryable or permanent, with the fix. Only
 /// Graph's error code is kept: its messages can quote the request.
-pub fn classify(status: StatusCode, code: Option<&str>, retry_after: Option<Duration>) -> NotifyError {
+pub fn classify(
+    status: StatusCode,
+    code: Option<&str>,
+    retry_after: Option<Duration>,
+) -> NotifyError {
     let answer = match code {
         Some(code) => format!("{}, {code}", status.as_u16()),
         None => status.as_u16().to_string(),
     };
     match status.as_u16() {
         408 | 429 | 500..=599 => NotifyError::Retryable {
-            reason: format!("Microsoft Graph is throttling or unavailable (Graph answered {answer})"),
+            reason: format!(
+                "Microsoft Graph is throttling or unavailable (Graph answered {answer})"
+            ),
             retry_after,
         },
         401 => NotifyError::permanent(format!(

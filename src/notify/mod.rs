@@ -203,7 +203,9 @@ pub async fn test_alert(
 }
 
 /// The credential layer's token source for these settings.
-fn token_source(_settings: &Settings) -> Result<Arc<dyn crate::identity::TokenSource>, NotifyError> {
+fn token_source(
+    _settings: &Settings,
+) -> Result<Arc<dyn crate::identity::TokenSource>, NotifyError> {
     // Wired to the credential layer once it lands.
     Err(NotifyError::permanent(
         "no credential is configured for EMAIL_VIA=graph or SMTP_AUTH=oauth2",
