@@ -15,4 +15,5 @@ pub mod pipeline;
 pub mod seed;
 pub mod source;
 pub mod storage;
+pub mod tls;
 pub mod webhook;
