@@ -16,4 +16,3 @@ pub mod seed;
 pub mod source;
 pub mod storage;
 pub mod tls;
-pub mod webhook;
