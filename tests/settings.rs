@@ -304,12 +304,20 @@ fn email_settings_and_port_defaults() {
     assert_eq!(e.to.len(), 2);
 }
 
+/// The app registration tokens come from in these tests.
+const APP: [(&str, &str); 3] = [
+    ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+    ("AZURE_CLIENT_ID", "8a4b2c3d-0000-4000-8000-00000000c1d0"),
+    ("AZURE_CLIENT_SECRET", "app-secret-hunter2"),
+];
+
 fn graph<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut pairs = vec![
+    let mut pairs = APP.to_vec();
+    pairs.extend([
         ("EMAIL_VIA", "graph"),
         ("EMAIL_FROM", "Lead bot <leads@example.com>"),
         ("EMAIL_TO", "sales@example.com"),
-    ];
+    ]);
     pairs.extend_from_slice(extra);
     pairs
 }
@@ -348,11 +356,12 @@ fn email_via_graph_and_its_cloud() {
 #[test]
 fn smtp_auth_oauth2_and_the_password_default() {
     let oauth = |extra: &[(&str, &str)]| {
-        let mut pairs = vec![
+        let mut pairs = APP.to_vec();
+        pairs.extend([
             ("SMTP_HOST", "smtp.office365.com"),
             ("SMTP_AUTH", "oauth2"),
             ("SMTP_USERNAME", "leads@contoso.example"),
-        ];
+        ]);
         pairs.extend_from_slice(extra);
         with(&smtp(&pairs))
     };
@@ -458,27 +467,64 @@ fn email_transport_combinations_that_cannot_work_name_the_settings() {
 
 #[test]
 fn email_transports_in_the_summary() {
-    let summary = with(&graph(&[("GRAPH_ENDPOINT", "https://graph.microsoft.us")]))
-        .unwrap()
-        .summary_lines()
-        .join("\n");
+    let s = with(&graph(&[("GRAPH_ENDPOINT", "https://graph.microsoft.us")])).unwrap();
+    let summary = s.summary_lines().join("\n");
     assert!(
         summary.contains(
-            "email: Microsoft Graph sendMail at https://graph.microsoft.us, from leads@example.com, 1 recipient"
+            "email: Microsoft Graph sendMail at https://graph.microsoft.us, from leads@example.com, 1 recipient, \
+             token from app registration (client id 8a4b2c3d-0000-4000-8000-00000000c1d0"
         ),
         "{summary}"
     );
-    let summary = with(&smtp(&[
+    let debug = format!("{s:?}");
+    for text in [&summary, &debug] {
+        assert!(!text.contains("app-secret-hunter2"), "{text}");
+    }
+    let mut pairs = APP.to_vec();
+    pairs.extend([
         ("SMTP_AUTH", "oauth2"),
         ("SMTP_USERNAME", "leads@contoso.example"),
-    ]))
-    .unwrap()
-    .summary_lines()
-    .join("\n");
+    ]);
+    let summary = with(&smtp(&pairs)).unwrap().summary_lines().join("\n");
     assert!(
         summary.contains("as user leads@contoso.example with OAuth 2.0 (XOAUTH2)"),
         "{summary}"
     );
+    assert!(summary.contains("token from app registration"), "{summary}");
+    assert!(!summary.contains("app-secret-hunter2"), "{summary}");
+}
+
+#[test]
+fn email_tokens_need_a_credential() {
+    let no_credential = [
+        ("EMAIL_VIA", "graph"),
+        ("EMAIL_FROM", "leads@example.com"),
+        ("EMAIL_TO", "sales@example.com"),
+    ];
+    let m = error_naming("EMAIL_VIA=graph", &no_credential);
+    assert!(
+        m.contains("IDENTITY_ENDPOINT") && m.contains("AZURE_CLIENT_SECRET"),
+        "{m}"
+    );
+    let m = error_naming(
+        "SMTP_AUTH=oauth2",
+        &smtp(&[
+            ("SMTP_AUTH", "oauth2"),
+            ("SMTP_USERNAME", "leads@contoso.example"),
+            ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        ]),
+    );
+    assert!(m.contains("AZURE_CLIENT_ID"), "{m}");
+    // A managed identity is enough on its own.
+    let mut managed = no_credential.to_vec();
+    managed.extend([
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"),
+        ("IDENTITY_HEADER", "header-secret"),
+    ]);
+    let s = with(&managed).unwrap();
+    let summary = s.summary_lines().join("\n");
+    assert!(summary.contains("token from managed identity (system-assigned)"), "{summary}");
+    assert!(!summary.contains("header-secret"));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use super::values::{self, invalid};
 use super::{ConfigError, SmtpSecurity};
+use crate::identity::Credential;
 
 /// Microsoft Graph in the global cloud.
 pub const DEFAULT_GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
@@ -25,6 +26,10 @@ pub struct EmailSettings {
     pub to: Vec<Mailbox>,
     /// `EMAIL_VIA` and the transport's own settings.
     pub transport: EmailTransport,
+    /// Where tokens come from, for Graph and `SMTP_AUTH=oauth2`: the
+    /// product-wide credential (managed identity, else the app registration
+    /// in `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`).
+    pub credential: Option<Credential>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,14 +115,36 @@ pub(super) fn parse<'a>(
         setting: "EMAIL_FROM",
         because,
     })?;
+    let from = values::mailbox("EMAIL_FROM", from)?;
+    let to = recipients(get, because)?;
     let transport = match via {
         Via::Smtp => EmailTransport::Smtp(smtp(get)?),
         Via::Graph => EmailTransport::Graph(graph(get)?),
     };
+    let needs_token = match &transport {
+        EmailTransport::Graph(_) => Some("EMAIL_VIA=graph"),
+        EmailTransport::Smtp(SmtpSettings {
+            auth: SmtpAuth::OAuth2 { .. },
+            ..
+        }) => Some("SMTP_AUTH=oauth2"),
+        EmailTransport::Smtp(_) => None,
+    };
+    let credential = needs_token
+        .map(|setting| {
+            Credential::product_default(get).map_err(|problem| ConfigError::Setting {
+                setting: setting.to_owned(),
+                problem: format!(
+                    "needs a credential for its token, but there is {problem}: run with a \
+                     managed identity, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
+                ),
+            })
+        })
+        .transpose()?;
     Ok(Some(EmailSettings {
-        from: values::mailbox("EMAIL_FROM", from)?,
-        to: recipients(get, because)?,
+        from,
+        to,
         transport,
+        credential,
     }))
 }
 

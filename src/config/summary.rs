@@ -73,6 +73,12 @@ impl Settings {
         } else {
             format!("skipping: {}", skipped.join(", "))
         });
+        if let Some(path) = &self.ssl_cert_file {
+            lines.push(format!(
+                "TLS: built-in roots plus the certificates in SSL_CERT_FILE {}",
+                path.display()
+            ));
+        }
         lines.push(format!(
             "delivery: digest above {} alerts per channel per run, up to {} attempts per alert, \
              retry budget {} per run, claim lease {}, scan overlap {}",
@@ -87,8 +93,8 @@ impl Settings {
 }
 
 impl EmailSettings {
-    /// One line: transport, login, sender and how many recipients. The
-    /// credential behind a token is described by `check` itself.
+    /// One line: transport, login, sender, how many recipients and, for a
+    /// token, which credential (never its secret).
     fn summary(&self) -> String {
         let n = self.to.len();
         let plural = if n == 1 { "" } else { "s" };
@@ -113,8 +119,12 @@ impl EmailSettings {
                 graph.endpoint.as_str().trim_end_matches('/')
             ),
         };
+        let token = match &self.credential {
+            Some(credential) => format!(", token from {}", credential.describe()),
+            None => String::new(),
+        };
         format!(
-            "email: {via}, from {}, {n} recipient{plural}",
+            "email: {via}, from {}, {n} recipient{plural}{token}",
             self.from.email
         )
     }

@@ -14,7 +14,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{EmailTransport, Settings, SmtpAuth};
+use crate::config::{EmailTransport, Settings};
+use crate::identity::Credential;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
 /// A channel's stable name, used as part of ledger keys: never rename.
@@ -125,9 +126,7 @@ pub fn from_settings(
         let (from, to) = (email.from.clone(), email.to.clone());
         notifiers.push(match &email.transport {
             EmailTransport::Smtp(smtp) => {
-                let tokens = matches!(smtp.auth, SmtpAuth::OAuth2 { .. })
-                    .then(|| token_source(settings))
-                    .transpose()?;
+                let tokens = email.credential.as_ref().map(Credential::token_source);
                 Arc::new(email::EmailNotifier::new(from, to, smtp, tokens)?)
             }
             EmailTransport::Graph(graph) => Arc::new(graph::GraphNotifier::new(
@@ -135,7 +134,9 @@ pub fn from_settings(
                 to,
                 graph,
                 http.clone(),
-                token_source(settings)?,
+                email.credential.as_ref().map(Credential::token_source).ok_or_else(|| {
+                    NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
+                })?,
             )?),
         });
     }
@@ -202,12 +203,3 @@ pub async fn test_alert(
     results
 }
 
-/// The credential layer's token source for these settings.
-fn token_source(
-    _settings: &Settings,
-) -> Result<Arc<dyn crate::identity::TokenSource>, NotifyError> {
-    // Wired to the credential layer once it lands.
-    Err(NotifyError::permanent(
-        "no credential is configured for EMAIL_VIA=graph or SMTP_AUTH=oauth2",
-    ))
-}
