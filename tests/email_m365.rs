@@ -1,14 +1,22 @@
 //! Email from Microsoft 365 without passwords: Microsoft Graph `sendMail`
 //! against a Graph stand-in, and SMTP AUTH XOAUTH2 against a scripted SMTP
-//! server that checks the SASL string as Exchange Online does.
+//! server that checks the SASL string as Exchange Online does; in process
+//! with a test token source, then end to end (the binary, the credential
+//! layer, crash and race) with the Entra ID stand-ins.
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::faults::{lead_rows, ledger, shown_key, write_rows, Fixture};
-use common::graph::{Graph, GraphReply};
+use common::faults::{
+    assert_handler_quiet, assert_no_leaks, claims_in_flight, doubled_cards, invoke_until_settled,
+    lead_rows, ledger, shown_key, total, write_rows, Fixture, CUSTOMER_NEEDLES,
+};
+use common::graph::{Bearer, Graph, GraphReply};
+use common::handler::{timer_body, Handler};
+use common::identity::{EntraStandIn, TestCert, APP_CLIENT_ID, TENANT};
 use common::leads::{jane, lead};
 use common::servers::{free_port, storage_connection};
 use common::smtp_script::{Script, ScriptedSmtp, Xoauth2};
@@ -361,7 +369,7 @@ fn xoauth2_server_script(token: &str) -> Script {
     Script {
         xoauth2: Some(Xoauth2 {
             user: "leads@contoso.example".into(),
-            token: token.into(),
+            token: Bearer::Exact(token.into()),
         }),
         ..Script::default()
     }
@@ -491,4 +499,243 @@ async fn basic_auth_turned_off_by_exchange_points_to_oauth2_and_graph() {
         err.reason().contains("SMTP_AUTH=oauth2") && err.reason().contains("EMAIL_VIA=graph"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------- end to end
+//
+// The real binary, with tokens from the credential layer: the App Service
+// managed identity endpoint or an app registration at Entra ID's token
+// endpoint, both played by the stand-ins of tests/common/identity.rs.
+
+/// Settings for the binary: fresh tables, email only, through this Graph
+/// with the App Service managed identity.
+fn graph_fixture(graph: &Graph, entra: &EntraStandIn) -> Fixture {
+    let mut f = Fixture::new(&storage_connection());
+    f.without("OUTBOX_DIR")
+        .set("EMAIL_VIA", "graph")
+        .set("GRAPH_ENDPOINT", graph.endpoint())
+        .set("EMAIL_FROM", FROM)
+        .set("EMAIL_TO", TO[0])
+        .set("IDENTITY_ENDPOINT", &entra.identity_endpoint)
+        .set("IDENTITY_HEADER", &entra.identity_header);
+    f.secrets.push(entra.identity_header.clone());
+    f
+}
+
+/// Runs `lead-notifier <args>` with only `settings`; exit code and all output.
+async fn run_cli(settings: &HashMap<String, String>, args: &[&str]) -> (Option<i32>, String) {
+    let settings = settings.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
+            .args(&args)
+            .env_clear()
+            .envs(&settings)
+            .output()
+            .expect("run lead-notifier")
+    })
+    .await
+    .expect("joined");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+/// Every secret and token the run could have printed.
+fn needles(f: &Fixture, entra: &EntraStandIn) -> Vec<String> {
+    let mut needles = f.secrets.clone();
+    needles.push(entra.client_secret.clone());
+    needles.extend(entra.issued_tokens());
+    needles
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_check_gets_a_managed_identity_token_and_test_alert_sends_one_email() {
+    let cert = TestCert::new();
+    let entra = EntraStandIn::start(&cert);
+    let graph = Graph::start_for_entra(&[]).await;
+    let f = graph_fixture(&graph, &entra);
+    write_rows(&f, &lead_rows("m365check", 1)).await;
+
+    let (code, out) = run_cli(&f.settings, &["check"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let endpoint = graph.endpoint();
+    assert!(
+        out.contains(&format!("email: Microsoft Graph sendMail at {endpoint}, from leads@contoso.example, 1 recipient, token from managed identity (system-assigned)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("email: reached; Microsoft Graph sendMail, token for {endpoint}/.default from managed identity (system-assigned): token obtained")),
+        "{out}"
+    );
+    assert!(graph.posts().is_empty(), "check sends nothing");
+    assert_eq!(entra.requests_for(&endpoint), 1, "one token for Graph");
+
+    let (code, out) = run_cli(&f.settings, &["test-alert"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("email: sample lead sent"), "{out}");
+    let posts = graph.posts();
+    assert_eq!(posts.len(), 1, "one real email");
+    assert!(posts[0].accepted(), "the identity's token was accepted");
+    assert_eq!(posts[0].path, "/v1.0/users/leads@contoso.example/sendMail");
+    let subject = posts[0].parsed().subject().map(str::to_owned);
+    assert!(
+        subject
+            .as_deref()
+            .is_some_and(|s| s.contains("Sample Lead")),
+        "{subject:?}"
+    );
+    assert_no_leaks("lead-notifier output", &out, &needles(&f, &entra));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xoauth2_with_an_app_registration_end_to_end() {
+    let cert = TestCert::new();
+    let entra = EntraStandIn::start(&cert);
+    let server = ScriptedSmtp::start(Script {
+        xoauth2: Some(Xoauth2 {
+            user: "leads@contoso.example".into(),
+            token: Bearer::Audience("https://outlook.office365.com".into()),
+        }),
+        ..Script::default()
+    })
+    .await;
+    let mut f = Fixture::new(&storage_connection());
+    f.without("OUTBOX_DIR")
+        .smtp(server.port, TO[0])
+        .set("SMTP_AUTH", "oauth2")
+        .set("SMTP_USERNAME", "leads@contoso.example")
+        .set("AZURE_TENANT_ID", TENANT)
+        .set("AZURE_CLIENT_ID", APP_CLIENT_ID)
+        .set("AZURE_CLIENT_SECRET", &entra.client_secret)
+        .set("AZURE_AUTHORITY_HOST", &entra.authority_host)
+        .set("SSL_CERT_FILE", cert.cert_path.display().to_string());
+    write_rows(&f, &lead_rows("m365smtp", 1)).await;
+
+    let (code, out) = run_cli(&f.settings, &["check"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "email: reached; SMTP AUTH XOAUTH2, token for {OUTLOOK_SCOPE} from app registration (client id {APP_CLIENT_ID}"
+        )),
+        "{out}"
+    );
+    assert!(server.accepted().is_empty(), "check sends nothing");
+
+    let (code, out) = run_cli(&f.settings, &["test-alert"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("email: sample lead sent"), "{out}");
+    assert_eq!(server.accepted().len(), 1);
+    let sasl = server.sasl();
+    assert_eq!(sasl.len(), 2, "one login by check, one by test-alert");
+    let token = sasl[1]
+        .strip_prefix("user=leads@contoso.example\x01auth=Bearer ")
+        .and_then(|rest| rest.strip_suffix("\x01\x01"))
+        .expect("the XOAUTH2 SASL string");
+    assert!(entra.issued_tokens().iter().any(|t| t == token));
+    let requests = entra.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.endpoint == "entra" && r.client_id.as_deref() == Some(APP_CLIENT_ID)),
+        "{requests:?}"
+    );
+    assert_no_leaks("lead-notifier output", &out, &needles(&f, &entra));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_sigkill_mid_backlog_then_restart_delivers_every_lead() {
+    const LEADS: usize = 300;
+    let cert = TestCert::new();
+    let entra = EntraStandIn::start(&cert);
+    let graph = Graph::start_for_entra(&[]).await;
+    let mut f = graph_fixture(&graph, &entra);
+    f.set("DIGEST_AFTER", "5000").set("CLAIM_LEASE", "2s");
+    let rows = lead_rows("m365kill", LEADS);
+    write_rows(&f, &rows).await;
+    let mut first = Handler::start(&f.settings).await;
+
+    let run = reqwest::Client::new()
+        .post(first.url("/LeadNotifier"))
+        .json(&timer_body())
+        .send();
+    let pid = first.pid().to_string();
+    let crash = async {
+        while graph.posts().len() < 60 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+    };
+    let (answer, ()) = tokio::join!(run, crash);
+    assert!(answer.is_err(), "the killed run never answered: {answer:?}");
+    first.kill();
+    let sent_before = graph.posts().len();
+    assert!(sent_before < LEADS, "killed mid-way ({sent_before} emails)");
+    let in_flight = claims_in_flight(&f, "email").await;
+
+    let second = Handler::start(&f.settings).await;
+    let answers = invoke_until_settled(&second, 10).await;
+
+    let emails = graph.emails_per_lead();
+    let doubled = doubled_cards(&rows, &emails, &in_flight);
+    assert_eq!(emails.len(), LEADS, "emails only for the backlog's leads");
+    assert!(doubled <= 1, "{doubled} emails doubled by one crash");
+    eprintln!(
+        "Graph SIGKILL: {sent_before} emails before, {} claims in flight, {doubled} doubled",
+        in_flight.len()
+    );
+    let bodies: Vec<_> = answers.iter().map(|(_, b)| b).collect();
+    let mut secrets = f.secrets.clone();
+    secrets.extend(entra.issued_tokens());
+    assert_no_leaks("first handler", &first.stderr(), &secrets);
+    assert_handler_quiet(&second, &f, &bodies, &CUSTOMER_NEEDLES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_two_handlers_invoked_at_once_send_each_lead_exactly_once() {
+    const LEADS: usize = 60;
+    let cert = TestCert::new();
+    let entra = EntraStandIn::start(&cert);
+    let graph = Graph::start_for_entra(&[]).await;
+    let f = graph_fixture(&graph, &entra);
+    let rows = lead_rows("m365race", LEADS);
+    write_rows(&f, &rows).await;
+    let a = Handler::start(&f.settings).await;
+    let b = Handler::start(&f.settings).await;
+
+    let ((status_a, body_a), (status_b, body_b)) = tokio::join!(a.invoke_timer(), b.invoke_timer());
+    assert!(status_a == 200 || status_a == 500, "{body_a}");
+    assert!(status_b == 200 || status_b == 500, "{body_b}");
+    let mut answers = vec![(status_a, body_a), (status_b, body_b)];
+    answers.extend(invoke_until_settled(&a, 5).await);
+
+    assert_eq!(
+        total(&answers, "delivered", "email"),
+        LEADS as u64,
+        "{answers:?}"
+    );
+    let emails = graph.emails_per_lead();
+    for row in &rows {
+        assert_eq!(emails.get(&shown_key(row)), Some(&1), "{}", shown_key(row));
+    }
+    assert_eq!(graph.posts().len(), LEADS, "no request repeated");
+    // A process that sent asked its identity endpoint once and cached the
+    // token (one that found every lead busy asked for none).
+    let asked = entra.requests_for(&graph.endpoint());
+    assert!((1..=2).contains(&asked), "{asked} token requests");
+    let bodies: Vec<_> = answers.iter().map(|(_, b)| b).collect();
+    let mut f_secrets = f.secrets.clone();
+    f_secrets.extend(entra.issued_tokens());
+    for handler in [&a, &b] {
+        assert_no_leaks("handler stdout", &handler.stdout(), &f_secrets);
+        assert_no_leaks("handler stderr", &handler.stderr(), &f_secrets);
+    }
+    assert_handler_quiet(&a, &f, &bodies, &CUSTOMER_NEEDLES);
 }

@@ -523,7 +523,10 @@ fn email_tokens_need_a_credential() {
     ]);
     let s = with(&managed).unwrap();
     let summary = s.summary_lines().join("\n");
-    assert!(summary.contains("token from managed identity (system-assigned)"), "{summary}");
+    assert!(
+        summary.contains("token from managed identity (system-assigned)"),
+        "{summary}"
+    );
     assert!(!summary.contains("header-secret"));
 }
 

@@ -134,9 +134,13 @@ pub fn from_settings(
                 to,
                 graph,
                 http.clone(),
-                email.credential.as_ref().map(Credential::token_source).ok_or_else(|| {
-                    NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
-                })?,
+                email
+                    .credential
+                    .as_ref()
+                    .map(Credential::token_source)
+                    .ok_or_else(|| {
+                        NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
+                    })?,
             )?),
         });
     }
@@ -202,4 +206,3 @@ pub async fn test_alert(
     }
     results
 }
-

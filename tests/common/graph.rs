@@ -1,6 +1,7 @@
 //! A Microsoft Graph `sendMail` stand-in: checks the bearer token like
 //! Graph (401 `InvalidAuthenticationToken` for any other), answers scripted
 //! faults in order then 202, and keeps every request with its MIME decoded.
+//! [`Bearer`] is also how the scripted SMTP server checks XOAUTH2 tokens.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,36 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::faults::email_lead_keys;
+
+/// Which bearer tokens a stand-in service accepts.
+#[derive(Debug, Clone)]
+pub enum Bearer {
+    /// Exactly this token (a test's own token source).
+    Exact(String),
+    /// A JWT whose `aud` is this resource, as the Entra ID stand-ins issue
+    /// them and as Graph and Exchange check them (not the signature).
+    Audience(String),
+}
+
+impl Bearer {
+    pub fn accepts(&self, token: &str) -> bool {
+        match self {
+            Bearer::Exact(expected) => token == expected,
+            Bearer::Audience(audience) => {
+                jwt_claims(token).is_some_and(|claims| claims["aud"] == audience.as_str())
+            }
+        }
+    }
+}
+
+/// The claims of a JWT-shaped token, if it is one.
+pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
 
 /// One scripted answer.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +95,7 @@ impl GraphPost {
 }
 
 struct Script {
-    token: String,
+    bearer: Bearer,
     replies: Mutex<VecDeque<GraphReply>>,
     posts: Arc<Mutex<Vec<GraphPost>>>,
 }
@@ -79,7 +110,10 @@ impl Respond for Script {
                 .map(str::to_owned)
         };
         let authorization = header("authorization");
-        let reply = if authorization.as_deref() != Some(&format!("Bearer {}", self.token)) {
+        let token = authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "));
+        let reply = if !token.is_some_and(|t| self.bearer.accepts(t)) {
             GraphReply::error(401, "InvalidAuthenticationToken")
         } else {
             self.replies
@@ -126,12 +160,22 @@ pub struct Graph {
 impl Graph {
     /// Accepts `Bearer {token}` only; answers `replies` in order, then 202.
     pub async fn start(token: &str, replies: &[GraphReply]) -> Graph {
+        Graph::start_with(|_| Bearer::Exact(token.to_owned()), replies).await
+    }
+
+    /// Accepts the Entra ID stand-ins' tokens for this Graph (audience
+    /// `GRAPH_ENDPOINT`, the resource of `{GRAPH_ENDPOINT}/.default`).
+    pub async fn start_for_entra(replies: &[GraphReply]) -> Graph {
+        Graph::start_with(|uri| Bearer::Audience(uri.to_owned()), replies).await
+    }
+
+    async fn start_with(bearer: impl FnOnce(&str) -> Bearer, replies: &[GraphReply]) -> Graph {
         let server = MockServer::start().await;
         let posts = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
             .and(path_regex(r"^/v1\.0/users/[^/]+/sendMail$"))
             .respond_with(Script {
-                token: token.to_owned(),
+                bearer: bearer(&server.uri()),
                 replies: Mutex::new(replies.iter().copied().collect()),
                 posts: posts.clone(),
             })

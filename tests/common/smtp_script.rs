@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+use super::graph::Bearer;
+
 /// Replies, each a full SMTP reply line such as `"451 4.3.0 try later"`.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -28,7 +30,7 @@ pub struct Script {
 #[derive(Debug, Clone)]
 pub struct Xoauth2 {
     pub user: String,
-    pub token: String,
+    pub token: Bearer,
 }
 
 impl Default for Script {
@@ -137,11 +139,15 @@ fn xoauth2_reply(expected: &Xoauth2, argument: Option<&str>, sasl: &Mutex<Vec<St
         return "501 5.5.2 Cannot decode response".into();
     };
     sasl.lock().unwrap().push(decoded.clone());
-    let wanted = format!(
-        "user={}\x01auth=Bearer {}\x01\x01",
-        expected.user, expected.token
-    );
-    if decoded == wanted {
+    // user=<mailbox>\x01auth=Bearer <token>\x01\x01, nothing else.
+    let parts = decoded
+        .strip_prefix("user=")
+        .and_then(|rest| rest.strip_suffix("\x01\x01"))
+        .and_then(|rest| rest.split_once("\x01auth=Bearer "));
+    let accepted = parts.is_some_and(|(user, token)| {
+        user == expected.user && !token.contains('\x01') && expected.token.accepts(token)
+    });
+    if accepted {
         "235 2.7.0 Authentication successful".into()
     } else {
         "535 5.7.3 Authentication unsuccessful".into()
