@@ -57,6 +57,27 @@ pub trait TokenSource: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// `lead-notifier check`: which identity, and whether it gets a token for
+/// `scope`. Prints the token's expiry, never the token.
+pub async fn check(credential: &Credential, scope: &str) -> bool {
+    let resource = resource_of(scope);
+    match credential.token_source().token(scope).await {
+        Ok(token) => {
+            println!(
+                "identity: {} (from {}) got a token for {resource}, valid until {}",
+                credential.describe(),
+                credential.settings(),
+                token.expires_on
+            );
+            true
+        }
+        Err(e) => {
+            println!("identity: FAILED: {}", e.reason);
+            false
+        }
+    }
+}
+
 /// The scope of Azure Storage tokens (resource `https://storage.azure.com`).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
