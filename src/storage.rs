@@ -320,7 +320,7 @@ fn authentication_detail(error: &azure_core::Error) -> Option<String> {
         .take_while(|c| !matches!(c, '"' | '<' | '\\' | '\n'))
         .take(200)
         .collect();
-    let detail = detail.trim();
+    let detail = detail.trim().trim_end_matches('.');
     (!detail.is_empty()).then(|| detail.to_owned())
 }
 
@@ -368,5 +368,72 @@ impl Policy for CountRequests {
                 )),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use azure_core::StatusCode;
+
+    use super::*;
+    use crate::identity::Credential;
+
+    fn keyless() -> Storage {
+        let get = |name: &str| match name {
+            "P__credential" => Some("managedidentity"),
+            "P__clientId" => Some("1234-abcd"),
+            _ => None,
+        };
+        let credential = Credential::for_connection("P", &get).expect("valid");
+        let connection = StorageConnection::Identity {
+            account: "contoso".into(),
+            table_endpoint: url::Url::parse("https://contoso.table.core.windows.net").expect("url"),
+            credential,
+        };
+        Storage::new(&connection, reqwest::Client::new())
+    }
+
+    fn refused(status: StatusCode, code: &str) -> azure_core::Error {
+        azure_core::Error::message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code: Some(code.to_owned()),
+            },
+            "refused",
+        )
+    }
+
+    #[test]
+    fn a_missing_role_names_the_role_the_identity_and_the_account() {
+        let error = keyless()
+            .error(
+                refused(StatusCode::Forbidden, "AuthorizationPermissionMismatch"),
+                "t",
+                "reading table t",
+            )
+            .to_string();
+        for part in [
+            "storage account contoso denied the managed identity (user-assigned, client id 1234-abcd)",
+            "assign the role \"Storage Table Data Contributor\" to that identity on that account",
+            "az role assignment create",
+        ] {
+            assert!(error.contains(part), "{part:?} in {error}");
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_not_blamed_on_an_account_key() {
+        let error = keyless()
+            .error(
+                refused(StatusCode::Unauthorized, "InvalidAuthenticationInfo"),
+                "t",
+                "reading table t",
+            )
+            .to_string();
+        assert!(
+            error.contains("did not accept the token of the managed identity"),
+            "{error}"
+        );
+        assert!(!error.contains("key"), "{error}");
     }
 }

@@ -63,11 +63,19 @@ pub async fn check(credential: &Credential, scope: &str) -> bool {
     let resource = resource_of(scope);
     match credential.token_source().token(scope).await {
         Ok(token) => {
+            let until = token
+                .expires_on
+                .replace_nanosecond(0)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
             println!(
-                "identity: {} (from {}) got a token for {resource}, valid until {}",
+                "identity: {} (from {}) got a token for {resource}, valid until {until}",
                 credential.describe(),
                 credential.settings(),
-                token.expires_on
             );
             true
         }
