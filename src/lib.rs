@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod history;
 pub mod host;
 pub mod identity;
 pub mod lead;
