@@ -13,6 +13,7 @@ pub mod lead;
 pub mod ledger;
 pub mod notify;
 pub mod pipeline;
+pub mod report;
 pub mod seed;
 pub mod source;
 pub mod storage;

@@ -145,3 +145,124 @@ async fn two_runs_writing_one_customer_keep_both_leads() {
     assert_eq!(found[&id].total, 3);
     assert_eq!(found[&other_id].leads.len(), 1, "customers never mix");
 }
+
+/// Runs the built binary with only `settings` in its environment.
+fn lead_notifier(settings: &std::collections::HashMap<String, String>, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
+        .args(args)
+        .env_clear()
+        .envs(settings)
+        .output()
+        .expect("run lead-notifier");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{args:?}: {stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn report_on_seeded_leads_counts_per_offer_and_action_in_every_format() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let s = std::collections::HashMap::from([
+        (
+            "LEADS_STORAGE_CONNECTION".to_owned(),
+            common::servers::storage_connection(),
+        ),
+        (
+            "LEADS_TABLE".to_owned(),
+            common::servers::unique_table("rleads"),
+        ),
+        (
+            "LEADS_STATE_TABLE".to_owned(),
+            common::servers::unique_table("rstate"),
+        ),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        ("OUTBOX_DIR".to_owned(), outbox.path().display().to_string()),
+    ]);
+    lead_notifier(&s, &["seed", "--count", "12"]);
+    lead_notifier(&s, &["poll"]);
+    let settings = lead_notifier::config::Settings::from_map(&s).unwrap();
+    let storage = storage(&settings);
+    let state_before = state_entities(&storage, &settings.state_table).await;
+
+    // The seed: a test, a .edu and a do-not-contact lead, then customers who
+    // take a first step and come back with a later one.
+    let csv = lead_notifier(&s, &["report", "--since", "1h", "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("offer_id,offer,action,leads,alerted,skipped,customers")
+    );
+    let rows: Vec<&str> = lines.collect();
+    let expected = [
+        "contoso.analytics-hub,Contoso Analytics Hub,Azure portal purchase,1,1,0,1",
+        "contoso.analytics-hub,Contoso Analytics Hub,Get it now,3,2,1,3",
+        "contoso.backup-vault,Contoso Backup Vault,Do not contact,1,0,1,1",
+        "contoso.backup-vault,Contoso Backup Vault,Contact me,1,1,0,1",
+        "contoso.backup-vault,Contoso Backup Vault,Test drive started,1,1,0,1",
+        "contoso.crm-suite,Contoso CRM Suite,Get it now,2,2,0,2",
+        "contoso.crm-suite,Contoso CRM Suite,Contact me,2,2,0,2",
+    ];
+    for line in expected {
+        assert!(rows.contains(&line), "{line} missing from\n{csv}");
+    }
+    // Partner Center's test lead names its offer by display name only.
+    assert!(
+        rows.iter().any(
+            |r| r.starts_with("Contoso CRM Suite,Contoso CRM Suite,MSFT_TEST_")
+                && r.ends_with(",1,0,1,1")
+        ),
+        "{csv}"
+    );
+    assert_eq!(rows.len(), expected.len() + 1, "{csv}");
+
+    let json: Value = serde_json::from_str(&lead_notifier(
+        &s,
+        &["report", "--since", "1h", "--format", "json"],
+    ))
+    .unwrap();
+    let total = &json["total"];
+    assert_eq!(
+        (total["leads"].as_u64(), total["alerted"].as_u64()),
+        (Some(12), Some(9)),
+        "{json}"
+    );
+    assert_eq!(
+        total["skipped"],
+        serde_json::json!({"do_not_contact": 1, "edu": 1, "test_lead": 1})
+    );
+    assert_eq!(total["customers"], 8, "{json}");
+    let moves = json["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 3, "{json}");
+    assert_eq!(moves[0]["offer_id"], "contoso.crm-suite");
+    assert_eq!(
+        (moves[0]["from"].as_str(), moves[0]["to"].as_str()),
+        (Some("Get it now"), Some("Contact me"))
+    );
+    assert_eq!(moves[0]["customers"], 2);
+
+    let table = lead_notifier(&s, &["report", "--since", "1h"]);
+    let total_line = table
+        .lines()
+        .find(|l| l.starts_with("all offers"))
+        .unwrap_or_default();
+    let numbers: Vec<&str> = total_line.split_whitespace().rev().take(4).collect();
+    assert_eq!(numbers, ["8", "3", "9", "12"], "{table}");
+    assert!(
+        table.contains("2  Contoso CRM Suite: Get it now → Contact me"),
+        "{table}"
+    );
+    assert!(
+        table.contains("1  customer asked not to be contacted"),
+        "{table}"
+    );
+
+    // Nothing personal in any format, and nothing written.
+    for output in [&csv, &table, &json.to_string()] {
+        let lower = output.to_lowercase();
+        for personal in ["@", "jane", "doe", "stanford", "pat", "kenji", "+1 425"] {
+            assert!(!lower.contains(personal), "{personal} in\n{output}");
+        }
+    }
+    let state_after = state_entities(&storage, &settings.state_table).await;
+    assert_eq!(state_before, state_after, "report wrote to the state table");
+}
