@@ -94,7 +94,7 @@ async fn histories_are_looked_up_in_batches_and_written_in_transactions() {
     // Updating records known to this book replaces them under their ETags.
     fresh.add(&id, &again, at + std::time::Duration::from_secs(60));
     store.save(&mut fresh).await.unwrap();
-    let found = store.lookup(&[id.clone()]).await.unwrap();
+    let found = store.lookup(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(found[&id].total, 2);
 
     // Keys are hashes: no address, no name in the state table.
@@ -124,8 +124,8 @@ async fn two_runs_writing_one_customer_keep_both_leads() {
     store.save(&mut seed).await.unwrap();
 
     // Two runs read the same record, then each adds its own lead.
-    let mut one = Book::new(store.lookup(&[id.clone()]).await.unwrap());
-    let mut two = Book::new(store.lookup(&[id.clone()]).await.unwrap());
+    let mut one = Book::new(store.lookup(std::slice::from_ref(&id)).await.unwrap());
+    let mut two = Book::new(store.lookup(std::slice::from_ref(&id)).await.unwrap());
     let other = lead("x", "john@contoso.example", "INS");
     let other_id = CustomerId::of(&other).unwrap();
     one.add(&id, &lead("b", "jane@contoso.example", "PLT"), at);

@@ -264,7 +264,7 @@ fn moves(paths: &BTreeMap<String, HashMap<CustomerId, Vec<&Seen>>>) -> Vec<Move>
             customers,
         })
         .collect();
-    moves.sort_by(|a, b| b.customers.cmp(&a.customers));
+    moves.sort_by_key(|m| std::cmp::Reverse(m.customers));
     moves
 }
 
