@@ -34,14 +34,20 @@ async fn state_entities(storage: &Storage, table: &str) -> Vec<Map<String, Value
     all
 }
 
-#[tokio::test]
-async fn histories_are_looked_up_in_batches_and_written_in_transactions() {
+/// Settings on fresh tables, with the state table created.
+async fn state_table() -> (lead_notifier::config::Settings, Storage) {
     let settings = settings(&[]);
     let storage = storage(&settings);
     storage
         .create_table_if_missing(&settings.state_table)
         .await
         .unwrap();
+    (settings, storage)
+}
+
+#[tokio::test]
+async fn histories_are_looked_up_in_batches_and_written_in_transactions() {
+    let (settings, storage) = state_table().await;
     let store = HistoryStore::new(&storage, &settings.state_table, &settings.leads_table);
     let at = datetime!(2026-11-21 10:00 UTC);
     let leads: Vec<Lead> = (0..40)
@@ -109,12 +115,7 @@ async fn histories_are_looked_up_in_batches_and_written_in_transactions() {
 
 #[tokio::test]
 async fn two_runs_writing_one_customer_keep_both_leads() {
-    let settings = settings(&[]);
-    let storage = storage(&settings);
-    storage
-        .create_table_if_missing(&settings.state_table)
-        .await
-        .unwrap();
+    let (settings, storage) = state_table().await;
     let store = HistoryStore::new(&storage, &settings.state_table, &settings.leads_table);
     let at = datetime!(2026-11-21 10:00 UTC);
     let first = lead("a", "jane@contoso.example", "INS");
