@@ -17,4 +17,3 @@ pub mod report;
 pub mod seed;
 pub mod source;
 pub mod storage;
-pub mod webhook;
