@@ -53,6 +53,9 @@ pub struct Settings {
     /// `RETRY_BUDGET`, default `30s`: the most one run spends waiting between
     /// retries of one channel.
     pub retry_budget: Duration,
+    /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
+    /// the built-in roots (read from the environment by [`crate::tls`]).
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 /// Where the lead and state tables live.
@@ -139,6 +142,10 @@ pub enum ConfigError {
         setting: &'static str,
         because: &'static str,
     },
+    /// A setting whose name is made from a connection prefix
+    /// (`<prefix>__clientId`); `problem` says what is wrong and the fix.
+    #[error("{setting} {problem}")]
+    Setting { setting: String, problem: String },
     #[error("no alert channel is configured: set SMTP_HOST (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL or OUTBOX_DIR")]
     NoChannel,
     #[error("could not read settings file {path}: {reason}")]
@@ -202,6 +209,19 @@ impl Settings {
         if email.is_none() && teams.is_none() && outbox_dir.is_none() {
             return Err(ConfigError::NoChannel);
         }
+        let ssl_cert_file = get(crate::tls::SSL_CERT_FILE)
+            .map(|path| {
+                crate::tls::read_bundle(std::path::Path::new(path))
+                    .map(|_| PathBuf::from(path))
+                    .map_err(|problem| {
+                        invalid(
+                            crate::tls::SSL_CERT_FILE,
+                            format!("{path}, which {problem}"),
+                            "the path of a PEM file of certificates to trust in addition to the built-in roots",
+                        )
+                    })
+            })
+            .transpose()?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
         let duration = |name: &'static str, default: &str, nonzero: bool| {
             values::duration(name, get(name).unwrap_or(default), nonzero)
@@ -241,6 +261,7 @@ impl Settings {
             claim_lease: duration("CLAIM_LEASE", "10m", true)?,
             scan_overlap: duration("SCAN_OVERLAP", "5m", false)?,
             retry_budget: duration("RETRY_BUDGET", "30s", false)?,
+            ssl_cert_file,
         })
     }
 }

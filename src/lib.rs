@@ -17,3 +17,4 @@ pub mod report;
 pub mod seed;
 pub mod source;
 pub mod storage;
+pub mod tls;
