@@ -136,7 +136,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check(&settings).await,
         Command::TestAlert => test_alert(&settings).await,
         Command::Report { since, format } => {
-            let storage = crate::storage::Storage::new(&settings.storage, reqwest::Client::new());
+            let storage =
+                crate::storage::Storage::new(&settings.storage, crate::tls::http_client());
             let now = time::OffsetDateTime::now_utc();
             let report = crate::report::build(&settings, &storage, since, now).await?;
             print!("{}", report.render(format));
