@@ -12,6 +12,7 @@ pub mod lead;
 pub mod ledger;
 pub mod notify;
 pub mod pipeline;
+pub mod routing;
 pub mod seed;
 pub mod source;
 pub mod storage;

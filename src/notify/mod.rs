@@ -2,6 +2,7 @@
 //! retryable or permanent. Retries, backoff and de-duplication belong to the
 //! pipeline and the ledger, never to a notifier.
 
+pub mod destination;
 pub mod email;
 pub mod email_body;
 pub mod outbox;
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
+
+pub use destination::{DestinationId, Kind};
 
 /// A channel's stable name, used as part of ledger keys: never rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
