@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::text::{self, Limits};
-use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::TeamsSettings;
 use crate::lead::Lead;
 
@@ -22,6 +22,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct TeamsNotifier {
+    id: DestinationId,
     http: reqwest::Client,
     url: SecretString,
 }
@@ -44,9 +45,15 @@ impl TeamsNotifier {
             ));
         }
         Ok(TeamsNotifier {
+            id: DestinationId::TEAMS,
             http,
             url: settings.webhook_url.clone(),
         })
+    }
+
+    /// The same channel as another destination (`teams:crm`).
+    pub fn for_destination(self, id: DestinationId) -> TeamsNotifier {
+        TeamsNotifier { id, ..self }
     }
 
     /// Belt and braces: whatever a library put in an error, the URL and its
@@ -109,8 +116,8 @@ impl TeamsNotifier {
 }
 
 impl Notifier for TeamsNotifier {
-    fn channel(&self) -> ChannelId {
-        ChannelId::Teams
+    fn channel(&self) -> DestinationId {
+        self.id.clone()
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {

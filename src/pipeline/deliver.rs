@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
-use crate::notify::{Alert, ChannelId, Notifier, NotifyError};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -34,7 +34,7 @@ impl Channel {
         }
     }
 
-    pub fn id(&self) -> ChannelId {
+    pub fn id(&self) -> DestinationId {
         self.notifier.channel()
     }
 }
