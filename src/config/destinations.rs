@@ -219,3 +219,51 @@ fn router(vars: &BTreeMap<&str, &str>, all: Vec<DestinationId>) -> Result<Router
     }
     Ok(Router::new(routes)?)
 }
+
+/// The host of a secret URL, for `check`: nothing else of it is shown.
+fn host_of(url: &SecretString) -> String {
+    use secrecy::ExposeSecret;
+    url::Url::parse(url.expose_secret())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl Destinations {
+    /// `check`'s lines: each destination added here, then which destination
+    /// takes what. Secrets (URLs, signing secrets) are never shown.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (id, to) in &self.email_to {
+            let n = to.len();
+            let plural = if n == 1 { "" } else { "s" };
+            lines.push(format!(
+                "{id}: {n} recipient{plural}, same mail server as email"
+            ));
+        }
+        for (id, url) in &self.teams {
+            lines.push(format!(
+                "{id}: webhook on host {} (signature hidden)",
+                host_of(url)
+            ));
+        }
+        for slack in &self.slack {
+            lines.push(format!(
+                "{}: Slack webhook on host {} (URL hidden)",
+                slack.id,
+                host_of(&slack.webhook_url)
+            ));
+        }
+        for webhook in &self.webhooks {
+            lines.push(format!(
+                "{}: signed lead.created events to host {} (URL and secret hidden)",
+                webhook.id,
+                host_of(&webhook.url)
+            ));
+        }
+        for (id, route) in self.router.routes() {
+            lines.push(format!("route: {id} takes {}", route.describe()));
+        }
+        lines
+    }
+}

@@ -84,7 +84,7 @@ pub(super) async fn deliver(
 ) -> Result<Tally, StorageError> {
     let mut tally = Tally::default();
     let total = items.len();
-    if total > limits.digest_after {
+    if total > limits.digest_after && channel.notifier.takes_digests() {
         let size = channel.notifier.max_digest_leads().max(1);
         let mut rest = items;
         while !rest.is_empty() {

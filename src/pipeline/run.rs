@@ -64,6 +64,10 @@ impl Run<'_> {
             let skip = self.settings.filters.skip_reason(lead);
             let mut new = false;
             for (channel, owed) in ids.iter().zip(owed.iter_mut()) {
+                // Not routed here: nothing owed, nothing recorded.
+                if !self.settings.destinations.router.takes(channel, lead) {
+                    continue;
+                }
                 let alert = AlertKey {
                     lead: lead.key.clone(),
                     channel: channel.clone(),
