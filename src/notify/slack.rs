@@ -162,7 +162,14 @@ fn summary(lead: &Lead) -> String {
 }
 
 /// Fields worth a line in a digest, as in the Teams digest.
-const DIGEST_FIELDS: [&str; 5] = ["Title", "Email", "Phone", "Country", "Received"];
+const DIGEST_FIELDS: [&str; 6] = [
+    "Title",
+    "Email",
+    "Phone",
+    "Country",
+    "Received",
+    "Lead keys",
+];
 const DIGEST_LIMITS: Limits = Limits {
     field: 120,
     long: 200,
