@@ -1,4 +1,4 @@
-//! What the webhook-style notifiers (Slack, signed webhook) share: a URL that
+//! What the webhook-style notifiers (Teams, Slack, signed webhook) share: a URL that
 //! is a secret, one POST with a timeout, the answer's status, `Retry-After`
 //! and a short error code, and a reachability check that posts nothing.
 
@@ -23,15 +23,25 @@ pub struct Target {
     pub setting: String,
     /// "the Slack webhook", for messages.
     pub service: &'static str,
+    /// "Slack", as in "Slack answered 404".
+    pub answerer: &'static str,
 }
 
 /// A non-success answer.
 pub struct Answer {
     pub status: reqwest::StatusCode,
     pub retry_after: Option<Duration>,
-    /// The body when it is one short plain token (`channel_not_found`),
-    /// never free text that could echo what was posted.
-    pub code: Option<String>,
+    /// Never quoted whole: it could echo what was posted. Each notifier
+    /// picks out its service's error code.
+    pub body: String,
+}
+
+impl Answer {
+    /// The body when it is one short plain token, as Slack answers errors
+    /// (`channel_not_found`).
+    pub fn plain_code(&self) -> Option<String> {
+        plain_code(&self.body)
+    }
 }
 
 impl Target {
@@ -39,7 +49,7 @@ impl Target {
         http: reqwest::Client,
         url: &SecretString,
         setting: String,
-        service: &'static str,
+        (service, answerer): (&'static str, &'static str),
     ) -> Result<Target, NotifyError> {
         let parsed = url::Url::parse(url.expose_secret())
             .map_err(|_| NotifyError::permanent(format!("{setting} is not a valid URL")))?;
@@ -53,6 +63,7 @@ impl Target {
             url: url.clone(),
             setting,
             service,
+            answerer,
         })
     }
 
@@ -102,21 +113,21 @@ impl Target {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let code = plain_code(&response.text().await.unwrap_or_default());
+        let body = response.text().await.unwrap_or_default();
         Ok(Some(Answer {
             status,
             retry_after,
-            code,
+            body,
         }))
     }
 
     /// `text (Slack answered 404 Not Found, channel_not_found)`, scrubbed.
-    pub fn reason(&self, answer: &Answer, text: &str) -> String {
-        let answered = match &answer.code {
+    pub fn reason(&self, answer: &Answer, code: Option<&str>, text: &str) -> String {
+        let answered = match code {
             Some(code) => format!("{}, {code}", answer.status),
             None => answer.status.to_string(),
         };
-        self.scrub(format!("{text} ({} answered {answered})", self.service))
+        self.scrub(format!("{text} ({} answered {answered})", self.answerer))
     }
 
     /// Opens a TCP connection to the URL's host: posting anything would
@@ -141,7 +152,7 @@ impl Target {
     }
 }
 
-fn chain(err: &dyn std::error::Error) -> String {
+pub(super) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {
@@ -185,7 +196,7 @@ mod tests {
             reqwest::Client::new(),
             &url,
             "SLACK_WEBHOOK_URL".into(),
-            "the Slack webhook",
+            ("the Slack webhook", "Slack"),
         )
         .unwrap();
         let text = target.scrub(

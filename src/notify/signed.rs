@@ -43,7 +43,7 @@ impl SignedWebhookNotifier {
                 http,
                 &settings.url,
                 format!("WEBHOOK_URL{suffix}"),
-                "the webhook receiver",
+                ("the webhook receiver", "the receiver"),
             )?,
             signer,
         })
@@ -79,7 +79,8 @@ impl SignedWebhookNotifier {
 
     fn classify(&self, answer: &Answer) -> NotifyError {
         let setting = &self.target.setting;
-        let reason = |text: String| self.target.reason(answer, &text);
+        let code = answer.plain_code();
+        let reason = |text: String| self.target.reason(answer, code.as_deref(), &text);
         match answer.status.as_u16() {
             408 | 429 | 500..=599 => NotifyError::Retryable {
                 reason: reason("the receiver is busy or unavailable".to_owned()),

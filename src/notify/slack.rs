@@ -34,13 +34,19 @@ impl SlackNotifier {
         let setting = format!("SLACK_WEBHOOK_URL{}", settings.id.setting_suffix());
         Ok(SlackNotifier {
             id: settings.id.clone(),
-            target: Target::new(http, &settings.webhook_url, setting, "the Slack webhook")?,
+            target: Target::new(
+                http,
+                &settings.webhook_url,
+                setting,
+                ("the Slack webhook", "Slack"),
+            )?,
         })
     }
 
     fn classify(&self, answer: &Answer) -> NotifyError {
         let setting = &self.target.setting;
-        let reason = |text: String| self.target.reason(answer, &text);
+        let code = answer.plain_code();
+        let reason = |text: String| self.target.reason(answer, code.as_deref(), &text);
         match answer.status.as_u16() {
             408 | 429 | 500..=599 => NotifyError::Retryable {
                 reason: reason("Slack is busy or unavailable".to_owned()),
