@@ -60,6 +60,9 @@ pub struct Settings {
     /// `RETRY_BUDGET`, default `30s`: the most one run spends waiting between
     /// retries of one channel.
     pub retry_budget: Duration,
+    /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
+    /// the built-in roots (read from the environment by [`crate::tls`]).
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 /// Where the lead and state tables live.
@@ -146,11 +149,13 @@ pub enum ConfigError {
         setting: &'static str,
         because: &'static str,
     },
+    /// A setting whose name is made from a connection prefix
+    /// (`<prefix>__clientId`) or carries a destination name
+    /// (`EMAIL_TO_EMEA`); `problem` says what is wrong and the fix.
+    #[error("{setting} {problem}")]
+    Setting { setting: String, problem: String },
     #[error("no alert channel is configured: set SMTP_HOST (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL, SLACK_WEBHOOK_URL, WEBHOOK_URL (with WEBHOOK_SECRET) or OUTBOX_DIR")]
     NoChannel,
-    /// A setting whose name carries a destination name (`EMAIL_TO_EMEA`).
-    #[error("{setting} {problem}")]
-    Destination { setting: String, problem: String },
     #[error(transparent)]
     Route(#[from] crate::routing::RouteError),
     #[error(transparent)]
@@ -223,6 +228,19 @@ impl Settings {
         if unsuffixed.is_empty() && destinations.is_empty() {
             return Err(ConfigError::NoChannel);
         }
+        let ssl_cert_file = get(crate::tls::SSL_CERT_FILE)
+            .map(|path| {
+                crate::tls::read_bundle(std::path::Path::new(path))
+                    .map(|_| PathBuf::from(path))
+                    .map_err(|problem| {
+                        invalid(
+                            crate::tls::SSL_CERT_FILE,
+                            format!("{path}, which {problem}"),
+                            "the path of a PEM file of certificates to trust in addition to the built-in roots",
+                        )
+                    })
+            })
+            .transpose()?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
         let duration = |name: &'static str, default: &str, nonzero: bool| {
             values::duration(name, get(name).unwrap_or(default), nonzero)
@@ -263,6 +281,7 @@ impl Settings {
             claim_lease: duration("CLAIM_LEASE", "10m", true)?,
             scan_overlap: duration("SCAN_OVERLAP", "5m", false)?,
             retry_budget: duration("RETRY_BUDGET", "30s", false)?,
+            ssl_cert_file,
         })
     }
 }

@@ -16,4 +16,4 @@ pub mod routing;
 pub mod seed;
 pub mod source;
 pub mod storage;
-pub mod webhook;
+pub mod tls;

@@ -222,7 +222,7 @@ impl Storage {
 
 /// The error and its causes on one line (reqwest hides "connection refused"
 /// in a source).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

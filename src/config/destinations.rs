@@ -61,7 +61,7 @@ impl Destinations {
 
 /// A setting whose name is built from a destination name.
 fn named_error(setting: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Destination {
+    ConfigError::Setting {
         setting: setting.to_owned(),
         problem: problem.into(),
     }

@@ -88,6 +88,12 @@ impl Settings {
         } else {
             format!("skipping: {}", skipped.join(", "))
         });
+        if let Some(path) = &self.ssl_cert_file {
+            lines.push(format!(
+                "TLS: built-in roots plus the certificates in SSL_CERT_FILE {}",
+                path.display()
+            ));
+        }
         lines.push(format!(
             "delivery: digest above {} alerts per channel per run, up to {} attempts per alert, \
              retry budget {} per run, claim lease {}, scan overlap {}",

@@ -5,8 +5,16 @@
 //! cache tokens and refresh them shortly before they expire, so a process
 //! makes one token request per scope per token lifetime.
 
+mod bridge;
+mod credential;
+mod entra;
+mod transport;
+
 use std::future::Future;
 use std::pin::Pin;
+
+pub use bridge::StorageTokenCredential;
+pub use credential::{Credential, CredentialKind, DEFAULT_AUTHORITY_HOST};
 
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -47,4 +55,13 @@ pub trait TokenSource: Send + Sync {
     /// Which credential kind and identity (client id), for `check` and
     /// error messages. Never a secret.
     fn describe(&self) -> String;
+}
+
+/// The scope of Azure Storage tokens (resource `https://storage.azure.com`).
+pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
+/// The resource a scope names (`https://storage.azure.com/.default` →
+/// `https://storage.azure.com`), for messages.
+pub fn resource_of(scope: &str) -> &str {
+    scope.strip_suffix("/.default").unwrap_or(scope)
 }

@@ -130,7 +130,8 @@ pub fn from_settings(
     if !named.webhooks.is_empty() {
         // Standard Webhooks counts a redirect as a failure; following one
         // could also carry the event to another host.
-        let no_redirects = reqwest::Client::builder()
+        let no_redirects = crate::tls::http_client_builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| NotifyError::permanent(format!("could not set up HTTPS: {e}")))?;
