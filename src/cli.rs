@@ -207,6 +207,9 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     let notifiers = notify::from_settings(settings, crate::tls::http_client())?;
     let pipeline = Pipeline::new(settings.clone(), notifiers.clone());
     let mut ok = true;
+    if let Some(credential) = settings.storage.credential() {
+        ok &= crate::identity::check(credential, crate::identity::STORAGE_SCOPE).await;
+    }
     match pipeline.storage_check().await {
         Ok(()) => println!(
             "storage: reached, lead table {} found",

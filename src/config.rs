@@ -78,6 +78,14 @@ pub enum StorageConnection {
         /// `https://{account}.table.{EndpointSuffix}`.
         table_endpoint: url::Url,
     },
+    /// Keyless: a Microsoft Entra identity holding a role on the account
+    /// (`<prefix>__tableServiceUri` or `__accountName`, `__credential`…).
+    Identity {
+        account: String,
+        /// Always https: a bearer token travels to it.
+        table_endpoint: url::Url,
+        credential: crate::identity::Credential,
+    },
 }
 
 impl StorageConnection {
@@ -85,7 +93,16 @@ impl StorageConnection {
     pub fn account(&self) -> &str {
         match self {
             StorageConnection::Emulator => "devstoreaccount1",
-            StorageConnection::Account { account, .. } => account,
+            StorageConnection::Account { account, .. }
+            | StorageConnection::Identity { account, .. } => account,
+        }
+    }
+
+    /// The identity of a keyless connection.
+    pub fn credential(&self) -> Option<&crate::identity::Credential> {
+        match self {
+            StorageConnection::Identity { credential, .. } => Some(credential),
+            _ => None,
         }
     }
 }
@@ -186,16 +203,7 @@ impl Settings {
     /// Empty values count as unset.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let storage = match (get("LEADS_STORAGE_CONNECTION"), get("AzureWebJobsStorage")) {
-            (Some(text), _) => connection::parse("LEADS_STORAGE_CONNECTION", text)?,
-            (None, Some(text)) => connection::parse("AzureWebJobsStorage", text)?,
-            (None, None) => {
-                return Err(ConfigError::Missing {
-                    setting: "LEADS_STORAGE_CONNECTION",
-                    because: "AzureWebJobsStorage is not set either",
-                })
-            }
-        };
+        let storage = connection::from_settings(vars, &get)?;
         let leads_table = values::table_name(
             "LEADS_TABLE",
             get("LEADS_TABLE").unwrap_or("MarketplaceLeads"),

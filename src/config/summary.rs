@@ -20,6 +20,15 @@ impl Settings {
                 } => {
                     format!("storage: account {account} at {table_endpoint} (key hidden)")
                 }
+                StorageConnection::Identity {
+                    account,
+                    table_endpoint,
+                    credential,
+                } => format!(
+                    "storage: account {account} at {table_endpoint}, keyless as {} (from {})",
+                    credential.describe(),
+                    credential.settings()
+                ),
             },
             format!(
                 "tables: leads in {}, state in {}",

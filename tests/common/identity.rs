@@ -99,6 +99,8 @@ struct Shared {
     lifetime_secs: Mutex<i64>,
     /// Per resource, overriding `lifetime_secs`.
     lifetimes: Mutex<HashMap<String, i64>>,
+    /// Per resource, lifetimes of the next tokens, before those above.
+    next_lifetimes: Mutex<HashMap<String, Vec<i64>>>,
     audience: Mutex<Option<String>>,
     requests: Mutex<Vec<TokenRequest>>,
     issued: Mutex<Vec<String>>,
@@ -126,6 +128,7 @@ impl EntraStandIn {
             client_secret: format!("client-secret-{:016x}", fastrand::u64(..)),
             lifetime_secs: Mutex::new(3600),
             lifetimes: Mutex::new(HashMap::new()),
+            next_lifetimes: Mutex::new(HashMap::new()),
             audience: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
@@ -189,6 +192,15 @@ impl EntraStandIn {
             .insert(resource.to_owned(), secs);
     }
 
+    /// The next tokens for `resource` live this long, in order.
+    pub fn set_next_lifetimes(&self, resource: &str, secs: &[i64]) {
+        self.shared
+            .next_lifetimes
+            .lock()
+            .expect("lock")
+            .insert(resource.to_owned(), secs.to_vec());
+    }
+
     /// Token requests for `resource` (`/.default` scopes count too).
     pub fn requests_for(&self, resource: &str) -> usize {
         self.requests()
@@ -224,13 +236,22 @@ impl Drop for EntraStandIn {
 /// signatures) for `audience`, valid from a minute ago for `lifetime` seconds.
 fn issue(shared: &Shared, audience: &str, client_id: &str) -> (String, i64) {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let lifetime = shared
-        .lifetimes
-        .lock()
-        .expect("lock")
-        .get(audience)
-        .copied()
-        .unwrap_or(*shared.lifetime_secs.lock().expect("lock"));
+    let next = {
+        let mut queues = shared.next_lifetimes.lock().expect("lock");
+        queues
+            .get_mut(audience)
+            .filter(|q| !q.is_empty())
+            .map(|q| q.remove(0))
+    };
+    let lifetime = next.unwrap_or_else(|| {
+        shared
+            .lifetimes
+            .lock()
+            .expect("lock")
+            .get(audience)
+            .copied()
+            .unwrap_or(*shared.lifetime_secs.lock().expect("lock"))
+    });
     let audience = shared
         .audience
         .lock()
