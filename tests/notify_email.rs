@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::leads::{jane, lead};
+use common::leads::{jane, lead, returning_jane};
 use common::servers::{free_port, maildev_api, maildev_smtp_port, unique_recipient};
 use common::smtp_script::{Script, ScriptedSmtp};
 use lead_notifier::config::{EmailSettings, SmtpSecurity};
@@ -370,7 +370,7 @@ fn stable_headers(message: &lettre::Message) -> String {
 
 #[test]
 fn snapshot_of_a_lead_email() {
-    let lead = jane();
+    let lead = returning_jane();
     let from = "Lead Notifier <leads@publisher.example>".parse().unwrap();
     let to = ["Sales <sales@publisher.example>".parse().unwrap()];
     let message = render_message(Alert::Lead(&lead), &from, &to).unwrap();

@@ -184,6 +184,7 @@ pub fn sample_lead() -> Lead {
                 .into(),
         ),
         lead_source_raw: Some("SPZA-PLT|lead-notifier.sample-offer".into()),
+        history: None,
     }
 }
 

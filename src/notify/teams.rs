@@ -3,7 +3,8 @@
 //!
 //! Lead text only ever goes into `TextRun`s: `TextBlock` and `FactSet` text
 //! is Markdown in Teams, so a first name like `[click](http://evil)` would
-//! become a link. No element carries a `url`.
+//! become a link. The one `url` is the "Reply to the customer" button's:
+//! `mailto:` and the percent-encoded address, nothing else.
 
 use std::time::Duration;
 
@@ -213,6 +214,11 @@ fn lead_card(lead: &Lead) -> Value {
     let mut card_value = Value::Null;
     for limits in LEAD_LIMITS {
         card_value = card(lead_body(lead, limits));
+        if let Some(link) = text::mailto(lead) {
+            card_value["actions"] = json!([
+                {"type": "Action.OpenUrl", "title": "Reply to the customer", "url": link}
+            ]);
+        }
         if size(&wrap(card_value.clone())) <= MAX_PAYLOAD_BYTES {
             break;
         }
@@ -228,6 +234,7 @@ fn lead_body(lead: &Lead, limits: Limits) -> Vec<Value> {
         )),
         rich(vec![run(&summary(lead, limits.field * 2))]),
     ];
+    history(&mut body, lead, text::HISTORY_SHOWN, limits.field);
     if let Some((warning, raw)) = text::customer_problem(lead, limits.long) {
         body.push(rich(vec![
             json!({"type": "TextRun", "text": warning, "color": "Warning", "weight": "Bolder"}),
@@ -250,6 +257,23 @@ fn lead_body(lead: &Lead, limits: Limits) -> Vec<Value> {
     body
 }
 
+/// "New customer" or "Returning customer" and the earlier leads.
+fn history(body: &mut Vec<Value>, lead: &Lead, shown: usize, max: usize) {
+    let Some(history) = text::history(lead, shown) else {
+        return;
+    };
+    body.push(rich(vec![bold(&history.status)]));
+    for line in &history.earlier {
+        body.push(rich_tight(vec![run(&format!(
+            "• {}",
+            text::truncate(line, max)
+        ))]));
+    }
+    if let Some(more) = &history.more {
+        body.push(rich_tight(vec![run(more)]));
+    }
+}
+
 /// Fields worth a line in a digest; the rest are in each lead's email.
 const DIGEST_FIELDS: [&str; 7] = [
     "Title",
@@ -265,6 +289,8 @@ const DIGEST_LIMITS: Limits = Limits {
     long: 200,
 };
 const DIGEST_COUNT_LINES: usize = 15;
+/// Earlier leads listed per lead in a digest; the email lists more.
+const DIGEST_HISTORY_SHOWN: usize = 2;
 
 fn digest_card(leads: &[&Lead], total: usize) -> Value {
     let total = total.max(leads.len());
@@ -321,6 +347,7 @@ fn digest_item(n: usize, lead: &Lead) -> Value {
     if lead.customer_warning.is_some() {
         items.push(rich_tight(vec![json!({"type": "TextRun", "text": "The customer details could not be read; see the email.", "color": "Warning"})]));
     }
+    history(&mut items, lead, DIGEST_HISTORY_SHOWN, DIGEST_LIMITS.field);
     for field in text::fields(lead, DIGEST_LIMITS) {
         if DIGEST_FIELDS.contains(&field.label) {
             items.push(rich_tight(vec![
