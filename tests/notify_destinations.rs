@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::faults::walk;
-use common::leads::{jane, lead};
+use common::leads::{jane, lead, returning_jane};
 use lead_notifier::config::{ConfigError, Settings, SlackSettings, WebhookSettings};
 use lead_notifier::lead::Lead;
 use lead_notifier::notify::signed::{webhook_id, SignedWebhookNotifier};
@@ -136,6 +136,32 @@ async fn slack_message_shows_lead_text_inert_and_within_limits() {
     );
     assert!(all.contains("Lead keys: 11:2F21:2F2026 / evil1"), "{all}");
     assert!(!all.contains("\"url\""), "no element carries a URL");
+}
+
+#[tokio::test]
+async fn slack_message_says_whether_the_customer_is_returning() {
+    let server = server(200, "ok", None).await;
+    slack(&server, None)
+        .send(Alert::Lead(&returning_jane()))
+        .await
+        .unwrap();
+    let payload: Value = serde_json::from_slice(&requests(&server).await[0].body).unwrap();
+    let history = payload["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|b| {
+            b["text"]["text"]
+                .as_str()
+                .filter(|t| t.starts_with("Returning customer"))
+        })
+        .unwrap_or_else(|| panic!("no history in {payload}"));
+    assert_eq!(
+        history.lines().filter(|l| l.starts_with("• ")).count(),
+        2,
+        "{history}"
+    );
+    assert!(history.contains("Contoso Analytics Hub"), "{history}");
 }
 
 #[tokio::test]

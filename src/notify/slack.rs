@@ -138,6 +138,9 @@ fn lead_blocks(lead: &Lead) -> Vec<Value> {
         header(&format!("New lead: {}", text::offer(lead))),
         section(&summary(lead)),
     ];
+    if let Some(history) = history(lead, text::HISTORY_SHOWN) {
+        blocks.push(section(&history));
+    }
     if let Some((warning, raw)) = text::customer_problem(lead, LEAD_LIMITS.long) {
         blocks.push(section(&warning));
         if let Some(raw) = raw {
@@ -158,6 +161,15 @@ fn lead_blocks(lead: &Lead) -> Vec<Value> {
         blocks.push(section(&format!("{}:\n{}", field.label, field.value)));
     }
     blocks
+}
+
+/// "Returning customer: …" and the earlier leads, one a line, as Teams shows them.
+fn history(lead: &Lead, shown: usize) -> Option<String> {
+    let history = text::history(lead, shown)?;
+    let mut lines = vec![history.status];
+    lines.extend(history.earlier.iter().map(|line| format!("• {line}")));
+    lines.extend(history.more);
+    Some(lines.join("\n"))
 }
 
 fn summary(lead: &Lead) -> String {
@@ -181,6 +193,8 @@ const DIGEST_LIMITS: Limits = Limits {
     long: 200,
 };
 const DIGEST_COUNT_LINES: usize = 15;
+/// Earlier leads listed per lead in a digest, as in the Teams digest.
+const DIGEST_HISTORY_SHOWN: usize = 2;
 
 fn digest_blocks(leads: &[&Lead], total: usize) -> Vec<Value> {
     let total = total.max(leads.len());
@@ -224,6 +238,7 @@ fn digest_item(n: usize, lead: &Lead) -> String {
     if lead.customer_warning.is_some() {
         lines.push("The customer details could not be read; see the email.".to_owned());
     }
+    lines.extend(history(lead, DIGEST_HISTORY_SHOWN));
     let details: Vec<String> = text::fields(lead, DIGEST_LIMITS)
         .into_iter()
         .filter(|f| DIGEST_FIELDS.contains(&f.label))
