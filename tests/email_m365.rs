@@ -25,7 +25,7 @@ use lead_notifier::identity::{AccessToken, IdentityError, TokenFuture, TokenSour
 use lead_notifier::notify::email::{message_id, EmailNotifier};
 use lead_notifier::notify::email_body::{render_html, render_text, subject};
 use lead_notifier::notify::graph::GraphNotifier;
-use lead_notifier::notify::{Alert, ChannelId, Notifier};
+use lead_notifier::notify::{Alert, DestinationId, Notifier};
 use lead_notifier::pipeline::Pipeline;
 use serde_json::json;
 
@@ -101,7 +101,7 @@ async fn graph_gets_the_same_email_smtp_would_send_one_request_per_alert() {
     let graph = Graph::start("graph-token-1", &[]).await;
     let tokens = TestTokens::new("graph-token-1");
     let notifier = graph_notifier(&graph, tokens.clone());
-    assert_eq!(notifier.channel(), ChannelId::Email, "same ledger keys");
+    assert_eq!(notifier.channel(), DestinationId::EMAIL, "same ledger keys");
     let mut hostile = lead(
         "m365-1",
         json!({"FirstName": "Zoë", "LastName": "Łukasiewicz-王", "Email": "zoe@acme.example",
@@ -126,7 +126,7 @@ async fn graph_gets_the_same_email_smtp_would_send_one_request_per_alert() {
     );
     let message = post.parsed();
     assert_eq!(message.subject(), Some(subject(alert).as_str()));
-    let expected_id = message_id(alert, ChannelId::Email);
+    let expected_id = message_id(alert, &DestinationId::EMAIL);
     assert_eq!(
         message.message_id().map(|id| format!("<{id}>")),
         Some(expected_id),
@@ -170,7 +170,7 @@ async fn graph_gets_the_same_email_smtp_would_send_one_request_per_alert() {
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert_eq!(
         posts[1].parsed().message_id().map(|id| format!("<{id}>")),
-        Some(message_id(digest, ChannelId::Email))
+        Some(message_id(digest, &DestinationId::EMAIL))
     );
     assert_eq!(notifier.max_digest_leads(), 500);
 }
@@ -296,7 +296,7 @@ async fn graph_429_with_retry_after_then_202_gives_one_email() {
     let summary = pipeline.run_once().await.unwrap();
 
     assert_eq!(
-        summary.delivered.get(&ChannelId::Email),
+        summary.delivered.get(&DestinationId::EMAIL),
         Some(&1),
         "{summary:?}"
     );
@@ -317,7 +317,7 @@ async fn graph_429_with_retry_after_then_202_gives_one_email() {
         "one email accepted"
     );
     let again = pipeline.run_once().await.unwrap();
-    assert_eq!(again.delivered.get(&ChannelId::Email), Some(&0));
+    assert_eq!(again.delivered.get(&DestinationId::EMAIL), Some(&0));
     assert_eq!(graph.posts().len(), 2, "a later run sends nothing again");
 }
 
@@ -557,7 +557,8 @@ async fn graph_check_gets_a_managed_identity_token_and_test_alert_sends_one_emai
     let cert = TestCert::new();
     let entra = EntraStandIn::start(&cert);
     let graph = Graph::start_for_entra(&[]).await;
-    let f = graph_fixture(&graph, &entra);
+    let mut f = graph_fixture(&graph, &entra);
+    f.set("EMAIL_TO_EMEA", "emea@contoso.example");
     write_rows(&f, &lead_rows("m365check", 1)).await;
 
     let (code, out) = run_cli(&f.settings, &["check"]).await;
@@ -571,15 +572,45 @@ async fn graph_check_gets_a_managed_identity_token_and_test_alert_sends_one_emai
         out.contains(&format!("email: reached; Microsoft Graph sendMail, token for {endpoint}/.default from managed identity (system-assigned): token obtained")),
         "{out}"
     );
+    assert!(
+        out.contains("email:emea: reached; Microsoft Graph"),
+        "{out}"
+    );
     assert!(graph.posts().is_empty(), "check sends nothing");
-    assert_eq!(entra.requests_for(&endpoint), 1, "one token for Graph");
+    assert_eq!(
+        entra.requests_for(&endpoint),
+        1,
+        "one token for Graph, shared by both destinations"
+    );
 
     let (code, out) = run_cli(&f.settings, &["test-alert"]).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("email: sample lead sent"), "{out}");
+    assert!(out.contains("email:emea: sample lead sent"), "{out}");
     let posts = graph.posts();
-    assert_eq!(posts.len(), 1, "one real email");
-    assert!(posts[0].accepted(), "the identity's token was accepted");
+    assert_eq!(posts.len(), 2, "one real email per destination");
+    assert!(
+        posts.iter().all(|p| p.accepted()),
+        "the identity's token was accepted"
+    );
+    let mut recipients: Vec<String> = posts
+        .iter()
+        .flat_map(|p| {
+            let message = p.parsed();
+            let to: Vec<String> = message
+                .to()
+                .into_iter()
+                .flat_map(|a| a.iter())
+                .filter_map(|a| a.address().map(str::to_owned))
+                .collect();
+            to
+        })
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["emea@contoso.example", "sales@contoso.example"]
+    );
     assert_eq!(posts[0].path, "/v1.0/users/leads@contoso.example/sendMail");
     let subject = posts[0].parsed().subject().map(str::to_owned);
     assert!(

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::email_body::{render_html, render_text, subject};
 use super::text::one_line;
-use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::{SmtpAuth, SmtpSettings, OUTLOOK_SCOPE};
 use crate::identity::{IdentityError, TokenSource};
 
@@ -33,6 +33,7 @@ const AUTO_RESPONSE_SUPPRESS: HeaderName =
     HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
 
 pub struct EmailNotifier {
+    id: DestinationId,
     /// Host, port and TLS; credentials are added per login kind.
     builder: AsyncSmtpTransportBuilder,
     login: Login,
@@ -99,6 +100,7 @@ impl EmailNotifier {
             ));
         }
         Ok(EmailNotifier {
+            id: DestinationId::EMAIL,
             builder,
             login,
             from,
@@ -144,6 +146,13 @@ impl EmailNotifier {
         Ok(transport)
     }
 
+    /// The same mail server for other recipients (`EMAIL_TO_EMEA`, built
+    /// with their addresses): one pooled transport per destination keeps
+    /// them independent.
+    pub fn for_destination(self, id: DestinationId) -> EmailNotifier {
+        EmailNotifier { id, ..self }
+    }
+
     fn oauth2(&self) -> bool {
         matches!(self.login, Login::OAuth2 { .. })
     }
@@ -160,8 +169,8 @@ pub fn token_error(err: &IdentityError, scope: &str, tokens: &dyn TokenSource) -
 }
 
 impl Notifier for EmailNotifier {
-    fn channel(&self) -> ChannelId {
-        ChannelId::Email
+    fn channel(&self) -> DestinationId {
+        self.id.clone()
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
@@ -213,7 +222,7 @@ pub fn render_message(
     let mut builder = Message::builder()
         .from(from.clone())
         .subject(subject(alert))
-        .message_id(Some(message_id(alert, ChannelId::Email)))
+        .message_id(Some(message_id(alert, &DestinationId::EMAIL)))
         .date_now()
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()))
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
@@ -230,9 +239,9 @@ pub fn render_message(
 
 /// `<sha256(channel, lead keys)@lead-notifier>`: the same on every retry, so
 /// a mail client can tell a repeated delivery from a new lead.
-pub fn message_id(alert: Alert<'_>, channel: ChannelId) -> String {
+pub fn message_id(alert: Alert<'_>, channel: &DestinationId) -> String {
     let mut hash = Sha256::new();
-    hash.update(channel.as_str().as_bytes());
+    hash.update(channel.to_string().as_bytes());
     let one;
     let leads = match alert {
         Alert::Lead(lead) => {

@@ -17,8 +17,9 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
 use super::email::{render_message, token_error, MAX_DIGEST_LEADS};
-use super::teams::{chain, error_code, parse_retry_after};
-use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use super::http::chain;
+use super::teams::{error_code, parse_retry_after};
+use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::GraphSettings;
 use crate::identity::TokenSource;
 
@@ -33,6 +34,7 @@ const PERMISSION_FIX: &str = "grant Microsoft Graph's Mail.Send as an applicatio
      the EMAIL_FROM mailbox";
 
 pub struct GraphNotifier {
+    id: DestinationId,
     http: reqwest::Client,
     /// `{GRAPH_ENDPOINT}/v1.0/users/{EMAIL_FROM address}/sendMail`.
     url: url::Url,
@@ -63,6 +65,7 @@ impl GraphNotifier {
             .pop_if_empty()
             .extend(["v1.0", "users", from.email.as_ref(), "sendMail"]);
         Ok(GraphNotifier {
+            id: DestinationId::EMAIL,
             http,
             url,
             scope: settings.scope(),
@@ -70,6 +73,12 @@ impl GraphNotifier {
             from,
             to,
         })
+    }
+
+    /// Other recipients (`EMAIL_TO_EMEA`, built with their addresses) from
+    /// the same mailbox.
+    pub fn for_destination(self, id: DestinationId) -> GraphNotifier {
+        GraphNotifier { id, ..self }
     }
 
     async fn post(&self, mime: Vec<u8>) -> Result<(), NotifyError> {
@@ -150,10 +159,10 @@ pub fn classify(
 }
 
 impl Notifier for GraphNotifier {
-    fn channel(&self) -> ChannelId {
-        // The same email channel on another transport: ledger keys and
+    fn channel(&self) -> DestinationId {
+        // The same email destinations on another transport: ledger keys and
         // Message-IDs stay as they are when a publisher switches.
-        ChannelId::Email
+        self.id.clone()
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
