@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod email_body;
+pub mod email_encode;
 pub mod outbox;
 pub mod teams;
 pub mod text;
