@@ -47,10 +47,11 @@ pub(super) async fn send_digests(
     let mut chunks: Vec<Vec<OwedAlert>> = channels.iter().map(|_| Vec::new()).collect();
     while let Some(page) = rows.next_page().await? {
         for row in &page {
-            gather(ledger, &mut channels, &mut chunks, known, row);
+            if gather(ledger, &mut channels, &mut chunks, known, row) {
+                let full = |c: &Channel, chunk: &Vec<OwedAlert>| chunk.len() >= c.digest_size();
+                send_chunks(ledger, &mut channels, &mut chunks, &totals, limits, full).await?;
+            }
         }
-        let full = |c: &Channel, chunk: &Vec<OwedAlert>| chunk.len() >= c.digest_size();
-        send_chunks(ledger, &mut channels, &mut chunks, &totals, limits, full).await?;
         // Down channels keep what they owe for the next run.
         if channels.iter().all(|c| c.owed.is_empty() || c.is_down()) {
             break;
@@ -67,14 +68,15 @@ pub(super) async fn send_digests(
     .await
 }
 
-/// Adds `row`'s alerts to the chunks of the channels that owe it.
+/// Adds `row`'s alerts to the chunks of the channels that owe it; `true`
+/// when a chunk is full.
 fn gather(
     ledger: &Ledger<'_>,
     channels: &mut [&mut Channel],
     chunks: &mut [Vec<OwedAlert>],
     known: &HashMap<String, Entry>,
     row: &LeadRow,
-) {
+) -> bool {
     let tag = LeadTag::of(&row.partition_key, &row.row_key);
     let mut lead: Option<Arc<Lead>> = None;
     for (channel, chunk) in channels.iter_mut().zip(chunks.iter_mut()) {
@@ -100,6 +102,10 @@ fn gather(
             _ => channel.owed.put_back(tag, stamp),
         }
     }
+    channels
+        .iter()
+        .zip(chunks.iter())
+        .any(|(channel, chunk)| chunk.len() >= channel.digest_size())
 }
 
 /// Sends, all channels at once, every chunk `ready` accepts.
