@@ -15,4 +15,4 @@ pub mod pipeline;
 pub mod seed;
 pub mod source;
 pub mod storage;
-pub mod webhook;
+pub mod tls;

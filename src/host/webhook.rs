@@ -6,15 +6,41 @@
 //! safety net; then it is alerted at once through the same pipeline. The
 //! ledger makes the timer's later pass over the same row a no-op.
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::host::App;
+use super::app::App;
+use super::invocation::{parse_invocation, InvocationResponse};
 use crate::lead::LeadRow;
 use crate::source::store_rows;
 
 /// Leads are a few hundred bytes; anything this big is not one.
 pub const MAX_LEAD_BYTES: usize = 64 * 1024;
+
+/// `POST /LeadWebhook`: the caller's answer travels in the `res` output.
+pub(super) async fn invoke(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let invocation = match parse_invocation(&body) {
+        Ok(invocation) => invocation,
+        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+    };
+    let outputs = handle(&app, &invocation).await;
+    let logs = outputs.logs.clone();
+    let mut map = Map::new();
+    map.insert("res".into(), outputs.res);
+    Json(InvocationResponse {
+        outputs: map,
+        logs,
+        return_value: Value::Null,
+    })
+    .into_response()
+}
 
 /// The HTTP output (`res`) for the caller and the invocation's log lines.
 pub struct WebhookOutputs {
