@@ -42,18 +42,22 @@ pub fn storage(settings: &Settings) -> Storage {
     Storage::new(&settings.storage, reqwest::Client::new())
 }
 
-/// A lead row as Microsoft writes it.
+/// A lead row as Microsoft writes it, from a customer of its own (one
+/// address per row key, so no row is folded as another's repeat).
 pub fn row(partition_key: &str, row_key: &str) -> LeadRow {
+    let mailbox: String = row_key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     LeadRow {
         partition_key: partition_key.to_owned(),
         row_key: row_key.to_owned(),
         timestamp: None,
         action_code: Some("PLT".into()),
         created_time: Some("2026-11-21T10:00:00.0000000Z".into()),
-        customer_info: Some(
-            r#"{"FirstName":"Jane","LastName":"Doe","Email":"jane@contoso.com","Company":"Contoso","Country":"DE"}"#
-                .into(),
-        ),
+        customer_info: Some(format!(
+            r#"{{"FirstName":"Jane","LastName":"Doe","Email":"jane.{mailbox}@contoso.com","Company":"Contoso","Country":"DE"}}"#
+        )),
         description: Some("Wants a demo".into()),
         lead_source: Some("SPZA-PLT|contoso.crm".into()),
         offer_display_name: Some("Contoso CRM".into()),
