@@ -130,10 +130,13 @@ impl<'a> HistoryStore<'a> {
         &self,
         ids: &[CustomerId],
     ) -> Result<HashMap<CustomerId, Stored>, StorageError> {
-        let mut ids: Vec<&CustomerId> = ids.iter().collect();
+        let mut ids: Vec<CustomerId> = ids.to_vec();
         ids.sort();
         ids.dedup();
-        let found: Vec<Vec<(CustomerId, Stored)>> = futures::stream::iter(ids.chunks(PER_QUERY))
+        // Owned chunks: a future borrowing the caller's slice would not be
+        // `Send` for every lifetime, which the handler's routes require.
+        let chunks: Vec<Vec<CustomerId>> = ids.chunks(PER_QUERY).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<(CustomerId, Stored)>> = futures::stream::iter(chunks)
             .map(|chunk| self.query(chunk))
             .buffer_unordered(QUERIES_AT_ONCE)
             .try_collect()
@@ -147,7 +150,7 @@ impl<'a> HistoryStore<'a> {
         Ok(self.read(filter).await?.into_iter().collect())
     }
 
-    async fn query(&self, ids: &[&CustomerId]) -> Result<Vec<(CustomerId, Stored)>, StorageError> {
+    async fn query(&self, ids: Vec<CustomerId>) -> Result<Vec<(CustomerId, Stored)>, StorageError> {
         // Row keys are hex: nothing to escape.
         let rows = ids
             .iter()
