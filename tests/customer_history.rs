@@ -409,3 +409,70 @@ async fn one_customer_over_three_runs_gets_two_alerts_and_a_folded_repeat() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_retried_lead_is_not_its_own_repeat() {
+    use lead_notifier::notify::ChannelId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+
+    let settings = Arc::new(support::settings(&[]));
+    store(&settings, &[row("11:2F21:2F2026", "once")]).await;
+    let outbox = Recorder::with(ChannelId::Outbox, Behaviour::Retryable, usize::MAX);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
+    let first = pipeline.run_once().await.unwrap();
+    assert_eq!(first.pending, 1, "{first:?}");
+
+    // The history now holds the lead; the retry still alerts it.
+    outbox.set(Behaviour::Deliver);
+    let second = pipeline.run_once().await.unwrap();
+    assert_eq!(second.delivered[&ChannelId::Outbox], 1, "{second:?}");
+    assert!(second.skipped.is_empty(), "{second:?}");
+}
+
+#[tokio::test]
+async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_history() {
+    use lead_notifier::notify::ChannelId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+
+    let settings = Arc::new(support::settings(&[]));
+    let email = |action: &str, rk: &str| LeadRow {
+        lead_source: Some(format!("SPZA-{action}|contoso.crm")),
+        customer_info: Some(r#"{"Email":"jane@contoso.example"}"#.into()),
+        ..row("11:2F21:2F2026", rk)
+    };
+    store(&settings, &[email("INS", "old")]).await;
+    let outbox = Recorder::new(ChannelId::Outbox);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
+    pipeline.run_once().await.unwrap();
+    // What the previous version left: watermark and ledger, no histories.
+    let storage = storage(&settings);
+    let client = storage.table(&settings.state_table);
+    for entity in state_entities(&storage, &settings.state_table).await {
+        let (pk, rk) = (
+            entity["PartitionKey"].as_str().unwrap(),
+            entity["RowKey"].as_str().unwrap(),
+        );
+        if pk.starts_with("history-") {
+            client
+                .partition_key_client(pk)
+                .entity_client(rk)
+                .delete()
+                .await
+                .unwrap();
+        }
+    }
+
+    // The same customer, the same step, within the window: unknown to the
+    // empty history, so alerted; the old lead is not alerted again.
+    store(&settings, &[email("INS", "new")]).await;
+    let upgraded = pipeline.run_once().await.unwrap();
+    assert_eq!(upgraded.delivered[&ChannelId::Outbox], 1, "{upgraded:?}");
+    assert_eq!(outbox.delivered_keys().len(), 2);
+    assert_eq!(outbox.delivered_keys()[1].row_key, "new");
+    // From now on the history fills: a third click is a repeat.
+    store(&settings, &[email("INS", "third")]).await;
+    let third = pipeline.run_once().await.unwrap();
+    assert_eq!(third.skipped.values().sum::<u64>(), 1, "{third:?}");
+}
