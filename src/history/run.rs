@@ -24,6 +24,9 @@ pub struct RunHistory<'a> {
     window: Duration,
     /// The whole partition has been read: customers not in the book are new.
     complete: bool,
+    /// Stands in for a missing `Timestamp` (rows posted to the webhook), the
+    /// same in every answer of this run.
+    now: OffsetDateTime,
 }
 
 impl<'a> RunHistory<'a> {
@@ -39,19 +42,17 @@ impl<'a> RunHistory<'a> {
             book: Book::default(),
             window,
             complete: false,
+            now: OffsetDateTime::now_utc(),
         }
     }
 
     /// Gives each lead its customer's history, in the order the leads
     /// happened, and records it there. Returns, per lead in the given order,
-    /// whether it repeats an earlier lead within the window. `now` stands in
-    /// for a missing `Timestamp` (webhook rows). Reads storage only for
-    /// customers not seen yet in this run; writes nothing (see [`Self::save`]).
-    pub async fn judge(
-        &mut self,
-        leads: &mut [&mut Lead],
-        now: OffsetDateTime,
-    ) -> Result<Vec<bool>, StorageError> {
+    /// whether it repeats an earlier lead within the window. Reads storage
+    /// only for customers not seen yet in this run; writes nothing (see
+    /// [`Self::save`]).
+    pub async fn judge(&mut self, leads: &mut [&mut Lead]) -> Result<Vec<bool>, StorageError> {
+        let now = self.now;
         let ids: Vec<Option<CustomerId>> = leads.iter().map(|l| CustomerId::of(l)).collect();
         self.look_up(&ids).await?;
         let at = |lead: &Lead| lead.timestamp.unwrap_or(now);
@@ -76,9 +77,9 @@ impl<'a> RunHistory<'a> {
 
     /// The history of a lead judged earlier in this run (digests read their
     /// leads again): the same answer [`Self::judge`] gave.
-    pub fn attach(&self, lead: &mut Lead, now: OffsetDateTime) {
+    pub fn attach(&self, lead: &mut Lead) {
         if let Some(id) = CustomerId::of(lead) {
-            let at = lead.timestamp.unwrap_or(now);
+            let at = lead.timestamp.unwrap_or(self.now);
             lead.history = Some(self.book.history(&id, lead, at));
         }
     }

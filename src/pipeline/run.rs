@@ -54,7 +54,7 @@ impl Run<'_> {
             .filter(|row| seen.insert((&row.partition_key, &row.row_key)))
             .map(Lead::from_row)
             .collect();
-        let repeats = self.customers(&mut leads, known, now).await?;
+        let repeats = self.customers(&mut leads, known).await?;
         let mut owed: Vec<Vec<Owed>> = self.channels.iter().map(|_| Vec::new()).collect();
         let mut keep = Vec::new();
         let mut skips = Vec::new();
@@ -147,7 +147,6 @@ impl Run<'_> {
         &mut self,
         leads: &mut [Lead],
         known: &HashMap<String, Entry>,
-        now: OffsetDateTime,
     ) -> Result<Vec<bool>, StorageError> {
         let open: Vec<bool> = leads
             .iter()
@@ -166,7 +165,7 @@ impl Run<'_> {
         if judged.is_empty() {
             return Ok(vec![false; open.len()]);
         }
-        let mut found = self.history.judge(&mut judged, now).await?.into_iter();
+        let mut found = self.history.judge(&mut judged).await?.into_iter();
         self.history.save().await?;
         Ok(open
             .into_iter()
