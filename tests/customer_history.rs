@@ -476,3 +476,56 @@ async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_histo
     let third = pipeline.run_once().await.unwrap();
     assert_eq!(third.skipped.values().sum::<u64>(), 1, "{third:?}");
 }
+
+#[tokio::test]
+async fn digests_carry_histories_and_repeats_fold_within_one_page() {
+    use lead_notifier::notify::ChannelId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+
+    let settings = Arc::new(support::settings(&[("DIGEST_AFTER", "2")]));
+    store(
+        &settings,
+        &[
+            customer_row("r1", "Jane", "jane@fabrikam.example", "INS"),
+            customer_row("r2", "Jane", "Jane@Fabrikam.example", "PLT"),
+            customer_row("r3", "Jane", "jane@fabrikam.example", "PLT"),
+            customer_row("r4", "Oskar", "oskar@northwind.example", "INS"),
+            customer_row("r5", "Nomail", "", "INS"),
+        ],
+    )
+    .await;
+    let outbox = Recorder::new(ChannelId::Outbox);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
+    let summary = pipeline.run_once().await.unwrap();
+    assert_eq!(
+        summary.skipped.values().sum::<u64>(),
+        1,
+        "r3 repeats r2: {summary:?}"
+    );
+
+    let sent = outbox.sent();
+    assert!(
+        sent.iter().all(|s| s.digest_total.is_some()),
+        "digests: {sent:?}"
+    );
+    let mut earlier: Vec<(String, Option<usize>)> = sent
+        .iter()
+        .flat_map(|s| {
+            s.keys
+                .iter()
+                .map(|k| k.row_key.clone())
+                .zip(s.earlier.clone())
+        })
+        .collect();
+    earlier.sort();
+    assert_eq!(
+        earlier,
+        [
+            ("r1".to_owned(), Some(0)),
+            ("r2".to_owned(), Some(1)),
+            ("r4".to_owned(), Some(0)),
+            ("r5".to_owned(), None),
+        ]
+    );
+}

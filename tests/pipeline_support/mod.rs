@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lead_notifier::config::Settings;
-use lead_notifier::lead::{LeadKey, LeadRow};
+use lead_notifier::lead::{Lead, LeadKey, LeadRow};
 use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
 use lead_notifier::source;
 use lead_notifier::storage::Storage;
@@ -128,6 +128,9 @@ pub struct Recorder {
 pub struct Sent {
     pub keys: Vec<LeadKey>,
     pub digest_total: Option<usize>,
+    /// Per lead, how many earlier leads its customer history listed
+    /// (`None`: no history, e.g. no email address).
+    pub earlier: Vec<Option<usize>>,
     pub delivered: bool,
 }
 
@@ -188,6 +191,11 @@ impl Notifier for Recorder {
                 (leads.iter().map(|l| l.key.clone()).collect(), Some(total))
             }
         };
+        let earlier = |lead: &Lead| lead.history.as_ref().map(|h| h.total());
+        let earlier = match alert {
+            Alert::Lead(lead) => vec![earlier(lead)],
+            Alert::Digest { leads, .. } => leads.iter().map(|l| earlier(l)).collect(),
+        };
         Box::pin(async move {
             let hook = self.hook.lock().unwrap().take();
             if let Some(hook) = hook {
@@ -207,6 +215,7 @@ impl Notifier for Recorder {
             self.sent.lock().unwrap().push(Sent {
                 keys,
                 digest_total,
+                earlier,
                 delivered: result.is_ok(),
             });
             result
