@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod notify;
 pub mod pipeline;
 pub mod report;
+pub mod routing;
 pub mod seed;
 pub mod source;
 pub mod storage;

@@ -412,13 +412,13 @@ async fn one_customer_over_three_runs_gets_two_alerts_and_a_folded_repeat() {
 
 #[tokio::test]
 async fn a_retried_lead_is_not_its_own_repeat() {
-    use lead_notifier::notify::ChannelId;
+    use lead_notifier::notify::DestinationId;
     use lead_notifier::pipeline::Pipeline;
     use std::sync::Arc;
 
     let settings = Arc::new(support::settings(&[]));
     store(&settings, &[row("11:2F21:2F2026", "once")]).await;
-    let outbox = Recorder::with(ChannelId::Outbox, Behaviour::Retryable, usize::MAX);
+    let outbox = Recorder::with(DestinationId::OUTBOX, Behaviour::Retryable, usize::MAX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
     let first = pipeline.run_once().await.unwrap();
     assert_eq!(first.pending, 1, "{first:?}");
@@ -426,13 +426,13 @@ async fn a_retried_lead_is_not_its_own_repeat() {
     // The history now holds the lead; the retry still alerts it.
     outbox.set(Behaviour::Deliver);
     let second = pipeline.run_once().await.unwrap();
-    assert_eq!(second.delivered[&ChannelId::Outbox], 1, "{second:?}");
+    assert_eq!(second.delivered[&DestinationId::OUTBOX], 1, "{second:?}");
     assert!(second.skipped.is_empty(), "{second:?}");
 }
 
 #[tokio::test]
 async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_history() {
-    use lead_notifier::notify::ChannelId;
+    use lead_notifier::notify::DestinationId;
     use lead_notifier::pipeline::Pipeline;
     use std::sync::Arc;
 
@@ -443,7 +443,7 @@ async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_histo
         ..row("11:2F21:2F2026", rk)
     };
     store(&settings, &[email("INS", "old")]).await;
-    let outbox = Recorder::new(ChannelId::Outbox);
+    let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
     pipeline.run_once().await.unwrap();
     // What the previous version left: watermark and ledger, no histories.
@@ -468,7 +468,11 @@ async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_histo
     // empty history, so alerted; the old lead is not alerted again.
     store(&settings, &[email("INS", "new")]).await;
     let upgraded = pipeline.run_once().await.unwrap();
-    assert_eq!(upgraded.delivered[&ChannelId::Outbox], 1, "{upgraded:?}");
+    assert_eq!(
+        upgraded.delivered[&DestinationId::OUTBOX],
+        1,
+        "{upgraded:?}"
+    );
     assert_eq!(outbox.delivered_keys().len(), 2);
     assert_eq!(outbox.delivered_keys()[1].row_key, "new");
     // From now on the history fills: a third click is a repeat.
@@ -479,7 +483,7 @@ async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_histo
 
 #[tokio::test]
 async fn digests_carry_histories_and_repeats_fold_within_one_page() {
-    use lead_notifier::notify::ChannelId;
+    use lead_notifier::notify::DestinationId;
     use lead_notifier::pipeline::Pipeline;
     use std::sync::Arc;
 
@@ -495,7 +499,7 @@ async fn digests_carry_histories_and_repeats_fold_within_one_page() {
         ],
     )
     .await;
-    let outbox = Recorder::new(ChannelId::Outbox);
+    let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
     let summary = pipeline.run_once().await.unwrap();
     assert_eq!(

@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::history::RunHistory;
 use crate::lead::{Lead, LeadRow, SkipReason};
 use crate::ledger::{keys, AlertKey, Entry, Ledger, Settlement, Verdict};
-use crate::notify::ChannelId;
+use crate::notify::DestinationId;
 use crate::storage::StorageError;
 
 pub(super) struct Run<'a> {
@@ -59,7 +59,7 @@ impl Run<'_> {
         let mut keep = Vec::new();
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();
-        let ids: Vec<ChannelId> = self.channels.iter().map(Channel::id).collect();
+        let ids: Vec<DestinationId> = self.channels.iter().map(Channel::id).collect();
         for (index, lead) in leads.iter().enumerate() {
             // Rows posted to the webhook have no Timestamp yet; a later
             // scan matches them by key.
@@ -71,10 +71,14 @@ impl Run<'_> {
                 .skip_reason(lead)
                 .or(repeats[index].then_some(SkipReason::Repeat));
             let mut new = false;
-            for (&channel, owed) in ids.iter().zip(owed.iter_mut()) {
+            for (channel, owed) in ids.iter().zip(owed.iter_mut()) {
+                // Not routed here: nothing owed, nothing recorded.
+                if !self.settings.destinations.router.takes(channel, lead) {
+                    continue;
+                }
                 let alert = AlertKey {
                     lead: lead.key.clone(),
-                    channel,
+                    channel: channel.clone(),
                     lead_timestamp: stamp,
                 };
                 let entry = known.get(&alert.row_key());
@@ -152,8 +156,10 @@ impl Run<'_> {
             .iter()
             .map(|lead| {
                 self.channels.iter().any(|channel| {
-                    let row = keys::ledger_row(&lead.key, channel.id());
-                    !matches!(self.ledger.judge(known.get(&row)), Verdict::Done(_))
+                    let id = channel.id();
+                    let row = keys::ledger_row(&lead.key, &id);
+                    self.settings.destinations.router.takes(&id, lead)
+                        && !matches!(self.ledger.judge(known.get(&row)), Verdict::Done(_))
                 })
             })
             .collect();
