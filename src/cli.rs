@@ -53,6 +53,15 @@ pub enum Command {
     Check,
     /// Send a clearly marked sample lead through every configured channel.
     TestAlert,
+    /// Leads of a period per offer and action: alerted, skipped, distinct
+    /// customers, customers who moved on. Reads only; prints no personal data.
+    Report {
+        /// How far back to look, e.g. `30d`, `12h`.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[arg(long, value_enum, default_value_t = crate::report::Format::Table)]
+        format: crate::report::Format,
+    },
     /// Write realistic sample leads into the lead table (for Azurite).
     Seed {
         /// How many leads to write.
@@ -126,6 +135,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { every } => watch(&pipeline(&settings)?, every).await,
         Command::Check => check(&settings).await,
         Command::TestAlert => test_alert(&settings).await,
+        Command::Report { since, format } => {
+            let storage =
+                crate::storage::Storage::new(&settings.storage, crate::tls::http_client());
+            let now = time::OffsetDateTime::now_utc();
+            let report = crate::report::build(&settings, &storage, since, now).await?;
+            print!("{}", report.render(format));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Seed { count } => {
             let written = crate::seed::seed(&settings, count).await?;
             println!(

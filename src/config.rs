@@ -11,10 +11,14 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::lead::Filters;
+use crate::notify::DestinationId;
 
 mod connection;
+mod destinations;
 mod summary;
 mod values;
+
+pub use destinations::{Destinations, SlackSettings, WebhookSettings};
 
 use values::invalid;
 
@@ -37,6 +41,9 @@ pub struct Settings {
     pub teams: Option<TeamsSettings>,
     /// `OUTBOX_DIR`.
     pub outbox_dir: Option<PathBuf>,
+    /// Named email and Teams destinations, Slack, signed webhooks, and the
+    /// routes of every destination.
+    pub destinations: Destinations,
     /// `DIGEST_AFTER`, default 20.
     pub digest_after: usize,
     /// `SKIP_TEST_LEADS`, `SKIP_EDU`, `SKIP_DO_NOT_CONTACT`, all default true.
@@ -160,11 +167,16 @@ pub enum ConfigError {
         because: &'static str,
     },
     /// A setting whose name is made from a connection prefix
-    /// (`<prefix>__clientId`); `problem` says what is wrong and the fix.
+    /// (`<prefix>__clientId`) or carries a destination name
+    /// (`EMAIL_TO_EMEA`); `problem` says what is wrong and the fix.
     #[error("{setting} {problem}")]
     Setting { setting: String, problem: String },
-    #[error("no alert channel is configured: set SMTP_HOST (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL or OUTBOX_DIR")]
+    #[error("no alert channel is configured: set SMTP_HOST (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL, SLACK_WEBHOOK_URL, WEBHOOK_URL (with WEBHOOK_SECRET) or OUTBOX_DIR")]
     NoChannel,
+    #[error(transparent)]
+    Route(#[from] crate::routing::RouteError),
+    #[error(transparent)]
+    Uncovered(#[from] crate::routing::Uncovered),
     #[error("could not read settings file {path}: {reason}")]
     SettingsFile { path: String, reason: String },
 }
@@ -214,7 +226,14 @@ impl Settings {
             .transpose()?
             .map(|webhook_url| TeamsSettings { webhook_url });
         let outbox_dir = get("OUTBOX_DIR").map(PathBuf::from);
-        if email.is_none() && teams.is_none() && outbox_dir.is_none() {
+        let unsuffixed = [
+            email.as_ref().map(|_| DestinationId::EMAIL),
+            teams.as_ref().map(|_| DestinationId::TEAMS),
+            outbox_dir.as_ref().map(|_| DestinationId::OUTBOX),
+        ];
+        let unsuffixed: Vec<DestinationId> = unsuffixed.into_iter().flatten().collect();
+        let destinations = destinations::read(vars, &unsuffixed, email.is_some())?;
+        if unsuffixed.is_empty() && destinations.is_empty() {
             return Err(ConfigError::NoChannel);
         }
         let ssl_cert_file = get(crate::tls::SSL_CERT_FILE)
@@ -249,6 +268,7 @@ impl Settings {
             email,
             teams,
             outbox_dir,
+            destinations,
             digest_after: values::integer(
                 "DIGEST_AFTER",
                 get("DIGEST_AFTER").unwrap_or("20"),

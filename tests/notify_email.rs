@@ -4,14 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::leads::{jane, lead};
+use common::leads::{jane, lead, returning_jane};
 use common::servers::{free_port, maildev_api, maildev_smtp_port, unique_recipient};
 use common::smtp_script::{Script, ScriptedSmtp};
 use lead_notifier::config::{EmailSettings, SmtpSecurity};
 use lead_notifier::lead::{Lead, LeadRow};
 use lead_notifier::notify::email::{message_id, render_message, EmailNotifier};
 use lead_notifier::notify::email_body::{render_html, render_text};
-use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError};
+use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError};
 use serde_json::{json, Value};
 
 fn settings(port: u16, to: &[String]) -> EmailSettings {
@@ -94,7 +94,7 @@ async fn maildev_receives_a_lead_with_headers_both_parts_and_every_recipient() {
     let headers = &m["headers"];
     assert_eq!(
         headers["message-id"],
-        message_id(Alert::Lead(&lead), ChannelId::Email)
+        message_id(Alert::Lead(&lead), &DestinationId::EMAIL)
     );
     assert_eq!(headers["auto-submitted"], "auto-generated");
     assert!(headers["date"].as_str().is_some_and(|d| !d.is_empty()));
@@ -327,8 +327,8 @@ fn headers_cannot_be_injected_and_message_ids_are_stable() {
     let id = |m: &lettre::Message| m.headers().get_raw("Message-ID").map(str::to_owned);
     assert_eq!(id(&message), id(&again));
     assert_ne!(
-        message_id(Alert::Lead(&lead), ChannelId::Email),
-        message_id(Alert::Lead(&lead), ChannelId::Outbox)
+        message_id(Alert::Lead(&lead), &DestinationId::EMAIL),
+        message_id(Alert::Lead(&lead), &DestinationId::OUTBOX)
     );
 }
 
@@ -370,7 +370,7 @@ fn stable_headers(message: &lettre::Message) -> String {
 
 #[test]
 fn snapshot_of_a_lead_email() {
-    let lead = jane();
+    let lead = returning_jane();
     let from = "Lead Notifier <leads@publisher.example>".parse().unwrap();
     let to = ["Sales <sales@publisher.example>".parse().unwrap()];
     let message = render_message(Alert::Lead(&lead), &from, &to).unwrap();

@@ -82,6 +82,7 @@ impl Settings {
             Some(dir) => format!("outbox: {}", dir.display()),
             None => "outbox: off (OUTBOX_DIR not set)".to_owned(),
         });
+        lines.extend(self.destinations.summary_lines());
         let f = self.filters;
         let skipped: Vec<&str> = [
             (f.skip_test_leads, "test leads"),

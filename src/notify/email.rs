@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::email_body::{render_html, render_text, subject};
 use super::text::one_line;
-use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::EmailSettings;
 
 /// Leads per digest email: enough to be useful, small enough that the
@@ -29,6 +29,7 @@ const AUTO_RESPONSE_SUPPRESS: HeaderName =
     HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
 
 pub struct EmailNotifier {
+    id: DestinationId,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -58,17 +59,24 @@ impl EmailNotifier {
             ));
         }
         Ok(EmailNotifier {
+            id: DestinationId::EMAIL,
             transport: builder.build(),
             from: settings.from.clone(),
             to: settings.to.clone(),
             server: format!("{host}:{}", settings.port),
         })
     }
+
+    /// The same mail server for other recipients (`EMAIL_TO_EMEA`): one
+    /// pooled transport per destination keeps them independent.
+    pub fn for_destination(self, id: DestinationId, to: Vec<Mailbox>) -> EmailNotifier {
+        EmailNotifier { id, to, ..self }
+    }
 }
 
 impl Notifier for EmailNotifier {
-    fn channel(&self) -> ChannelId {
-        ChannelId::Email
+    fn channel(&self) -> DestinationId {
+        self.id.clone()
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
@@ -109,7 +117,7 @@ pub fn render_message(
     let mut builder = Message::builder()
         .from(from.clone())
         .subject(subject(alert))
-        .message_id(Some(message_id(alert, ChannelId::Email)))
+        .message_id(Some(message_id(alert, &DestinationId::EMAIL)))
         .date_now()
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()))
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
@@ -126,9 +134,9 @@ pub fn render_message(
 
 /// `<sha256(channel, lead keys)@lead-notifier>`: the same on every retry, so
 /// a mail client can tell a repeated delivery from a new lead.
-pub fn message_id(alert: Alert<'_>, channel: ChannelId) -> String {
+pub fn message_id(alert: Alert<'_>, channel: &DestinationId) -> String {
     let mut hash = Sha256::new();
-    hash.update(channel.as_str().as_bytes());
+    hash.update(channel.to_string().as_bytes());
     let one;
     let leads = match alert {
         Alert::Lead(lead) => {
