@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         every: Duration,
     },
-    /// Validate settings and reach storage, SMTP and Teams without sending.
+    /// Validate settings and reach storage, email (SMTP or Microsoft Graph, getting
+    /// a token where one is needed) and Teams without sending.
     Check,
     /// Send a clearly marked sample lead through every configured channel.
     TestAlert,
@@ -245,7 +246,10 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     }
     for notifier in notifiers {
         match notifier.check().await {
-            Ok(()) => println!("{}: reached", notifier.channel()),
+            Ok(()) => match notifier.credential() {
+                Some(how) => println!("{}: reached; {how}: token obtained", notifier.channel()),
+                None => println!("{}: reached", notifier.channel()),
+            },
             Err(e) => {
                 ok = false;
                 println!("{}: FAILED: {}", notifier.channel(), e.reason());

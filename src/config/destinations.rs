@@ -119,7 +119,7 @@ pub(super) fn read(
             if !email_configured {
                 return Err(named_error(
                     setting,
-                    "is set but email is not configured: set SMTP_HOST, EMAIL_FROM and EMAIL_TO; every EMAIL_TO_<NAME> uses the same mail server",
+                    "is set but email is not configured: set SMTP_HOST (or EMAIL_VIA=graph), EMAIL_FROM and EMAIL_TO; every EMAIL_TO_<NAME> uses the same mail transport and sender",
                 ));
             }
             let to =

@@ -5,6 +5,7 @@
 pub mod destination;
 pub mod email;
 pub mod email_body;
+pub mod graph;
 pub mod http;
 pub mod lead_event;
 pub mod outbox;
@@ -18,7 +19,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Settings, TeamsSettings};
+use crate::config::{EmailSettings, EmailTransport, Settings, TeamsSettings};
+use crate::identity::Credential;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
 pub use destination::{DestinationId, Kind};
@@ -92,10 +94,15 @@ pub trait Notifier: Send + Sync {
     fn check(&self) -> SendFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+    /// How the channel authenticates with a token, for `check`: transport,
+    /// scope and credential. Never a secret.
+    fn credential(&self) -> Option<String> {
+        None
+    }
 }
 
-/// Every configured destination: email when SMTP is set up (and each
-/// `EMAIL_TO_<NAME>`), Teams when a webhook URL is set (and each named one),
+/// Every configured destination: email when SMTP or Graph is set up (and
+/// each `EMAIL_TO_<NAME>`), Teams when a webhook URL is set (and each named one),
 /// Slack, signed webhooks, the outbox when OUTBOX_DIR is set. The outbox's `.eml` uses
 /// the email settings' sender and recipients when there are any.
 pub fn from_settings(
@@ -104,7 +111,12 @@ pub fn from_settings(
 ) -> Result<Vec<Arc<dyn Notifier>>, NotifyError> {
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     if let Some(email) = &settings.email {
-        notifiers.push(Arc::new(email::EmailNotifier::new(email)?));
+        notifiers.push(email_notifier(
+            email,
+            &http,
+            DestinationId::EMAIL,
+            &email.to,
+        )?);
     }
     if let Some(teams) = &settings.teams {
         notifiers.push(Arc::new(teams::TeamsNotifier::new(teams, http.clone())?));
@@ -112,9 +124,7 @@ pub fn from_settings(
     let named = &settings.destinations;
     if let Some(email) = &settings.email {
         for (id, to) in &named.email_to {
-            let notifier =
-                email::EmailNotifier::new(email)?.for_destination(id.clone(), to.clone());
-            notifiers.push(Arc::new(notifier));
+            notifiers.push(email_notifier(email, &http, id.clone(), to)?);
         }
     }
     for (id, url) in &named.teams {
@@ -148,6 +158,32 @@ pub fn from_settings(
         notifiers.push(Arc::new(outbox::OutboxNotifier::new(dir, from, to)));
     }
     Ok(notifiers)
+}
+
+/// The email destination `id` to `to`, over the configured transport (SMTP
+/// or Microsoft Graph), with tokens from the one credential where needed.
+fn email_notifier(
+    email: &EmailSettings,
+    http: &reqwest::Client,
+    id: DestinationId,
+    to: &[lettre::message::Mailbox],
+) -> Result<Arc<dyn Notifier>, NotifyError> {
+    let from = email.from.clone();
+    let tokens = email.credential.as_ref().map(Credential::token_source);
+    Ok(match &email.transport {
+        EmailTransport::Smtp(smtp) => Arc::new(
+            email::EmailNotifier::new(from, to.to_vec(), smtp, tokens)?.for_destination(id),
+        ),
+        EmailTransport::Graph(graph) => {
+            let tokens = tokens.ok_or_else(|| {
+                NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
+            })?;
+            Arc::new(
+                graph::GraphNotifier::new(from, to.to_vec(), graph, http.clone(), tokens)?
+                    .for_destination(id),
+            )
+        }
+    })
 }
 
 /// The lead `test-alert` sends: clearly a sample, yet not shaped like

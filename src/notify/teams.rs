@@ -98,7 +98,7 @@ impl Notifier for TeamsNotifier {
 
 /// The `error.code` of a Workflows error body, e.g. `InvalidRequestContent`.
 /// Only the code: messages can quote the posted card.
-fn error_code(body: &str) -> Option<String> {
+pub(super) fn error_code(body: &str) -> Option<String> {
     let value: Value = serde_json::from_str(body).ok()?;
     let code = value.pointer("/error/code")?.as_str()?;
     let code = text::one_line(code);
