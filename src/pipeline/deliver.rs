@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
-use crate::notify::{Alert, ChannelId, Notifier, NotifyError};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -20,6 +20,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Leads one digest may hold in memory, whatever the channel allows: a
 /// digest is built, claimed and sent from this many at a time.
 pub(super) const MAX_DIGEST_HELD: usize = 500;
+
+/// Single alerts claimed together (one entity group transaction).
+const CLAIM_BATCH: usize = 100;
 
 /// One channel within one run.
 pub(super) struct Channel {
@@ -45,7 +48,7 @@ impl Channel {
         }
     }
 
-    pub fn id(&self) -> ChannelId {
+    pub fn id(&self) -> DestinationId {
         self.notifier.channel()
     }
 
@@ -53,19 +56,49 @@ impl Channel {
         self.down.is_some()
     }
 
-    /// Leads per digest message.
-    pub fn digest_size(&self) -> usize {
-        self.notifier.max_digest_leads().clamp(1, MAX_DIGEST_HELD)
+    /// Leads gathered before sending: one digest message, or for a channel
+    /// that takes no digests one claim transaction of single alerts.
+    pub fn chunk_size(&self) -> usize {
+        if self.notifier.takes_digests() {
+            self.notifier.max_digest_leads().clamp(1, MAX_DIGEST_HELD)
+        } else {
+            CLAIM_BATCH
+        }
     }
 
     /// Sends the alerts kept by the judging pass one by one (a run that owes
     /// this channel at most `digest_after`).
-    pub async fn send_each(
+    pub async fn send_few(
         &mut self,
         ledger: &Ledger<'_>,
         limits: Limits,
     ) -> Result<(), StorageError> {
         let items = self.owed.take_few();
+        self.send_each(ledger, limits, items).await
+    }
+
+    /// Sends one chunk of a run that owes many: a digest with the run's
+    /// `total`, or single alerts for a channel that takes no digests.
+    pub async fn send_chunk(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        chunk: Vec<OwedAlert>,
+        total: usize,
+    ) -> Result<(), StorageError> {
+        if self.notifier.takes_digests() {
+            self.send_digest(ledger, limits, chunk, total).await
+        } else {
+            self.send_each(ledger, limits, chunk).await
+        }
+    }
+
+    async fn send_each(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        items: Vec<OwedAlert>,
+    ) -> Result<(), StorageError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -92,9 +125,7 @@ impl Channel {
         Ok(())
     }
 
-    /// Claims and sends one digest of `chunk`; `total` is the run's whole
-    /// count on this channel.
-    pub async fn send_digest(
+    async fn send_digest(
         &mut self,
         ledger: &Ledger<'_>,
         limits: Limits,

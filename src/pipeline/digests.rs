@@ -11,6 +11,7 @@ use futures::future::join_all;
 
 use super::deliver::{Channel, Limits};
 use super::owed::{LeadTag, OwedAlert};
+use crate::history::RunHistory;
 use crate::lead::{Lead, LeadRow};
 use crate::ledger::{AlertKey, Entry, Ledger, Verdict};
 use crate::source::Scan;
@@ -35,9 +36,11 @@ impl Reread<'_> {
 }
 
 /// Sends the digests of `channels` (each owes more than `digest_after`).
-/// `known` is the ledger window the first pass judged against.
+/// `known` is the ledger window the first pass judged against; `history`
+/// gives each lead read again the customer history the first pass gave it.
 pub(super) async fn send_digests(
     ledger: &Ledger<'_>,
+    history: &RunHistory<'_>,
     mut channels: Vec<&mut Channel>,
     limits: Limits,
     known: &HashMap<String, Entry>,
@@ -47,8 +50,8 @@ pub(super) async fn send_digests(
     let mut chunks: Vec<Vec<OwedAlert>> = channels.iter().map(|_| Vec::new()).collect();
     while let Some(page) = rows.next_page().await? {
         for row in &page {
-            if gather(ledger, &mut channels, &mut chunks, known, row) {
-                let full = |c: &Channel, chunk: &Vec<OwedAlert>| chunk.len() >= c.digest_size();
+            if gather(ledger, history, &mut channels, &mut chunks, known, row) {
+                let full = |c: &Channel, chunk: &Vec<OwedAlert>| chunk.len() >= c.chunk_size();
                 send_chunks(ledger, &mut channels, &mut chunks, &totals, limits, full).await?;
             }
         }
@@ -72,6 +75,7 @@ pub(super) async fn send_digests(
 /// when a chunk is full.
 fn gather(
     ledger: &Ledger<'_>,
+    history: &RunHistory<'_>,
     channels: &mut [&mut Channel],
     chunks: &mut [Vec<OwedAlert>],
     known: &HashMap<String, Entry>,
@@ -86,7 +90,11 @@ fn gather(
         let Some(stamp) = channel.owed.take(tag) else {
             continue;
         };
-        let lead = lead.get_or_insert_with(|| Arc::new(Lead::from_row(row)));
+        let lead = lead.get_or_insert_with(|| {
+            let mut lead = Lead::from_row(row);
+            history.attach(&mut lead);
+            Arc::new(lead)
+        });
         let alert = AlertKey {
             lead: lead.key.clone(),
             channel: channel.id(),
@@ -105,7 +113,7 @@ fn gather(
     channels
         .iter()
         .zip(chunks.iter())
-        .any(|(channel, chunk)| chunk.len() >= channel.digest_size())
+        .any(|(channel, chunk)| chunk.len() >= channel.chunk_size())
 }
 
 /// Sends, all channels at once, every chunk `ready` accepts.
@@ -123,7 +131,7 @@ async fn send_chunks(
         .zip(totals)
         .filter(|((channel, chunk), _)| !chunk.is_empty() && ready(channel, chunk))
         .map(|((channel, chunk), &total)| {
-            channel.send_digest(ledger, limits, std::mem::take(chunk), total)
+            channel.send_chunk(ledger, limits, std::mem::take(chunk), total)
         });
     join_all(sends).await.into_iter().collect()
 }

@@ -126,7 +126,7 @@ mod tests {
         let alert = move || OwedAlert {
             alert: AlertKey {
                 lead: lead.key.clone(),
-                channel: crate::notify::ChannelId::Email,
+                channel: crate::notify::DestinationId::EMAIL,
                 lead_timestamp: datetime!(2026-01-01 0:00 UTC),
             },
             prior: None,

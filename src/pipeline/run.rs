@@ -17,12 +17,15 @@ use super::digests::{send_digests, Reread};
 use super::owed::{LeadTag, OwedAlert};
 use super::summary::RunSummary;
 use crate::config::Settings;
-use crate::lead::{Lead, LeadRow};
-use crate::ledger::{AlertKey, Entry, Ledger, Settlement, Verdict};
+use crate::history::RunHistory;
+use crate::lead::{Lead, LeadRow, SkipReason};
+use crate::ledger::{keys, AlertKey, Entry, Ledger, Settlement, Verdict};
 use crate::storage::StorageError;
 
 pub(super) struct Run<'a> {
     pub ledger: Ledger<'a>,
+    /// Customer histories: looked up per page, saved before alerts go out.
+    pub history: RunHistory<'a>,
     pub channels: Vec<Channel>,
     pub limits: Limits,
     pub settings: &'a Settings,
@@ -47,21 +50,37 @@ impl Run<'_> {
         // The same row twice (a caller's repeat) would be claimed twice in
         // one transaction, which Table storage rejects.
         let mut seen = HashSet::new();
+        let mut leads: Vec<Lead> = rows
+            .iter()
+            .filter(|row| seen.insert((&row.partition_key, &row.row_key)))
+            .map(Lead::from_row)
+            .collect();
+        let repeats = self.customers(&mut leads, known).await?;
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();
-        for row in rows {
-            if !seen.insert((&row.partition_key, &row.row_key)) {
-                continue;
-            }
-            let lead = Arc::new(Lead::from_row(row));
-            let tag = LeadTag::of(&row.partition_key, &row.row_key);
+        for (lead, repeat) in leads.into_iter().zip(repeats) {
+            let lead = Arc::new(lead);
+            let tag = LeadTag::of(&lead.key.partition_key, &lead.key.row_key);
             // Rows posted to the webhook have no Timestamp yet; a later
             // scan matches them by key.
             let stamp = lead.timestamp.unwrap_or(now);
             self.latest = Some(self.latest.map_or(stamp, |l| l.max(stamp)));
-            let skip = self.settings.filters.skip_reason(&lead);
+            let skip = self
+                .settings
+                .filters
+                .skip_reason(&lead)
+                .or(repeat.then_some(SkipReason::Repeat));
             let mut new = false;
             for channel in &mut self.channels {
+                // Not routed here: nothing owed, nothing recorded.
+                if !self
+                    .settings
+                    .destinations
+                    .router
+                    .takes(&channel.id(), &lead)
+                {
+                    continue;
+                }
                 let alert = AlertKey {
                     lead: lead.key.clone(),
                     channel: channel.id(),
@@ -121,6 +140,42 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Gives the leads with something left to do their customers' history
+    /// and records them there (saved before any alert goes out); answers,
+    /// per lead, whether it is a repeat. Leads done on every channel cost
+    /// nothing, so an idle run reads no history.
+    async fn customers(
+        &mut self,
+        leads: &mut [Lead],
+        known: &HashMap<String, Entry>,
+    ) -> Result<Vec<bool>, StorageError> {
+        let open: Vec<bool> = leads
+            .iter()
+            .map(|lead| {
+                self.channels.iter().any(|channel| {
+                    let id = channel.id();
+                    let row = keys::ledger_row(&lead.key, &id);
+                    self.settings.destinations.router.takes(&id, lead)
+                        && !matches!(self.ledger.judge(known.get(&row)), Verdict::Done(_))
+                })
+            })
+            .collect();
+        let mut judged: Vec<&mut Lead> = leads
+            .iter_mut()
+            .zip(&open)
+            .filter_map(|(lead, &open)| open.then_some(lead))
+            .collect();
+        if judged.is_empty() {
+            return Ok(vec![false; open.len()]);
+        }
+        let mut found = self.history.judge(&mut judged).await?.into_iter();
+        self.history.save().await?;
+        Ok(open
+            .into_iter()
+            .map(|open| open && found.next().unwrap_or(false))
+            .collect())
+    }
+
     /// Sends everything the run owes, all channels at once (a slow or
     /// broken one does not hold up the others): one by one where few are
     /// owed, digests from `reread` where many are.
@@ -130,17 +185,18 @@ impl Run<'_> {
         reread: impl FnOnce() -> Reread<'r>,
     ) -> Result<(), StorageError> {
         let ledger = &self.ledger;
+        let history = &self.history;
         let limits = self.limits;
         let (many, few): (Vec<&mut Channel>, Vec<&mut Channel>) = self
             .channels
             .iter_mut()
             .partition(|c| c.owed.count() > limits.digest_after);
-        let each = join_all(few.into_iter().map(|c| c.send_each(ledger, limits)));
+        let each = join_all(few.into_iter().map(|c| c.send_few(ledger, limits)));
         let digests = async {
             if many.is_empty() {
                 return Ok(());
             }
-            send_digests(ledger, many, limits, known, reread()).await
+            send_digests(ledger, history, many, limits, known, reread()).await
         };
         let (each, digests) = futures::join!(each, digests);
         let mut first_error = digests.err();

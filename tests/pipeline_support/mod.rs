@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lead_notifier::config::Settings;
-use lead_notifier::lead::{LeadKey, LeadRow};
-use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use lead_notifier::lead::{Lead, LeadKey, LeadRow};
+use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use lead_notifier::source;
 use lead_notifier::storage::Storage;
 
@@ -42,18 +42,22 @@ pub fn storage(settings: &Settings) -> Storage {
     Storage::new(&settings.storage, reqwest::Client::new())
 }
 
-/// A lead row as Microsoft writes it.
+/// A lead row as Microsoft writes it, from a customer of its own (one
+/// address per row key, so no row is folded as another's repeat).
 pub fn row(partition_key: &str, row_key: &str) -> LeadRow {
+    let mailbox: String = row_key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     LeadRow {
         partition_key: partition_key.to_owned(),
         row_key: row_key.to_owned(),
         timestamp: None,
         action_code: Some("PLT".into()),
         created_time: Some("2026-11-21T10:00:00.0000000Z".into()),
-        customer_info: Some(
-            r#"{"FirstName":"Jane","LastName":"Doe","Email":"jane@contoso.com","Company":"Contoso","Country":"DE"}"#
-                .into(),
-        ),
+        customer_info: Some(format!(
+            r#"{{"FirstName":"Jane","LastName":"Doe","Email":"jane.{mailbox}@contoso.com","Company":"Contoso","Country":"DE"}}"#
+        )),
         description: Some("Wants a demo".into()),
         lead_source: Some("SPZA-PLT|contoso.crm".into()),
         offer_display_name: Some("Contoso CRM".into()),
@@ -112,7 +116,7 @@ type Hook = Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Syn
 /// Records every send: one entry per message with the lead keys it carried
 /// and, for digests, the `total` it announced.
 pub struct Recorder {
-    channel: ChannelId,
+    channel: DestinationId,
     behaviour: Mutex<Behaviour>,
     max_digest: usize,
     sent: Mutex<Vec<Sent>>,
@@ -124,15 +128,18 @@ pub struct Recorder {
 pub struct Sent {
     pub keys: Vec<LeadKey>,
     pub digest_total: Option<usize>,
+    /// Per lead, how many earlier leads its customer history listed
+    /// (`None`: no history, e.g. no email address).
+    pub earlier: Vec<Option<usize>>,
     pub delivered: bool,
 }
 
 impl Recorder {
-    pub fn new(channel: ChannelId) -> Arc<Recorder> {
+    pub fn new(channel: DestinationId) -> Arc<Recorder> {
         Self::with(channel, Behaviour::Deliver, usize::MAX)
     }
 
-    pub fn with(channel: ChannelId, behaviour: Behaviour, max_digest: usize) -> Arc<Recorder> {
+    pub fn with(channel: DestinationId, behaviour: Behaviour, max_digest: usize) -> Arc<Recorder> {
         Arc::new(Recorder {
             channel,
             behaviour: Mutex::new(behaviour),
@@ -169,8 +176,8 @@ impl Recorder {
 }
 
 impl Notifier for Recorder {
-    fn channel(&self) -> ChannelId {
-        self.channel
+    fn channel(&self) -> DestinationId {
+        self.channel.clone()
     }
 
     fn max_digest_leads(&self) -> usize {
@@ -183,6 +190,11 @@ impl Notifier for Recorder {
             Alert::Digest { leads, total } => {
                 (leads.iter().map(|l| l.key.clone()).collect(), Some(total))
             }
+        };
+        let earlier = |lead: &Lead| lead.history.as_ref().map(|h| h.total());
+        let earlier = match alert {
+            Alert::Lead(lead) => vec![earlier(lead)],
+            Alert::Digest { leads, .. } => leads.iter().map(|l| earlier(l)).collect(),
         };
         Box::pin(async move {
             let hook = self.hook.lock().unwrap().take();
@@ -203,6 +215,7 @@ impl Notifier for Recorder {
             self.sent.lock().unwrap().push(Sent {
                 keys,
                 digest_total,
+                earlier,
                 delivered: result.is_ok(),
             });
             result

@@ -10,6 +10,7 @@ mod http;
 mod json;
 mod package;
 mod proc;
+mod python;
 mod servers;
 mod test;
 

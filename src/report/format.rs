@@ -1,0 +1,245 @@
+//! The report as a table for people, CSV for spreadsheets, JSON for tools.
+
+use super::{Report, Row};
+use crate::lead::SkipReason;
+use crate::notify::text::{format_time, truncate};
+use crate::source::parse_timestamp;
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// The CSV columns, in order: a contract with whoever imports the file.
+pub const CSV_HEADER: &str = "offer_id,offer,action,leads,alerted,skipped,customers";
+
+impl Report {
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Table => self.table(),
+            Format::Csv => self.csv(),
+            Format::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
+        }
+    }
+
+    fn csv(&self) -> String {
+        let mut out = String::from(CSV_HEADER);
+        out.push_str("\r\n");
+        for row in &self.rows {
+            let fields = [
+                csv_field(&row.offer_id),
+                csv_field(&row.offer),
+                csv_field(&row.action),
+                row.leads.to_string(),
+                row.alerted.to_string(),
+                row.skipped_total().to_string(),
+                row.customers.to_string(),
+            ];
+            out.push_str(&fields.join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+
+    fn table(&self) -> String {
+        let when = |t: &str| parse_timestamp(t).map_or_else(|| t.to_owned(), format_time);
+        let mut out = format!(
+            "Leads from {} to {}\n\n",
+            when(&self.since),
+            when(&self.until)
+        );
+        if self.rows.is_empty() {
+            out.push_str("No leads in this period.\n");
+            return out;
+        }
+        let header = [
+            "offer",
+            "offer id",
+            "action",
+            "leads",
+            "alerted",
+            "skipped",
+            "customers",
+        ];
+        let mut lines: Vec<[String; 7]> = vec![header.map(str::to_owned)];
+        lines.extend(self.rows.iter().map(cells));
+        lines.push(cells(&self.total));
+        let widths: Vec<usize> = (0..7)
+            .map(|i| {
+                lines
+                    .iter()
+                    .map(|l| l[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for (n, line) in lines.iter().enumerate() {
+            if n == lines.len() - 1 {
+                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * 6));
+                out.push('\n');
+            }
+            let padded: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, &w))| {
+                    let pad = " ".repeat(w - cell.chars().count());
+                    // Text left, numbers right.
+                    if i < 3 {
+                        format!("{cell}{pad}")
+                    } else {
+                        format!("{pad}{cell}")
+                    }
+                })
+                .collect();
+            out.push_str(padded.join("  ").trim_end());
+            out.push('\n');
+        }
+        if !self.total.skipped.is_empty() {
+            out.push_str("\nSkipped:\n");
+            for (reason, n) in &self.total.skipped {
+                let words = SkipReason::from_code(reason).map_or(reason.as_str(), |r| r.describe());
+                out.push_str(&format!("  {n:>6}  {words}\n"));
+            }
+        }
+        if self.total.pending + self.total.failed > 0 {
+            out.push_str(&format!(
+                "\nNot alerted: {} still owed, {} given up\n",
+                self.total.pending, self.total.failed
+            ));
+        }
+        if !self.moves.is_empty() {
+            out.push_str("\nCustomers who moved on to another action:\n");
+            for m in &self.moves {
+                out.push_str(&format!(
+                    "  {:>6}  {}: {} → {}\n",
+                    m.customers,
+                    truncate(&m.offer, 60),
+                    m.from,
+                    m.to
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn cells(row: &Row) -> [String; 7] {
+    [
+        truncate(&row.offer, 40),
+        truncate(&row.offer_id, 40),
+        truncate(&row.action, 30),
+        row.leads.to_string(),
+        row.alerted.to_string(),
+        row.skipped_total().to_string(),
+        row.customers.to_string(),
+    ]
+}
+
+/// RFC 4180: quoted when it holds a comma, quote or line break. A leading
+/// `=`, `+` or `@` is neutralised so a spreadsheet does not run it.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::report::{Move, Report};
+
+    fn report() -> Report {
+        let row = |offer_id: &str, offer: &str, action: &str, n: u64| Row {
+            offer_id: offer_id.into(),
+            offer: offer.into(),
+            action: action.into(),
+            leads: n,
+            alerted: n - 1,
+            skipped: [("repeat".to_owned(), 1)].into(),
+            customers: n - 1,
+            ..Row::default()
+        };
+        Report {
+            since: "2026-10-22T10:00:00.0000000Z".into(),
+            until: "2026-11-21T10:00:00.0000000Z".into(),
+            rows: vec![
+                row("contoso.crm", "Contoso CRM, \"Pro\"", "Get it now", 12),
+                row("contoso.erp", "Contoso ERP", "Contact me", 3),
+            ],
+            moves: vec![Move {
+                offer_id: "contoso.crm".into(),
+                offer: "Contoso CRM".into(),
+                from: "Get it now".into(),
+                to: "Contact me".into(),
+                customers: 4,
+            }],
+            total: Row {
+                offer: "all offers".into(),
+                action: "all actions".into(),
+                ..row("", "", "", 15)
+            },
+        }
+    }
+
+    #[test]
+    fn every_format_shows_the_same_counts() {
+        let r = report();
+        let table = r.render(Format::Table);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Leads from 2026-10-22 10:00:00 UTC to 2026-11-21 10:00:00 UTC"
+        );
+        assert!(
+            lines[2].starts_with("offer ") && lines[2].ends_with("customers"),
+            "{table}"
+        );
+        // Numbers are right-aligned under their headings.
+        let end = lines[2].len();
+        assert!(lines[3].ends_with("11") && lines[3].len() == end, "{table}");
+        assert!(lines[4].ends_with(" 2") && lines[4].len() == end, "{table}");
+        assert!(lines[5].starts_with("----"), "{table}");
+        assert!(
+            lines[6].starts_with("all offers") && lines[6].ends_with("14"),
+            "{table}"
+        );
+        assert!(
+            table.contains("Skipped:\n       1  repeat of the same customer"),
+            "{table}"
+        );
+        assert!(
+            table.contains("       4  Contoso CRM: Get it now → Contact me"),
+            "{table}"
+        );
+
+        assert_eq!(
+            r.render(Format::Csv),
+            "offer_id,offer,action,leads,alerted,skipped,customers\r\n\
+             contoso.crm,\"Contoso CRM, \"\"Pro\"\"\",Get it now,12,11,1,11\r\n\
+             contoso.erp,Contoso ERP,Contact me,3,2,1,2\r\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
+        assert_eq!(json["rows"][1]["skipped"]["repeat"], 1);
+        assert_eq!(json["total"]["leads"], 15);
+        assert_eq!(json["moves"][0]["customers"], 4);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("Contoso CRM"), "Contoso CRM");
+        assert_eq!(csv_field("CRM, \"Pro\""), "\"CRM, \"\"Pro\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+}
