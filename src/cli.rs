@@ -226,7 +226,13 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::new(settings.clone(), notifiers.clone());
     let mut ok = true;
     if let Some(credential) = settings.storage.credential() {
-        ok &= crate::identity::check(credential, crate::identity::STORAGE_SCOPE).await;
+        match crate::identity::check(credential, crate::identity::STORAGE_SCOPE).await {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                ok = false;
+                println!("identity: FAILED: {}", e.reason);
+            }
+        }
     }
     match pipeline.storage_check().await {
         Ok(()) => println!(
