@@ -150,7 +150,7 @@ fn load_settings(file: Option<&std::path::Path>) -> Result<Settings, ConfigError
 }
 
 fn pipeline(settings: &Arc<Settings>) -> anyhow::Result<Pipeline> {
-    let notifiers = notify::from_settings(settings, reqwest::Client::new())?;
+    let notifiers = notify::from_settings(settings, crate::tls::http_client())?;
     Ok(Pipeline::new(settings.clone(), notifiers))
 }
 
@@ -204,9 +204,12 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     for line in settings.summary_lines() {
         println!("  {line}");
     }
-    let notifiers = notify::from_settings(settings, reqwest::Client::new())?;
+    let notifiers = notify::from_settings(settings, crate::tls::http_client())?;
     let pipeline = Pipeline::new(settings.clone(), notifiers.clone());
     let mut ok = true;
+    if let Some(credential) = settings.storage.credential() {
+        ok &= crate::identity::check(credential, crate::identity::STORAGE_SCOPE).await;
+    }
     match pipeline.storage_check().await {
         Ok(()) => println!(
             "storage: reached, lead table {} found",
@@ -234,7 +237,7 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
 }
 
 async fn test_alert(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
-    let notifiers = notify::from_settings(settings, reqwest::Client::new())?;
+    let notifiers = notify::from_settings(settings, crate::tls::http_client())?;
     let mut ok = true;
     for (channel, result) in notify::test_alert(&notifiers).await {
         match result {

@@ -53,6 +53,9 @@ pub struct Settings {
     /// `RETRY_BUDGET`, default `30s`: the most one run spends waiting between
     /// retries of one channel.
     pub retry_budget: Duration,
+    /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
+    /// the built-in roots (read from the environment by [`crate::tls`]).
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 /// Where the lead and state tables live.
@@ -68,6 +71,14 @@ pub enum StorageConnection {
         /// `https://{account}.table.{EndpointSuffix}`.
         table_endpoint: url::Url,
     },
+    /// Keyless: a Microsoft Entra identity holding a role on the account
+    /// (`<prefix>__tableServiceUri` or `__accountName`, `__credential`…).
+    Identity {
+        account: String,
+        /// Always https: a bearer token travels to it.
+        table_endpoint: url::Url,
+        credential: crate::identity::Credential,
+    },
 }
 
 impl StorageConnection {
@@ -75,7 +86,16 @@ impl StorageConnection {
     pub fn account(&self) -> &str {
         match self {
             StorageConnection::Emulator => "devstoreaccount1",
-            StorageConnection::Account { account, .. } => account,
+            StorageConnection::Account { account, .. }
+            | StorageConnection::Identity { account, .. } => account,
+        }
+    }
+
+    /// The identity of a keyless connection.
+    pub fn credential(&self) -> Option<&crate::identity::Credential> {
+        match self {
+            StorageConnection::Identity { credential, .. } => Some(credential),
+            _ => None,
         }
     }
 }
@@ -139,6 +159,10 @@ pub enum ConfigError {
         setting: &'static str,
         because: &'static str,
     },
+    /// A setting whose name is made from a connection prefix
+    /// (`<prefix>__clientId`); `problem` says what is wrong and the fix.
+    #[error("{setting} {problem}")]
+    Setting { setting: String, problem: String },
     #[error("no alert channel is configured: set SMTP_HOST (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL or OUTBOX_DIR")]
     NoChannel,
     #[error("could not read settings file {path}: {reason}")]
@@ -167,16 +191,7 @@ impl Settings {
     /// Empty values count as unset.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let storage = match (get("LEADS_STORAGE_CONNECTION"), get("AzureWebJobsStorage")) {
-            (Some(text), _) => connection::parse("LEADS_STORAGE_CONNECTION", text)?,
-            (None, Some(text)) => connection::parse("AzureWebJobsStorage", text)?,
-            (None, None) => {
-                return Err(ConfigError::Missing {
-                    setting: "LEADS_STORAGE_CONNECTION",
-                    because: "AzureWebJobsStorage is not set either",
-                })
-            }
-        };
+        let storage = connection::from_settings(vars, &get)?;
         let leads_table = values::table_name(
             "LEADS_TABLE",
             get("LEADS_TABLE").unwrap_or("MarketplaceLeads"),
@@ -202,6 +217,19 @@ impl Settings {
         if email.is_none() && teams.is_none() && outbox_dir.is_none() {
             return Err(ConfigError::NoChannel);
         }
+        let ssl_cert_file = get(crate::tls::SSL_CERT_FILE)
+            .map(|path| {
+                crate::tls::read_bundle(std::path::Path::new(path))
+                    .map(|_| PathBuf::from(path))
+                    .map_err(|problem| {
+                        invalid(
+                            crate::tls::SSL_CERT_FILE,
+                            format!("{path}, which {problem}"),
+                            "the path of a PEM file of certificates to trust in addition to the built-in roots",
+                        )
+                    })
+            })
+            .transpose()?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
         let duration = |name: &'static str, default: &str, nonzero: bool| {
             values::duration(name, get(name).unwrap_or(default), nonzero)
@@ -241,6 +269,7 @@ impl Settings {
             claim_lease: duration("CLAIM_LEASE", "10m", true)?,
             scan_overlap: duration("SCAN_OVERLAP", "5m", false)?,
             retry_budget: duration("RETRY_BUDGET", "30s", false)?,
+            ssl_cert_file,
         })
     }
 }

@@ -15,3 +15,4 @@ pub mod pipeline;
 pub mod seed;
 pub mod source;
 pub mod storage;
+pub mod tls;

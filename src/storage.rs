@@ -19,6 +19,7 @@ use azure_storage::{CloudLocation, StorageCredentials};
 use secrecy::ExposeSecret;
 
 use crate::config::StorageConnection;
+use crate::identity::{Credential, IdentityError, StorageTokenCredential};
 
 /// A storage failure, worded for the operator. Never holds a key or a lead's
 /// personal data.
@@ -45,6 +46,38 @@ pub enum StorageError {
         action: String,
         status: u16,
         code: String,
+    },
+    #[error(
+        "storage account {account} denied the {identity} ({action}): HTTP 403 \
+         AuthorizationPermissionMismatch; assign the role \"Storage Table Data Contributor\" to \
+         that identity on that account (az role assignment create --role \"Storage Table Data \
+         Contributor\" --assignee <its client or principal id> --scope <the storage account's \
+         resource id>); a new assignment takes a few minutes to apply"
+    )]
+    RoleMissing {
+        account: String,
+        action: String,
+        identity: String,
+    },
+    #[error(
+        "storage account {account} did not accept the token of the {identity} ({action}): HTTP \
+         {status} {code}{detail}; the token must be issued for https://storage.azure.com by the \
+         account's tenant and still be valid"
+    )]
+    TokenRefused {
+        account: String,
+        action: String,
+        identity: String,
+        status: u16,
+        code: String,
+        /// The service's reason, when it gives one (`: Invalid token audience.`).
+        detail: String,
+    },
+    #[error("no token for storage account {account} ({action}): {reason}")]
+    Token {
+        account: String,
+        action: String,
+        reason: String,
     },
     #[error("cannot reach the table endpoint of storage account {account} ({action}): {reason}")]
     Unreachable {
@@ -102,6 +135,8 @@ pub fn is_table_missing(error: &azure_core::Error) -> bool {
 pub struct Storage {
     service: TableServiceClient,
     account: String,
+    /// The identity of a keyless connection, for error messages.
+    identity: Option<String>,
     requests: Arc<AtomicU64>,
 }
 
@@ -141,10 +176,26 @@ impl Storage {
                     StorageCredentials::access_key(account.clone(), key.expose_secret().to_owned()),
                 )
             }
+            StorageConnection::Identity {
+                account,
+                table_endpoint,
+                credential,
+            } => TableServiceClientBuilder::with_location(
+                CloudLocation::Custom {
+                    account: account.clone(),
+                    uri: table_endpoint.as_str().trim_end_matches('/').to_owned(),
+                },
+                // The process's token source: one token request per token
+                // lifetime, however many runs and requests use it.
+                StorageCredentials::token_credential(Arc::new(StorageTokenCredential(
+                    credential.token_source(),
+                ))),
+            ),
         };
         Storage {
             service: builder.client_options(options).build(),
             account: connection.account().to_owned(),
+            identity: connection.credential().map(Credential::describe),
             requests,
         }
     }
@@ -186,13 +237,30 @@ impl Storage {
                 let code = error_code
                     .clone()
                     .unwrap_or_else(|| "(no error code)".into());
-                match (status, code.as_str()) {
-                    (404, "TableNotFound") => StorageError::TableMissing {
+                match (status, code.as_str(), self.identity.clone()) {
+                    (404, "TableNotFound", _) => StorageError::TableMissing {
                         table: table.to_owned(),
                         account,
                         action,
                     },
-                    (401 | 403, _) => StorageError::Auth {
+                    (403, "AuthorizationPermissionMismatch", Some(identity)) => {
+                        StorageError::RoleMissing {
+                            account,
+                            action,
+                            identity,
+                        }
+                    }
+                    (401 | 403, _, Some(identity)) => StorageError::TokenRefused {
+                        account,
+                        action,
+                        identity,
+                        status,
+                        detail: authentication_detail(&error)
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default(),
+                        code,
+                    },
+                    (401 | 403, _, None) => StorageError::Auth {
                         account,
                         action,
                         status,
@@ -206,6 +274,11 @@ impl Storage {
                     },
                 }
             }
+            ErrorKind::Credential => StorageError::Token {
+                account,
+                action,
+                reason: identity_reason(&error).unwrap_or_else(|| error_chain(&error)),
+            },
             ErrorKind::Io => StorageError::Unreachable {
                 account,
                 action,
@@ -220,9 +293,40 @@ impl Storage {
     }
 }
 
+/// The reason of the [`IdentityError`] under a storage error: it names the
+/// credential and its settings.
+fn identity_reason(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(identity) = e.downcast_ref::<IdentityError>() {
+            return Some(identity.reason.clone());
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// Why the service refused a token, when it says: Azure Storage and Azurite
+/// put it in `AuthenticationErrorDetail` (a JSON field or an XML element) of
+/// the error body, which the 0.21 error only shows in its text. Kept short
+/// and to one line; it never holds the token.
+fn authentication_detail(error: &azure_core::Error) -> Option<String> {
+    const FIELD: &str = "AuthenticationErrorDetail";
+    let text = error_chain(error);
+    let after = &text[text.find(FIELD)? + FIELD.len()..];
+    let start = after.find(|c: char| c.is_alphanumeric())?;
+    let detail: String = after[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '<' | '\\' | '\n'))
+        .take(200)
+        .collect();
+    let detail = detail.trim().trim_end_matches('.');
+    (!detail.is_empty()).then(|| detail.to_owned())
+}
+
 /// The error and its causes on one line (reqwest hides "connection refused"
 /// in a source).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -264,5 +368,72 @@ impl Policy for CountRequests {
                 )),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use azure_core::StatusCode;
+
+    use super::*;
+    use crate::identity::Credential;
+
+    fn keyless() -> Storage {
+        let get = |name: &str| match name {
+            "P__credential" => Some("managedidentity"),
+            "P__clientId" => Some("1234-abcd"),
+            _ => None,
+        };
+        let credential = Credential::for_connection("P", &get).expect("valid");
+        let connection = StorageConnection::Identity {
+            account: "contoso".into(),
+            table_endpoint: url::Url::parse("https://contoso.table.core.windows.net").expect("url"),
+            credential,
+        };
+        Storage::new(&connection, reqwest::Client::new())
+    }
+
+    fn refused(status: StatusCode, code: &str) -> azure_core::Error {
+        azure_core::Error::message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code: Some(code.to_owned()),
+            },
+            "refused",
+        )
+    }
+
+    #[test]
+    fn a_missing_role_names_the_role_the_identity_and_the_account() {
+        let error = keyless()
+            .error(
+                refused(StatusCode::Forbidden, "AuthorizationPermissionMismatch"),
+                "t",
+                "reading table t",
+            )
+            .to_string();
+        for part in [
+            "storage account contoso denied the managed identity (user-assigned, client id 1234-abcd)",
+            "assign the role \"Storage Table Data Contributor\" to that identity on that account",
+            "az role assignment create",
+        ] {
+            assert!(error.contains(part), "{part:?} in {error}");
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_not_blamed_on_an_account_key() {
+        let error = keyless()
+            .error(
+                refused(StatusCode::Unauthorized, "InvalidAuthenticationInfo"),
+                "t",
+                "reading table t",
+            )
+            .to_string();
+        assert!(
+            error.contains("did not accept the token of the managed identity"),
+            "{error}"
+        );
+        assert!(!error.contains("key"), "{error}");
     }
 }

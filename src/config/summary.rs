@@ -20,6 +20,15 @@ impl Settings {
                 } => {
                     format!("storage: account {account} at {table_endpoint} (key hidden)")
                 }
+                StorageConnection::Identity {
+                    account,
+                    table_endpoint,
+                    credential,
+                } => format!(
+                    "storage: account {account} at {table_endpoint}, keyless as {} (from {})",
+                    credential.describe(),
+                    credential.settings()
+                ),
             },
             format!(
                 "tables: leads in {}, state in {}",
@@ -87,6 +96,12 @@ impl Settings {
         } else {
             format!("skipping: {}", skipped.join(", "))
         });
+        if let Some(path) = &self.ssl_cert_file {
+            lines.push(format!(
+                "TLS: built-in roots plus the certificates in SSL_CERT_FILE {}",
+                path.display()
+            ));
+        }
         lines.push(format!(
             "delivery: digest above {} alerts per channel per run, up to {} attempts per alert, \
              retry budget {} per run, claim lease {}, scan overlap {}",

@@ -30,7 +30,7 @@ impl App {
             .map_err(|e| format!("invalid settings: {e}"))?;
         self.pipeline
             .get_or_try_init(|| async {
-                let http = reqwest::Client::new();
+                let http = crate::tls::http_client();
                 crate::notify::from_settings(settings, http)
                     .map(|notifiers| Pipeline::new(settings.clone(), notifiers))
             })

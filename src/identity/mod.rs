@@ -5,8 +5,16 @@
 //! cache tokens and refresh them shortly before they expire, so a process
 //! makes one token request per scope per token lifetime.
 
+mod bridge;
+mod credential;
+mod entra;
+mod transport;
+
 use std::future::Future;
 use std::pin::Pin;
+
+pub use bridge::StorageTokenCredential;
+pub use credential::{Credential, CredentialKind, DEFAULT_AUTHORITY_HOST};
 
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -47,4 +55,42 @@ pub trait TokenSource: Send + Sync {
     /// Which credential kind and identity (client id), for `check` and
     /// error messages. Never a secret.
     fn describe(&self) -> String;
+}
+
+/// `lead-notifier check`: which identity, and whether it gets a token for
+/// `scope`. Prints the token's expiry, never the token.
+pub async fn check(credential: &Credential, scope: &str) -> bool {
+    let resource = resource_of(scope);
+    match credential.token_source().token(scope).await {
+        Ok(token) => {
+            let until = token
+                .expires_on
+                .replace_nanosecond(0)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+            println!(
+                "identity: {} (from {}) got a token for {resource}, valid until {until}",
+                credential.describe(),
+                credential.settings(),
+            );
+            true
+        }
+        Err(e) => {
+            println!("identity: FAILED: {}", e.reason);
+            false
+        }
+    }
+}
+
+/// The scope of Azure Storage tokens (resource `https://storage.azure.com`).
+pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
+/// The resource a scope names (`https://storage.azure.com/.default` →
+/// `https://storage.azure.com`), for messages.
+pub fn resource_of(scope: &str) -> &str {
+    scope.strip_suffix("/.default").unwrap_or(scope)
 }

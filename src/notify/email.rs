@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::email_body::{render_html, render_text, subject};
 use super::text::one_line;
 use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
-use crate::config::{EmailSettings, SmtpSecurity};
+use crate::config::EmailSettings;
 
 /// Leads per digest email: enough to be useful, small enough that the
 /// message stays well under common 10–25 MB size limits.
@@ -40,14 +40,7 @@ impl EmailNotifier {
     /// Builds the transport once; connections are opened lazily and pooled.
     pub fn new(settings: &EmailSettings) -> Result<EmailNotifier, NotifyError> {
         let host = settings.host.as_str();
-        let builder = match settings.security {
-            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-            SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                host,
-            )),
-        }
-        .map_err(|e| {
+        let builder = crate::tls::smtp_transport(host, settings.security).map_err(|e| {
             NotifyError::permanent(format!("SMTP_HOST {host:?} cannot be used for TLS: {e}"))
         })?;
         let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));

@@ -59,7 +59,7 @@ pub fn multi_line(s: &str) -> String {
     let mut lines: Vec<String> = Vec::new();
     for line in normalised.split('\n') {
         let line = one_line(line);
-        if line.is_empty() && lines.last().map_or(true, |l| l.is_empty()) {
+        if line.is_empty() && lines.last().is_none_or(|l| l.is_empty()) {
             continue;
         }
         lines.push(line);

@@ -48,11 +48,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// No I/O.
     pub fn new(settings: Arc<Settings>, notifiers: Vec<Arc<dyn Notifier>>) -> Pipeline {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::tls::http_client();
         Pipeline {
             settings,
             notifiers,

@@ -4,6 +4,7 @@
 
 pub mod faults;
 pub mod handler;
+pub mod identity;
 pub mod leads;
 pub mod proxy;
 pub mod servers;

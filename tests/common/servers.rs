@@ -101,6 +101,8 @@ pub struct Azurite {
     /// Where data is kept when started with [`Azurite::spawn_persistent`],
     /// so a restart keeps the tables.
     location: Option<PathBuf>,
+    /// `--cert`, `--key` (HTTPS) and `--oauth basic` (bearer tokens checked).
+    https: Option<(PathBuf, PathBuf)>,
 }
 
 impl Azurite {
@@ -114,8 +116,29 @@ impl Azurite {
         Self::start(free_port(), Some(dir.to_path_buf()))
     }
 
+    /// In-memory Azurite over HTTPS with this certificate and key, checking
+    /// bearer tokens (`--oauth basic`: format, lifetime, issuer, audience).
+    pub fn spawn_oauth(cert: &Path, key: &Path) -> Azurite {
+        Self::launch(
+            free_port(),
+            None,
+            Some((cert.to_path_buf(), key.to_path_buf())),
+        )
+    }
+
     fn start(port: u16, location: Option<PathBuf>) -> Azurite {
+        Self::launch(port, location, None)
+    }
+
+    fn launch(port: u16, location: Option<PathBuf>, https: Option<(PathBuf, PathBuf)>) -> Azurite {
         let mut cmd = Command::new(node_bin("azurite-table"));
+        if let Some((cert, key)) = &https {
+            cmd.arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key)
+                .args(["--oauth", "basic"]);
+        }
         cmd.args(["--tableHost", "127.0.0.1", "--tablePort", &port.to_string()])
             .args(["--disableTelemetry", "--silent", "--skipApiVersionCheck"]);
         match &location {
@@ -135,11 +158,29 @@ impl Azurite {
             child: Some(child),
             port,
             location,
+            https,
         }
     }
 
+    /// The table endpoint, `http(s)://127.0.0.1:<port>/devstoreaccount1`.
+    pub fn table_endpoint(&self) -> String {
+        let scheme = if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}/{DEV_ACCOUNT}", self.port)
+    }
+
+    /// A connection string with the account key (what Partner Center has).
     pub fn connection_string(&self) -> String {
-        connection_string(self.port)
+        match &self.https {
+            None => connection_string(self.port),
+            Some(_) => format!(
+                "DefaultEndpointsProtocol=https;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};TableEndpoint={};",
+                self.table_endpoint()
+            ),
+        }
     }
 
     pub fn stop(&mut self) {
@@ -175,7 +216,7 @@ impl Azurite {
     /// Starts again on the same port (and the same data, when persistent).
     pub fn restart(&mut self) {
         self.stop();
-        let again = Self::start(self.port, self.location.clone());
+        let again = Self::launch(self.port, self.location.clone(), self.https.clone());
         *self = again;
     }
 }

@@ -1,0 +1,126 @@
+//! [`TokenSource`] on the maintained Azure SDK (`azure_identity` 1.x): its
+//! managed identity and client secret credentials, which also cache tokens
+//! per scope and refresh them five minutes before they expire.
+
+use std::sync::Arc;
+
+use azure_core_1::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core_1::credentials::{Secret, TokenCredential};
+use azure_core_1::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use azure_core_1::time::Duration;
+use azure_identity::{
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::credential::{Credential, CredentialKind};
+use super::transport::ReqwestTransport;
+use super::{resource_of, AccessToken, IdentityError, TokenFuture, TokenSource};
+
+/// A credential of `azure_identity`, or why it could not be made.
+pub(super) struct EntraTokenSource {
+    credential: Result<Arc<dyn TokenCredential>, String>,
+    description: String,
+    settings: String,
+}
+
+impl EntraTokenSource {
+    /// No I/O: the first token is requested on first use.
+    pub(super) fn new(credential: &Credential) -> EntraTokenSource {
+        EntraTokenSource {
+            credential: build(credential.kind()).map_err(|e| one_line(&e)),
+            description: credential.describe(),
+            settings: credential.settings().to_owned(),
+        }
+    }
+
+    fn failure(&self, scope: &str, cause: &str) -> IdentityError {
+        IdentityError {
+            reason: format!(
+                "the {} could not get a token for {}: {cause} (check {})",
+                self.description,
+                resource_of(scope),
+                self.settings
+            ),
+        }
+    }
+}
+
+impl TokenSource for EntraTokenSource {
+    fn token<'a>(&'a self, scope: &'a str) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let credential = self
+                .credential
+                .as_ref()
+                .map_err(|cause| self.failure(scope, cause))?;
+            let token = credential
+                .get_token(&[scope], None)
+                .await
+                .map_err(|e| self.failure(scope, &one_line(&e)))?;
+            Ok(AccessToken {
+                token: SecretString::from(token.token.secret().to_owned()),
+                expires_on: token.expires_on,
+            })
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+fn build(kind: &CredentialKind) -> azure_core_1::Result<Arc<dyn TokenCredential>> {
+    let mut options = ClientOptions {
+        // Our HTTP client: it trusts SSL_CERT_FILE, which the SDK's own client
+        // (a different reqwest major version) would not.
+        transport: Some(Transport::new(Arc::new(ReqwestTransport::new()))),
+        // The SDK retries for up to a minute by default; a run should fail
+        // fast and leave the rest to the next timer tick.
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            max_retries: 3,
+            initial_delay: Duration::milliseconds(200),
+            max_delay: Duration::seconds(4),
+            max_total_elapsed: Duration::seconds(20),
+        }),
+        ..ClientOptions::default()
+    };
+    match kind {
+        CredentialKind::ManagedIdentity { client_id } => {
+            let credential =
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: options,
+                }))?;
+            Ok(credential)
+        }
+        CredentialKind::ClientSecret {
+            tenant_id,
+            client_id,
+            secret,
+            authority_host,
+        } => {
+            let mut cloud = CustomConfiguration::default();
+            cloud.authority_host = authority_host.as_str().trim_end_matches('/').to_owned();
+            options.cloud = Some(Arc::new(CloudConfiguration::from(cloud)));
+            let credential = ClientSecretCredential::new(
+                tenant_id,
+                client_id.clone(),
+                Secret::new(secret.expose_secret().to_owned()),
+                Some(ClientSecretCredentialOptions {
+                    client_options: options,
+                }),
+            )?;
+            Ok(credential)
+        }
+    }
+}
+
+/// The error and its causes on one line: the SDK's messages span lines (a
+/// troubleshooting link on its own line), the host logs one line per entry.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    crate::storage::error_chain(error)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
