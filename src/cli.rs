@@ -49,10 +49,20 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         every: Duration,
     },
-    /// Validate settings and reach storage, SMTP and Teams without sending.
+    /// Validate settings and reach storage, email (SMTP or Microsoft Graph, getting
+    /// a token where one is needed) and Teams without sending.
     Check,
     /// Send a clearly marked sample lead through every configured channel.
     TestAlert,
+    /// Leads of a period per offer and action: alerted, skipped, distinct
+    /// customers, customers who moved on. Reads only; prints no personal data.
+    Report {
+        /// How far back to look, e.g. `30d`, `12h`.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[arg(long, value_enum, default_value_t = crate::report::Format::Table)]
+        format: crate::report::Format,
+    },
     /// Write realistic sample leads into the lead table (for Azurite).
     Seed {
         /// How many leads to write.
@@ -126,6 +136,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { every } => watch(&pipeline(&settings)?, every).await,
         Command::Check => check(&settings).await,
         Command::TestAlert => test_alert(&settings).await,
+        Command::Report { since, format } => {
+            let storage =
+                crate::storage::Storage::new(&settings.storage, crate::tls::http_client());
+            let now = time::OffsetDateTime::now_utc();
+            let report = crate::report::build(&settings, &storage, since, now).await?;
+            print!("{}", report.render(format));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Seed { count } => {
             let written = crate::seed::seed(&settings, count).await?;
             println!(
@@ -208,7 +226,13 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::new(settings.clone(), notifiers.clone());
     let mut ok = true;
     if let Some(credential) = settings.storage.credential() {
-        ok &= crate::identity::check(credential, crate::identity::STORAGE_SCOPE).await;
+        match crate::identity::check(credential, crate::identity::STORAGE_SCOPE).await {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                ok = false;
+                println!("identity: FAILED: {}", e.reason);
+            }
+        }
     }
     match pipeline.storage_check().await {
         Ok(()) => println!(
@@ -222,7 +246,10 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
     }
     for notifier in notifiers {
         match notifier.check().await {
-            Ok(()) => println!("{}: reached", notifier.channel()),
+            Ok(()) => match notifier.credential() {
+                Some(how) => println!("{}: reached; {how}: token obtained", notifier.channel()),
+                None => println!("{}: reached", notifier.channel()),
+            },
             Err(e) => {
                 ok = false;
                 println!("{}: FAILED: {}", notifier.channel(), e.reason());

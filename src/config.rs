@@ -11,10 +11,19 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::lead::Filters;
+use crate::notify::DestinationId;
 
 mod connection;
+mod destinations;
+mod email;
 mod summary;
 mod values;
+
+pub use destinations::{Destinations, SlackSettings, WebhookSettings};
+pub use email::{
+    EmailSettings, EmailTransport, GraphSettings, SmtpAuth, SmtpSettings, DEFAULT_GRAPH_ENDPOINT,
+    OUTLOOK_SCOPE,
+};
 
 use values::invalid;
 
@@ -31,12 +40,15 @@ pub struct Settings {
     pub start_from: StartFrom,
     /// `LEADS_POLL_SCHEDULE`, default `0 */5 * * * *`.
     pub poll_schedule: String,
-    /// On when `SMTP_HOST` is set.
+    /// On when `SMTP_HOST` is set or `EMAIL_VIA=graph`.
     pub email: Option<EmailSettings>,
     /// On when `TEAMS_WEBHOOK_URL` is set.
     pub teams: Option<TeamsSettings>,
     /// `OUTBOX_DIR`.
     pub outbox_dir: Option<PathBuf>,
+    /// Named email and Teams destinations, Slack, signed webhooks, and the
+    /// routes of every destination.
+    pub destinations: Destinations,
     /// `DIGEST_AFTER`, default 20.
     pub digest_after: usize,
     /// `SKIP_TEST_LEADS`, `SKIP_EDU`, `SKIP_DO_NOT_CONTACT`, all default true.
@@ -127,19 +139,6 @@ pub enum SmtpSecurity {
 }
 
 #[derive(Debug, Clone)]
-pub struct EmailSettings {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    /// `SMTP_USERNAME` and `SMTP_PASSWORD`, both or neither.
-    pub credentials: Option<(String, SecretString)>,
-    /// `EMAIL_FROM`; `Name <addr>` allowed.
-    pub from: lettre::message::Mailbox,
-    /// `EMAIL_TO`, comma-separated, at least one.
-    pub to: Vec<lettre::message::Mailbox>,
-}
-
-#[derive(Debug, Clone)]
 pub struct TeamsSettings {
     /// The whole URL is a secret: its `sig=` parameter is the credential.
     pub webhook_url: SecretString,
@@ -159,12 +158,24 @@ pub enum ConfigError {
         setting: &'static str,
         because: &'static str,
     },
+    /// Two settings that cannot be used together.
+    #[error("{setting} cannot be used with {with}: {fix}")]
+    Conflict {
+        setting: &'static str,
+        with: &'static str,
+        fix: &'static str,
+    },
     /// A setting whose name is made from a connection prefix
-    /// (`<prefix>__clientId`); `problem` says what is wrong and the fix.
+    /// (`<prefix>__clientId`) or carries a destination name
+    /// (`EMAIL_TO_EMEA`); `problem` says what is wrong and the fix.
     #[error("{setting} {problem}")]
     Setting { setting: String, problem: String },
-    #[error("no alert channel is configured: set SMTP_HOST (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL or OUTBOX_DIR")]
+    #[error("no alert channel is configured: set SMTP_HOST or EMAIL_VIA=graph (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL, SLACK_WEBHOOK_URL, WEBHOOK_URL (with WEBHOOK_SECRET) or OUTBOX_DIR")]
     NoChannel,
+    #[error(transparent)]
+    Route(#[from] crate::routing::RouteError),
+    #[error(transparent)]
+    Uncovered(#[from] crate::routing::Uncovered),
     #[error("could not read settings file {path}: {reason}")]
     SettingsFile { path: String, reason: String },
 }
@@ -208,13 +219,20 @@ impl Settings {
                 "a table name other than the lead table's",
             ));
         }
-        let email = email_settings(&get)?;
+        let email = email::parse(&get)?;
         let teams = get("TEAMS_WEBHOOK_URL")
             .map(|url| values::webhook_url("TEAMS_WEBHOOK_URL", url))
             .transpose()?
             .map(|webhook_url| TeamsSettings { webhook_url });
         let outbox_dir = get("OUTBOX_DIR").map(PathBuf::from);
-        if email.is_none() && teams.is_none() && outbox_dir.is_none() {
+        let unsuffixed = [
+            email.as_ref().map(|_| DestinationId::EMAIL),
+            teams.as_ref().map(|_| DestinationId::TEAMS),
+            outbox_dir.as_ref().map(|_| DestinationId::OUTBOX),
+        ];
+        let unsuffixed: Vec<DestinationId> = unsuffixed.into_iter().flatten().collect();
+        let destinations = destinations::read(vars, &unsuffixed, email.is_some())?;
+        if unsuffixed.is_empty() && destinations.is_empty() {
             return Err(ConfigError::NoChannel);
         }
         let ssl_cert_file = get(crate::tls::SSL_CERT_FILE)
@@ -249,6 +267,7 @@ impl Settings {
             email,
             teams,
             outbox_dir,
+            destinations,
             digest_after: values::integer(
                 "DIGEST_AFTER",
                 get("DIGEST_AFTER").unwrap_or("20"),
@@ -272,69 +291,6 @@ impl Settings {
             ssl_cert_file,
         })
     }
-}
-
-fn email_settings<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-) -> Result<Option<EmailSettings>, ConfigError> {
-    // EMAIL_FROM and friends without SMTP_HOST are fine: the sample settings
-    // ship them that way, and the outbox may use them.
-    let Some(host) = get("SMTP_HOST") else {
-        return Ok(None);
-    };
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-    if !is_ip && host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
-        return Err(invalid(
-            "SMTP_HOST",
-            format!("{host:?}"),
-            "a host name or IP address, without scheme or port (set SMTP_PORT)",
-        ));
-    }
-    let security = get("SMTP_SECURITY").map_or(Ok(SmtpSecurity::StartTls), |v| {
-        values::security("SMTP_SECURITY", v)
-    })?;
-    let default_port = match security {
-        SmtpSecurity::StartTls => 587,
-        SmtpSecurity::Tls => 465,
-        SmtpSecurity::None => 25,
-    };
-    let port = get("SMTP_PORT").map_or(Ok(default_port), |v| {
-        values::integer("SMTP_PORT", v, 1u16, "a TCP port number from 1 to 65535")
-    })?;
-    let credentials = match (get("SMTP_USERNAME"), get("SMTP_PASSWORD")) {
-        (Some(user), Some(password)) => {
-            Some((user.to_owned(), SecretString::from(password.to_owned())))
-        }
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(ConfigError::Missing {
-                setting: "SMTP_PASSWORD",
-                because: "SMTP_USERNAME is set",
-            })
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError::Missing {
-                setting: "SMTP_USERNAME",
-                because: "SMTP_PASSWORD is set",
-            })
-        }
-    };
-    let from = get("EMAIL_FROM").ok_or(ConfigError::Missing {
-        setting: "EMAIL_FROM",
-        because: "SMTP_HOST is set",
-    })?;
-    let to = get("EMAIL_TO").ok_or(ConfigError::Missing {
-        setting: "EMAIL_TO",
-        because: "SMTP_HOST is set",
-    })?;
-    Ok(Some(EmailSettings {
-        host: host.to_owned(),
-        port,
-        security,
-        credentials,
-        from: values::mailbox("EMAIL_FROM", from)?,
-        to: values::mailbox_list("EMAIL_TO", to)?,
-    }))
 }
 
 /// Reads a `local.settings.json` file's `Values` (for `--settings FILE`).

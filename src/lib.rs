@@ -6,12 +6,15 @@
 
 pub mod cli;
 pub mod config;
+pub mod history;
 pub mod host;
 pub mod identity;
 pub mod lead;
 pub mod ledger;
 pub mod notify;
 pub mod pipeline;
+pub mod report;
+pub mod routing;
 pub mod seed;
 pub mod source;
 pub mod storage;

@@ -5,7 +5,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
-use crate::lead::LeadRow;
+use crate::lead::{format_created_time, LeadRow};
 
 const PEOPLE: &[(&str, &str, &str, &str, &str)] = &[
     // first, last, company, title, country
@@ -31,12 +31,16 @@ const OFFERS: &[(&str, &str)] = &[
     ("contoso.backup-vault", "Contoso Backup Vault"),
 ];
 
-const SOURCE_ACTIONS: &[(&str, &str)] = &[
-    ("SPZA", "PLT"),
-    ("AzureMarketplace", "INS"),
-    ("AzurePortal", "Create"),
-    ("TestDrive", "StartTestDrive"),
+/// A customer's first step on an offer, then a later one: never the same
+/// action twice, so no sample lead is folded as a repeat.
+const FIRST_STEPS: &[(&str, &str)] = &[
     ("SPZA", "INS"),
+    ("AzureMarketplace", "INS"),
+    ("TestDrive", "StartTestDrive"),
+];
+const LATER_STEPS: &[(&str, &str)] = &[
+    ("SPZA", "PLT"),
+    ("AzurePortal", "Create"),
     ("AzureMarketplace", "PLT"),
 ];
 
@@ -52,25 +56,35 @@ pub fn partition_key_for(date: OffsetDateTime) -> String {
 
 /// `count` sample rows. The first three are the leads that must not be
 /// alerted: Partner Center's test lead, a `.edu` lead and a do-not-contact
-/// lead; the rest are ordinary leads from several sources and offers.
+/// lead. The rest come in pairs, one customer each: a first step on an offer
+/// ("Get it now", a test drive), then a later one ("Contact me", a purchase)
+/// with the address written in other letter case, as a returning customer.
 pub fn sample_rows(count: usize, now: OffsetDateTime) -> Vec<LeadRow> {
     let stamp = now.unix_timestamp_nanos();
     (0..count)
         .map(|i| {
-            let (first, last, company, title, country) = PEOPLE[i % PEOPLE.len()];
-            let (offer_id, offer_name) = OFFERS[i % OFFERS.len()];
-            let (source, action) = SOURCE_ACTIONS[i % SOURCE_ACTIONS.len()];
-            let email = format!(
-                "{}.{}@example.com",
-                ascii_slug(first, i),
-                ascii_slug(last, i)
+            let (customer, later) = match i.checked_sub(3) {
+                Some(n) => (n / 2 + 3, n % 2 == 1),
+                None => (i, false),
+            };
+            let (first, last, company, title, country) = PEOPLE[customer % PEOPLE.len()];
+            let (offer_id, offer_name) = OFFERS[customer % OFFERS.len()];
+            let steps = if later { LATER_STEPS } else { FIRST_STEPS };
+            let (source, action) = steps[customer % steps.len()];
+            let mut email = format!(
+                "{}.{}.{customer}@example.com",
+                ascii_slug(first, customer),
+                ascii_slug(last, customer)
             );
+            if later {
+                email = email.to_uppercase();
+            }
             let mut row = LeadRow {
                 partition_key: partition_key_for(now),
                 row_key: format!("seed-{stamp}-{i:05}"),
                 timestamp: None,
                 action_code: Some(action.to_owned()),
-                created_time: Some(now.to_string()),
+                created_time: Some(format_created_time(now)),
                 customer_info: Some(customer_info(first, last, &email, company, title, country)),
                 description: Some(format!(
                     "Interested in {offer_name} for about {} seats",
@@ -155,4 +169,35 @@ pub async fn seed(settings: &Settings, count: usize) -> anyhow::Result<usize> {
     let storage = crate::storage::Storage::new(&settings.storage, crate::tls::http_client());
     crate::source::store_rows(&storage, &settings.leads_table, &rows).await?;
     Ok(rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::CustomerId;
+    use crate::lead::{parse_created_time, Lead};
+    use std::collections::HashSet;
+    use time::macros::datetime;
+
+    #[test]
+    fn customers_return_with_a_later_step_and_never_repeat() {
+        let now = datetime!(2026-11-21 10:00 UTC);
+        let leads: Vec<Lead> = sample_rows(40, now).iter().map(Lead::from_row).collect();
+        let mut steps = HashSet::new();
+        for lead in &leads[3..] {
+            let id = CustomerId::of(lead).unwrap();
+            let step = (id, lead.offer_id.clone(), lead.action.clone());
+            assert!(steps.insert(step), "a repeat: {}", lead.key);
+        }
+        // Leads 3 and 4 are one customer: "Get it now", then "Contact me".
+        assert_eq!(CustomerId::of(&leads[3]), CustomerId::of(&leads[4]));
+        assert_ne!(leads[3].customer.email, leads[4].customer.email);
+        assert_ne!(CustomerId::of(&leads[4]), CustomerId::of(&leads[5]));
+        assert_eq!(leads[3].offer_id, leads[4].offer_id);
+        assert_ne!(leads[3].action, leads[4].action);
+        for lead in &leads {
+            let created = lead.created_time.as_deref().unwrap();
+            assert_eq!(parse_created_time(created), Some(now), "{created}");
+        }
+    }
 }

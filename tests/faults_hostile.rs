@@ -141,8 +141,22 @@ fn check_card(card: &Value, key: &str) {
     );
     walk(card, &mut |value| {
         if let Some(map) = value.as_object() {
-            for name in ["url", "selectAction", "actions"] {
-                assert!(!map.contains_key(name), "{key}: card has {name}: {value}");
+            assert!(
+                !map.contains_key("selectAction"),
+                "{key}: card has selectAction: {value}"
+            );
+            // The one URL allowed: the reply button's mailto: with the
+            // percent-encoded address, nothing else.
+            if let Some(url) = map.get("url") {
+                let url = url.as_str().unwrap_or_default();
+                let address = url.strip_prefix("mailto:").unwrap_or("not mailto");
+                assert!(
+                    address
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._~%@-".contains(c)),
+                    "{key}: url {url:?}"
+                );
+                assert_eq!(map.get("title"), Some(&json!("Reply to the customer")));
             }
             if map.get("type").and_then(Value::as_str) == Some("TextBlock") {
                 let block = map.get("text").and_then(Value::as_str).unwrap_or("");

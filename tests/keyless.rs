@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 
 use common::faults::count;
 use common::handler::Handler;
-use common::identity::{EntraStandIn, TestCert, APP_CLIENT_ID, TENANT, USER_ASSIGNED_CLIENT_ID};
+use common::identity::{
+    EntraStandIn, TestCert, TlsSmtp, APP_CLIENT_ID, TENANT, USER_ASSIGNED_CLIENT_ID,
+};
 use common::servers::{unique_table, Azurite, DEV_KEY};
 use lead_notifier::identity::Credential;
 use secrecy::ExposeSecret;
@@ -363,11 +365,21 @@ async fn a_token_for_another_audience_fails_the_invocation_with_the_reason() {
     stand.assert_no_secret_in(&format!("{body}{}{stderr}", handler.stdout()));
 }
 
-#[tokio::test]
+// Multi-threaded: the SMTP server answers while this thread waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_and_poll_as_an_app_registration_through_the_fallback_settings() {
     let stand = Stand::new();
     stand.seed(4);
+    // Mail over implicit TLS to a server with the test certificate: trusted
+    // through SSL_CERT_FILE like storage and Entra ID.
+    let smtp = TlsSmtp::start(&stand.cert).await;
+    let smtp_port = smtp.port.to_string();
     let mut settings = stand.keyless(&[
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", &smtp_port),
+        ("SMTP_SECURITY", "tls"),
+        ("EMAIL_FROM", "leads@contoso.example"),
+        ("EMAIL_TO", "sales@contoso.example"),
         (
             "AzureWebJobsStorage__tableServiceUri",
             &stand.azurite.table_endpoint(),
@@ -378,14 +390,25 @@ async fn check_and_poll_as_an_app_registration_through_the_fallback_settings() {
         ("AZURE_AUTHORITY_HOST", &stand.entra.authority_host),
     ]);
     settings.remove("LEADS_STORAGE_CONNECTION__tableServiceUri");
-    let run = |args: &[&str]| {
+    let run_with = |settings: &HashMap<String, String>, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
             .args(args)
             .env_clear()
-            .envs(&settings)
+            .envs(settings)
             .output()
             .expect("run lead-notifier")
     };
+    let run = |args: &[&str]| run_with(&settings, args);
+
+    // Without SSL_CERT_FILE nothing trusts the test certificate.
+    let mut untrusting = settings.clone();
+    untrusting.remove("SSL_CERT_FILE");
+    let refused = run_with(&untrusting, &["check"]);
+    let refused_out = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(!refused.status.success(), "{refused_out}");
+    for part in ["identity: FAILED", "email: FAILED", "and SSL_CERT_FILE if"] {
+        assert!(refused_out.contains(part), "{part:?} in {refused_out}");
+    }
 
     let check = run(&["check"]);
     let stdout = String::from_utf8_lossy(&check.stdout).into_owned();
@@ -398,6 +421,7 @@ async fn check_and_poll_as_an_app_registration_through_the_fallback_settings() {
         &format!("keyless as app registration (client id {APP_CLIENT_ID}, tenant {TENANT}"),
         "(from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET) got a token for https://storage.azure.com",
         "storage: reached",
+        "email: reached",
     ] {
         assert!(stdout.contains(part), "{part:?} in {stdout}");
     }
@@ -406,13 +430,15 @@ async fn check_and_poll_as_an_app_registration_through_the_fallback_settings() {
     assert!(poll.status.success(), "{poll:?}");
     let summary: serde_json::Value = serde_json::from_slice(&poll.stdout).expect("JSON summary");
     assert_eq!(summary["delivered"]["outbox"], 1, "{summary}");
+    assert_eq!(summary["delivered"]["email"], 1, "{summary}");
+    assert_eq!(*smtp.accepted.lock().expect("lock"), 1);
     assert_eq!(
         stand.entra.requests_for(STORAGE),
         2,
         "one token per process"
     );
     let output = format!(
-        "{stdout}{}{}{}",
+        "{refused_out}{stdout}{}{}{}",
         String::from_utf8_lossy(&check.stderr),
         String::from_utf8_lossy(&poll.stdout),
         String::from_utf8_lossy(&poll.stderr)

@@ -12,7 +12,7 @@ use lead_notifier::lead::LeadKey;
 use lead_notifier::ledger::{
     AlertKey, Claim, Ledger, Policy, Settlement, Status, Verdict, Watermarks,
 };
-use lead_notifier::notify::ChannelId;
+use lead_notifier::notify::DestinationId;
 use lead_notifier::storage::Storage;
 use support::*;
 use time::OffsetDateTime;
@@ -42,7 +42,7 @@ fn alerts(tag: &str, n: usize) -> Vec<AlertKey> {
                 partition_key: "11:2F21:2F2026".into(),
                 row_key: format!("{tag}-{i}"),
             },
-            channel: ChannelId::Teams,
+            channel: DestinationId::TEAMS,
             lead_timestamp: OffsetDateTime::now_utc(),
         })
         .collect()
@@ -245,7 +245,7 @@ async fn awkward_lead_keys_round_trip() {
             partition_key: "9:2F28:2F2018".into(),
             row_key: "a/b\\c#d?e'f%g|h~i Jürgen\u{7}".into(),
         },
-        channel: ChannelId::Email,
+        channel: DestinationId::EMAIL,
         lead_timestamp: OffsetDateTime::now_utc(),
     };
     let claims = ledger.claim(vec![(alert.clone(), None)]).await.unwrap();

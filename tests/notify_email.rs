@@ -4,25 +4,31 @@ mod common;
 
 use std::time::Duration;
 
-use common::leads::{jane, lead};
+use common::leads::{jane, lead, returning_jane};
 use common::servers::{free_port, maildev_api, maildev_smtp_port, unique_recipient};
 use common::smtp_script::{Script, ScriptedSmtp};
-use lead_notifier::config::{EmailSettings, SmtpSecurity};
+use lead_notifier::config::{SmtpAuth, SmtpSecurity, SmtpSettings};
 use lead_notifier::lead::{Lead, LeadRow};
 use lead_notifier::notify::email::{message_id, render_message, EmailNotifier};
 use lead_notifier::notify::email_body::{render_html, render_text};
-use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError};
+use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError};
 use serde_json::{json, Value};
 
-fn settings(port: u16, to: &[String]) -> EmailSettings {
-    EmailSettings {
+/// Plain SMTP to 127.0.0.1:`port`, no login.
+fn settings(port: u16) -> SmtpSettings {
+    SmtpSettings {
         host: "127.0.0.1".into(),
         port,
         security: SmtpSecurity::None,
-        credentials: None,
-        from: "Lead Notifier <leads@publisher.example>".parse().unwrap(),
-        to: to.iter().map(|a| a.parse().unwrap()).collect(),
+        auth: SmtpAuth::None,
     }
+}
+
+/// A notifier sending from a fixed sender to `to`.
+fn notifier(smtp: &SmtpSettings, to: &[String]) -> EmailNotifier {
+    let from = "Lead Notifier <leads@publisher.example>".parse().unwrap();
+    let to = to.iter().map(|a| a.parse().unwrap()).collect();
+    EmailNotifier::new(from, to, smtp, None).unwrap()
 }
 
 /// Messages MailDev holds for `recipient`, waiting until `count` arrived.
@@ -66,11 +72,10 @@ async fn maildev_receives_a_lead_with_headers_both_parts_and_every_recipient() {
         "Contoso CRM Suite",
     );
     lead.description = Some("<b>bold?</b>\nsecond line".into());
-    let notifier = EmailNotifier::new(&settings(
-        maildev_smtp_port(),
+    let notifier = notifier(
+        &settings(maildev_smtp_port()),
         &[first.clone(), second.clone()],
-    ))
-    .unwrap();
+    );
 
     notifier.send(Alert::Lead(&lead)).await.unwrap();
 
@@ -94,7 +99,7 @@ async fn maildev_receives_a_lead_with_headers_both_parts_and_every_recipient() {
     let headers = &m["headers"];
     assert_eq!(
         headers["message-id"],
-        message_id(Alert::Lead(&lead), ChannelId::Email)
+        message_id(Alert::Lead(&lead), &DestinationId::EMAIL)
     );
     assert_eq!(headers["auto-submitted"], "auto-generated");
     assert!(headers["date"].as_str().is_some_and(|d| !d.is_empty()));
@@ -136,8 +141,7 @@ async fn maildev_receives_a_digest_with_every_lead() {
             "Contoso CRM Suite",
         ),
     ];
-    let notifier =
-        EmailNotifier::new(&settings(maildev_smtp_port(), std::slice::from_ref(&to))).unwrap();
+    let notifier = notifier(&settings(maildev_smtp_port()), std::slice::from_ref(&to));
     assert_eq!(notifier.max_digest_leads(), 500);
 
     notifier
@@ -169,19 +173,21 @@ async fn maildev_receives_a_digest_with_every_lead() {
 #[tokio::test]
 async fn check_reaches_the_server_without_sending() {
     let server = ScriptedSmtp::start(Script::default()).await;
-    let notifier = EmailNotifier::new(&settings(server.port, &["a@sales.example".into()])).unwrap();
+    let notifier = notifier(&settings(server.port), &["a@sales.example".into()]);
     notifier.check().await.unwrap();
     assert!(!server.commands().iter().any(|c| c.starts_with("MAIL")));
 }
 
 async fn send_scripted(script: Script, credentials: bool) -> NotifyError {
     let server = ScriptedSmtp::start(script).await;
-    let mut settings = settings(server.port, &["a@sales.example".into()]);
+    let mut settings = settings(server.port);
     if credentials {
-        settings.credentials = Some(("user".into(), "hunter2-secret".to_string().into()));
+        settings.auth = SmtpAuth::Password {
+            username: "user".into(),
+            password: "hunter2-secret".to_string().into(),
+        };
     }
-    let err = EmailNotifier::new(&settings)
-        .unwrap()
+    let err = notifier(&settings, &["a@sales.example".into()])
         .send(Alert::Lead(&jane()))
         .await
         .unwrap_err();
@@ -275,15 +281,14 @@ async fn a_connection_lost_after_data_is_retryable_and_flagged_as_possibly_deliv
 
 #[tokio::test]
 async fn unreachable_servers_are_retryable_and_name_the_setting() {
-    let refused = EmailNotifier::new(&settings(free_port(), &["a@sales.example".into()])).unwrap();
+    let refused = notifier(&settings(free_port()), &["a@sales.example".into()]);
     let err = refused.send(Alert::Lead(&jane())).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.reason().contains("SMTP_PORT"), "{err}");
 
-    let mut unknown = settings(25, &["a@sales.example".into()]);
+    let mut unknown = settings(25);
     unknown.host = "no-such-host.invalid".into();
-    let err = EmailNotifier::new(&unknown)
-        .unwrap()
+    let err = notifier(&unknown, &["a@sales.example".into()])
         .check()
         .await
         .unwrap_err();
@@ -295,10 +300,9 @@ async fn unreachable_servers_are_retryable_and_name_the_setting() {
 async fn tls_mismatches_are_retryable_and_name_smtp_security() {
     for security in [SmtpSecurity::Tls, SmtpSecurity::StartTls] {
         let server = ScriptedSmtp::start(Script::default()).await;
-        let mut settings = settings(server.port, &["a@sales.example".into()]);
+        let mut settings = settings(server.port);
         settings.security = security;
-        let err = EmailNotifier::new(&settings)
-            .unwrap()
+        let err = notifier(&settings, &["a@sales.example".into()])
             .send(Alert::Lead(&jane()))
             .await
             .unwrap_err();
@@ -327,8 +331,8 @@ fn headers_cannot_be_injected_and_message_ids_are_stable() {
     let id = |m: &lettre::Message| m.headers().get_raw("Message-ID").map(str::to_owned);
     assert_eq!(id(&message), id(&again));
     assert_ne!(
-        message_id(Alert::Lead(&lead), ChannelId::Email),
-        message_id(Alert::Lead(&lead), ChannelId::Outbox)
+        message_id(Alert::Lead(&lead), &DestinationId::EMAIL),
+        message_id(Alert::Lead(&lead), &DestinationId::OUTBOX)
     );
 }
 
@@ -370,7 +374,7 @@ fn stable_headers(message: &lettre::Message) -> String {
 
 #[test]
 fn snapshot_of_a_lead_email() {
-    let lead = jane();
+    let lead = returning_jane();
     let from = "Lead Notifier <leads@publisher.example>".parse().unwrap();
     let to = ["Sales <sales@publisher.example>".parse().unwrap()];
     let message = render_message(Alert::Lead(&lead), &from, &to).unwrap();

@@ -8,7 +8,7 @@ use lead_notifier::lead::{Lead, LeadRow};
 use lead_notifier::notify::email::render_message;
 use lead_notifier::notify::outbox::{default_from, default_to, OutboxNotifier};
 use lead_notifier::notify::teams::render_payload;
-use lead_notifier::notify::{sample_lead, test_alert, Alert, ChannelId, Notifier};
+use lead_notifier::notify::{sample_lead, test_alert, Alert, DestinationId, Notifier};
 use serde_json::{json, Value};
 
 fn lead(row_key: &str, email: &str) -> Lead {
@@ -49,7 +49,7 @@ async fn a_lead_becomes_an_eml_and_a_json_file() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("outbox/nested");
     let outbox = OutboxNotifier::new(&dir, default_from(), default_to());
-    assert_eq!(outbox.channel(), ChannelId::Outbox);
+    assert_eq!(outbox.channel(), DestinationId::OUTBOX);
     let lead = lead("row-1", "jane@acme.example");
 
     outbox.send(Alert::Lead(&lead)).await.unwrap();
@@ -157,7 +157,7 @@ async fn test_alert_sends_the_sample_lead_through_every_channel() {
     let results = test_alert(&notifiers).await;
 
     assert_eq!(results.len(), 1);
-    assert_eq!(results[0].0, ChannelId::Outbox);
+    assert_eq!(results[0].0, DestinationId::OUTBOX);
     results[0].1.clone().unwrap();
     let files = names(temp.path());
     assert_eq!(files.len(), 2);

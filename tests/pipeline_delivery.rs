@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use lead_notifier::lead::SkipReason;
-use lead_notifier::notify::ChannelId;
+use lead_notifier::notify::DestinationId;
 use lead_notifier::pipeline::Pipeline;
 use lead_notifier::source::parse_timestamp;
 use support::*;
@@ -20,8 +20,8 @@ async fn skipped_leads_are_recorded_once_and_never_sent() {
     let real = row("1:2F1:2F2026", "real");
     let test = test_lead_row("1:2F1:2F2026", "msft-test");
     store(&settings, &[real.clone(), test]).await;
-    let email = Recorder::new(ChannelId::Email);
-    let teams = Recorder::new(ChannelId::Teams);
+    let email = Recorder::new(DestinationId::EMAIL);
+    let teams = Recorder::new(DestinationId::TEAMS);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email, &teams]));
 
     let first = pipeline.run_once().await.unwrap();
@@ -45,12 +45,12 @@ async fn many_owed_alerts_go_out_as_digests_of_the_channel_size() {
     let settings = Arc::new(settings(&[("DIGEST_AFTER", "2")]));
     let rows = rows("dig", 5, 2);
     store(&settings, &rows).await;
-    let teams = Recorder::with(ChannelId::Teams, Behaviour::Deliver, 2);
+    let teams = Recorder::with(DestinationId::TEAMS, Behaviour::Deliver, 2);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&teams]));
 
     let summary = pipeline.run_once().await.unwrap();
 
-    assert_eq!(summary.delivered[&ChannelId::Teams], 5);
+    assert_eq!(summary.delivered[&DestinationId::TEAMS], 5);
     let sent = teams.sent();
     assert_eq!(
         sent.iter().map(|s| s.keys.len()).collect::<Vec<_>>(),
@@ -68,14 +68,14 @@ async fn a_channel_that_is_down_is_retried_by_later_runs_then_given_up() {
     let settings = Arc::new(settings(&[("ALERT_MAX_ATTEMPTS", "2")]));
     let rows = rows("down", 3, 1);
     store(&settings, &rows).await;
-    let email = Recorder::new(ChannelId::Email);
-    let teams = Recorder::with(ChannelId::Teams, Behaviour::Retryable, usize::MAX);
+    let email = Recorder::new(DestinationId::EMAIL);
+    let teams = Recorder::with(DestinationId::TEAMS, Behaviour::Retryable, usize::MAX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email, &teams]));
 
     let first = pipeline.run_once().await.unwrap();
     // Email is unaffected; Teams is tried once, then left alone this run.
-    assert_eq!(first.delivered[&ChannelId::Email], 3);
-    assert_eq!(first.delivered[&ChannelId::Teams], 0);
+    assert_eq!(first.delivered[&DestinationId::EMAIL], 3);
+    assert_eq!(first.delivered[&DestinationId::TEAMS], 0);
     assert_eq!(teams.attempts(), 1, "no hammering a channel that is down");
     assert_eq!((first.pending, first.failed), (3, 0), "{first:?}");
     assert!(!first.all_delivered());
@@ -100,7 +100,7 @@ async fn a_channel_that_is_down_is_retried_by_later_runs_then_given_up() {
     let second = pipeline.run_once().await.unwrap();
     assert_eq!(teams.attempts(), 2);
     assert_eq!(
-        second.delivered[&ChannelId::Email],
+        second.delivered[&DestinationId::EMAIL],
         0,
         "email is not resent"
     );
@@ -143,14 +143,14 @@ async fn a_channel_that_recovers_delivers_what_it_owes() {
     let settings = Arc::new(settings(&[]));
     let rows = rows("recover", 4, 2);
     store(&settings, &rows).await;
-    let teams = Recorder::with(ChannelId::Teams, Behaviour::Retryable, usize::MAX);
+    let teams = Recorder::with(DestinationId::TEAMS, Behaviour::Retryable, usize::MAX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&teams]));
     let down = pipeline.run_once().await.unwrap();
     assert_eq!(down.pending, 4);
 
     teams.set(Behaviour::Deliver);
     let up = pipeline.run_once().await.unwrap();
-    assert_eq!(up.delivered[&ChannelId::Teams], 4, "{up:?}");
+    assert_eq!(up.delivered[&DestinationId::TEAMS], 4, "{up:?}");
     assert!(up.all_delivered());
     assert_eq!(
         sorted(teams.delivered_keys()),
@@ -163,7 +163,7 @@ async fn a_permanent_failure_is_given_up_at_once_and_reported_by_key() {
     let settings = Arc::new(settings(&[]));
     let lead = row("1:2F2:2F2026", "perm-1");
     store(&settings, std::slice::from_ref(&lead)).await;
-    let email = Recorder::with(ChannelId::Email, Behaviour::Permanent, usize::MAX);
+    let email = Recorder::with(DestinationId::EMAIL, Behaviour::Permanent, usize::MAX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email]));
 
     let first = pipeline.run_once().await.unwrap();
@@ -191,8 +191,8 @@ async fn a_permanent_failure_holds_the_rest_of_the_channel_for_the_next_run() {
         .map(|i| row("1:2F2:2F2026", &format!("hold-{i}")))
         .collect();
     store(&settings, &rows).await;
-    let email = Recorder::with(ChannelId::Email, Behaviour::Permanent, usize::MAX);
-    let outbox = Recorder::new(ChannelId::Outbox);
+    let email = Recorder::with(DestinationId::EMAIL, Behaviour::Permanent, usize::MAX);
+    let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email, &outbox]));
 
     let first = pipeline.run_once().await.unwrap();
@@ -200,12 +200,12 @@ async fn a_permanent_failure_holds_the_rest_of_the_channel_for_the_next_run() {
     // just refused for good; the other channel unaffected.
     assert_eq!((first.failed, first.pending), (1, 2), "{first:?}");
     assert_eq!(email.attempts(), 1);
-    assert_eq!(first.delivered[&ChannelId::Outbox], 3);
+    assert_eq!(first.delivered[&DestinationId::OUTBOX], 3);
 
     // The configuration is fixed: the held alerts go out, the failed one stays failed.
     email.set(Behaviour::Deliver);
     let second = pipeline.run_once().await.unwrap();
-    assert_eq!(second.delivered[&ChannelId::Email], 2, "{second:?}");
+    assert_eq!(second.delivered[&DestinationId::EMAIL], 2, "{second:?}");
     assert!(second.all_delivered(), "{second:?}");
     assert_eq!(outbox.delivered_keys().len(), 3, "outbox not resent");
 }
@@ -215,7 +215,7 @@ async fn alerting_rows_directly_sends_once_and_the_scan_does_not_resend() {
     let settings = Arc::new(settings(&[]));
     let lead = row("1:2F3:2F2026", "hook-1");
     store(&settings, std::slice::from_ref(&lead)).await;
-    let email = Recorder::new(ChannelId::Email);
+    let email = Recorder::new(DestinationId::EMAIL);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email]));
 
     // As the webhook does: the row as posted, without a Timestamp.
@@ -223,17 +223,17 @@ async fn alerting_rows_directly_sends_once_and_the_scan_does_not_resend() {
         .alert_rows(std::slice::from_ref(&lead))
         .await
         .unwrap();
-    assert_eq!(direct.delivered[&ChannelId::Email], 1, "{direct:?}");
+    assert_eq!(direct.delivered[&DestinationId::EMAIL], 1, "{direct:?}");
     assert!(direct.watermark.is_none());
 
     let scanned = pipeline.run_once().await.unwrap();
     assert_eq!(scanned.rows_scanned, 1);
-    assert_eq!(scanned.delivered[&ChannelId::Email], 0, "{scanned:?}");
+    assert_eq!(scanned.delivered[&DestinationId::EMAIL], 0, "{scanned:?}");
     let again = pipeline
         .alert_rows(std::slice::from_ref(&lead))
         .await
         .unwrap();
-    assert_eq!(again.delivered[&ChannelId::Email], 0);
+    assert_eq!(again.delivered[&DestinationId::EMAIL], 0);
     assert_eq!(email.delivered_keys(), vec![key(&lead)]);
 }
 
@@ -242,8 +242,8 @@ async fn two_runs_at_once_never_send_the_same_alert_twice() {
     let settings = Arc::new(settings(&[("DIGEST_AFTER", "1000")]));
     let rows = rows("race", 40, 4);
     store(&settings, &rows).await;
-    let a = Recorder::new(ChannelId::Email);
-    let b = Recorder::new(ChannelId::Email);
+    let a = Recorder::new(DestinationId::EMAIL);
+    let b = Recorder::new(DestinationId::EMAIL);
     let one = Pipeline::new(settings.clone(), notifiers(&[&a]));
     let two = Pipeline::new(settings.clone(), notifiers(&[&b]));
 
@@ -258,7 +258,7 @@ async fn two_runs_at_once_never_send_the_same_alert_twice() {
         "each exactly once"
     );
     assert_eq!(
-        x.delivered[&ChannelId::Email] + y.delivered[&ChannelId::Email],
+        x.delivered[&DestinationId::EMAIL] + y.delivered[&DestinationId::EMAIL],
         40
     );
     // A later run finds nothing owed, whatever the interleaving was.
@@ -299,13 +299,13 @@ async fn a_crashed_runs_claims_hold_the_watermark_until_their_lease_ends() {
     );
     let alert = AlertKey {
         lead: key(&lead),
-        channel: ChannelId::Email,
+        channel: DestinationId::EMAIL,
         lead_timestamp: stamp,
     };
     let claims = crashed.claim(vec![(alert, None)]).await.unwrap();
     assert!(matches!(claims[0], Claim::Won(_)), "{claims:?}");
 
-    let email = Recorder::new(ChannelId::Email);
+    let email = Recorder::new(DestinationId::EMAIL);
     let within_lease = Pipeline::new(Arc::new(settings.clone()), notifiers(&[&email]));
     let blocked = within_lease.run_once().await.unwrap();
     assert_eq!((blocked.busy, email.attempts()), (1, 0), "{blocked:?}");
@@ -316,7 +316,7 @@ async fn a_crashed_runs_claims_hold_the_watermark_until_their_lease_ends() {
     expired.claim_lease = Duration::ZERO;
     let taking_over = Pipeline::new(Arc::new(expired), notifiers(&[&email]));
     let summary = taking_over.run_once().await.unwrap();
-    assert_eq!(summary.delivered[&ChannelId::Email], 1, "{summary:?}");
+    assert_eq!(summary.delivered[&DestinationId::EMAIL], 1, "{summary:?}");
     assert_eq!(email.delivered_keys(), vec![key(&lead)]);
     assert!(taking_over.run_once().await.unwrap().all_delivered());
     assert_eq!(email.attempts(), 1);

@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use lead_notifier::notify::ChannelId;
+use lead_notifier::notify::DestinationId;
 use lead_notifier::pipeline::Pipeline;
 use support::*;
 
@@ -17,14 +17,14 @@ async fn thousands_of_rows_over_partitions_are_alerted_each_exactly_once() {
     let settings = Arc::new(settings(&[]));
     let rows = rows("bulk", 2600, 7);
     store(&settings, &rows).await;
-    let outbox = Recorder::new(ChannelId::Outbox);
+    let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
 
     let summary = pipeline.run_once().await.unwrap();
 
     assert_eq!(summary.rows_scanned, 2600, "{summary:?}");
     assert_eq!(summary.leads_new, 2600);
-    assert_eq!(summary.delivered[&ChannelId::Outbox], 2600);
+    assert_eq!(summary.delivered[&DestinationId::OUTBOX], 2600);
     assert!(summary.all_delivered(), "{:?}", summary.problems);
     let delivered = outbox.delivered_keys();
     let unique: HashSet<_> = delivered.iter().cloned().collect();
@@ -35,7 +35,7 @@ async fn thousands_of_rows_over_partitions_are_alerted_each_exactly_once() {
     assert_eq!(outbox.sent().len(), 1, "one digest per run");
 
     let again = pipeline.run_once().await.unwrap();
-    assert_eq!(again.delivered[&ChannelId::Outbox], 0, "{again:?}");
+    assert_eq!(again.delivered[&DestinationId::OUTBOX], 0, "{again:?}");
     assert_eq!(again.leads_new, 0);
     assert_eq!(outbox.delivered_keys().len(), 2600);
 }
@@ -46,15 +46,15 @@ async fn an_idle_run_makes_at_most_three_storage_requests_with_a_long_history() 
     // history would be older than the window.
     let settings = Arc::new(settings(&[("SCAN_OVERLAP", "0s")]));
     store(&settings, &rows("hist", 2500, 5)).await;
-    let outbox = Recorder::new(ChannelId::Outbox);
+    let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
     let first = pipeline.run_once().await.unwrap();
-    assert_eq!(first.delivered[&ChannelId::Outbox], 2500);
+    assert_eq!(first.delivered[&DestinationId::OUTBOX], 2500);
     assert!(first.storage_requests > 3, "{first:?}");
 
     for _ in 0..2 {
         let idle = pipeline.run_once().await.unwrap();
-        assert_eq!(idle.delivered[&ChannelId::Outbox], 0, "{idle:?}");
+        assert_eq!(idle.delivered[&DestinationId::OUTBOX], 0, "{idle:?}");
         assert!(idle.storage_requests <= 3, "{idle:?}");
         assert_eq!(
             idle.watermark, first.watermark,
@@ -71,7 +71,7 @@ async fn an_empty_table_costs_two_requests_and_the_first_watermark() {
         .create_table_if_missing(&settings.leads_table)
         .await
         .unwrap();
-    let outbox = Recorder::new(ChannelId::Outbox);
+    let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
     let first = pipeline.run_once().await.unwrap();
     assert_eq!(first.rows_scanned, 0);
@@ -87,15 +87,15 @@ async fn rows_written_after_a_run_are_found_by_the_next() {
     let settings = Arc::new(settings(&[]));
     let first_rows = rows("early", 3, 2);
     store(&settings, &first_rows).await;
-    let teams = Recorder::new(ChannelId::Teams);
+    let teams = Recorder::new(DestinationId::TEAMS);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&teams]));
     let first = pipeline.run_once().await.unwrap();
-    assert_eq!(first.delivered[&ChannelId::Teams], 3);
+    assert_eq!(first.delivered[&DestinationId::TEAMS], 3);
 
     let later_rows = rows("later", 4, 3);
     store(&settings, &later_rows).await;
     let second = pipeline.run_once().await.unwrap();
-    assert_eq!(second.delivered[&ChannelId::Teams], 4, "{second:?}");
+    assert_eq!(second.delivered[&DestinationId::TEAMS], 4, "{second:?}");
     assert_eq!(second.leads_new, 4);
     let expected: Vec<_> = first_rows.iter().chain(&later_rows).map(key).collect();
     assert_eq!(sorted(teams.delivered_keys()), sorted(expected));
@@ -107,7 +107,7 @@ async fn rows_written_during_a_run_are_not_lost() {
     let settings = Arc::new(settings(&[]));
     store(&settings, &rows("before", 2, 1)).await;
     let during = rows("during", 3, 2);
-    let email = Recorder::new(ChannelId::Email);
+    let email = Recorder::new(DestinationId::EMAIL);
     {
         let settings = settings.clone();
         let during = during.clone();
@@ -137,21 +137,21 @@ async fn rows_written_during_a_run_are_not_lost() {
 async fn a_new_process_on_the_same_tables_resends_nothing() {
     let settings = Arc::new(settings(&[]));
     store(&settings, &rows("proc", 30, 3)).await;
-    let first = Recorder::new(ChannelId::Email);
+    let first = Recorder::new(DestinationId::EMAIL);
     let summary = Pipeline::new(settings.clone(), notifiers(&[&first]))
         .run_once()
         .await
         .unwrap();
-    assert_eq!(summary.delivered[&ChannelId::Email], 30);
+    assert_eq!(summary.delivered[&DestinationId::EMAIL], 30);
 
-    let second = Recorder::new(ChannelId::Email);
+    let second = Recorder::new(DestinationId::EMAIL);
     let restarted = Pipeline::new(settings.clone(), notifiers(&[&second]));
     let summary = restarted.run_once().await.unwrap();
-    assert_eq!(summary.delivered[&ChannelId::Email], 0, "{summary:?}");
+    assert_eq!(summary.delivered[&DestinationId::EMAIL], 0, "{summary:?}");
     assert_eq!(second.attempts(), 0);
     // Even re-alerting the same rows directly (the webhook path) sends nothing.
     let summary = restarted.alert_rows(&rows("proc", 30, 3)).await.unwrap();
-    assert_eq!(summary.delivered[&ChannelId::Email], 0, "{summary:?}");
+    assert_eq!(summary.delivered[&DestinationId::EMAIL], 0, "{summary:?}");
     assert_eq!(second.attempts(), 0);
 }
 
@@ -167,7 +167,7 @@ async fn the_first_run_starts_from_the_configured_time() {
 
     let mut settings = (*settings).clone();
     settings.start_from = lead_notifier::config::StartFrom::At(start);
-    let email = Recorder::new(ChannelId::Email);
+    let email = Recorder::new(DestinationId::EMAIL);
     let summary = Pipeline::new(Arc::new(settings), notifiers(&[&email]))
         .run_once()
         .await

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use lead_notifier::config::{
-    read_settings_file, ConfigError, Settings, SmtpSecurity, StartFrom, StorageConnection,
+    read_settings_file, ConfigError, EmailTransport, GraphSettings, Settings, SmtpAuth,
+    SmtpSecurity, SmtpSettings, StartFrom, StorageConnection, OUTLOOK_SCOPE,
 };
 use secrecy::ExposeSecret;
 use time::macros::datetime;
@@ -180,7 +181,12 @@ fn no_channel() {
     let err =
         Settings::from_pairs([("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).unwrap_err();
     assert_eq!(err, ConfigError::NoChannel);
-    for name in ["SMTP_HOST", "TEAMS_WEBHOOK_URL", "OUTBOX_DIR"] {
+    for name in [
+        "SMTP_HOST",
+        "EMAIL_VIA=graph",
+        "TEAMS_WEBHOOK_URL",
+        "OUTBOX_DIR",
+    ] {
         assert!(err.to_string().contains(name));
     }
 }
@@ -244,57 +250,284 @@ fn poll_schedule() {
     }
 }
 
+/// The SMTP transport of settings that have one.
+fn smtp_of(s: Settings) -> SmtpSettings {
+    match s.email.expect("email on").transport {
+        EmailTransport::Smtp(smtp) => smtp,
+        other => panic!("not SMTP: {other:?}"),
+    }
+}
+
 #[test]
 fn email_settings_and_port_defaults() {
     let s = with(&smtp(&[])).unwrap();
-    let e = s.email.unwrap();
-    assert_eq!(
-        (e.host.as_str(), e.port, e.security),
-        ("smtp.example.com", 587, SmtpSecurity::StartTls)
-    );
+    let e = s.email.clone().unwrap();
     assert_eq!(e.from.email.to_string(), "leads@example.com");
     assert_eq!(e.from.name.as_deref(), Some("Lead bot"));
     let to: Vec<String> = e.to.iter().map(|m| m.email.to_string()).collect();
     assert_eq!(to, ["sales@example.com", "jane@example.com"]);
-    assert!(e.credentials.is_none());
+    let t = smtp_of(s);
+    assert_eq!(
+        (t.host.as_str(), t.port, t.security),
+        ("smtp.example.com", 587, SmtpSecurity::StartTls)
+    );
+    assert!(matches!(t.auth, SmtpAuth::None));
 
-    let port = |security: &str| {
-        with(&smtp(&[("SMTP_SECURITY", security)]))
-            .unwrap()
-            .email
-            .unwrap()
-            .port
-    };
+    let port = |security: &str| smtp_of(with(&smtp(&[("SMTP_SECURITY", security)])).unwrap()).port;
     assert_eq!(
         (port("TLS"), port("none"), port("StartTLS")),
         (465, 25, 587)
     );
-    let e = with(&smtp(&[
-        ("SMTP_PORT", "2525"),
-        ("SMTP_USERNAME", "apikey"),
-        ("SMTP_PASSWORD", "pw"),
-    ]))
-    .unwrap()
-    .email
-    .unwrap();
-    assert_eq!(e.port, 2525);
-    let (user, password) = e.credentials.unwrap();
-    assert_eq!((user.as_str(), password.expose_secret()), ("apikey", "pw"));
+    let t = smtp_of(
+        with(&smtp(&[
+            ("SMTP_PORT", "2525"),
+            ("SMTP_USERNAME", "apikey"),
+            ("SMTP_PASSWORD", "pw"),
+        ]))
+        .unwrap(),
+    );
+    assert_eq!(t.port, 2525);
+    let SmtpAuth::Password { username, password } = t.auth else {
+        panic!("password login expected: {:?}", t.auth);
+    };
+    assert_eq!(
+        (username.as_str(), password.expose_secret()),
+        ("apikey", "pw")
+    );
     for ip in ["127.0.0.1", "::1"] {
-        assert_eq!(
-            with(&smtp(&[("SMTP_HOST", ip)]))
-                .unwrap()
-                .email
-                .unwrap()
-                .host,
-            ip
-        );
+        assert_eq!(smtp_of(with(&smtp(&[("SMTP_HOST", ip)])).unwrap()).host, ip);
     }
     let e = with(&smtp(&[("EMAIL_TO", "a@example.com; b@example.com,")]))
         .unwrap()
         .email
         .unwrap();
     assert_eq!(e.to.len(), 2);
+}
+
+/// The app registration tokens come from in these tests.
+const APP: [(&str, &str); 3] = [
+    ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+    ("AZURE_CLIENT_ID", "8a4b2c3d-0000-4000-8000-00000000c1d0"),
+    ("AZURE_CLIENT_SECRET", "app-secret-hunter2"),
+];
+
+fn graph<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = APP.to_vec();
+    pairs.extend([
+        ("EMAIL_VIA", "graph"),
+        ("EMAIL_FROM", "Lead bot <leads@example.com>"),
+        ("EMAIL_TO", "sales@example.com"),
+    ]);
+    pairs.extend_from_slice(extra);
+    pairs
+}
+
+fn graph_of(s: Settings) -> GraphSettings {
+    match s.email.expect("email on").transport {
+        EmailTransport::Graph(graph) => graph,
+        other => panic!("not Graph: {other:?}"),
+    }
+}
+
+#[test]
+fn email_via_graph_and_its_cloud() {
+    let g = graph_of(with(&graph(&[])).unwrap());
+    assert_eq!(g.endpoint.as_str(), "https://graph.microsoft.com/");
+    assert_eq!(g.scope(), "https://graph.microsoft.com/.default");
+    for (endpoint, scope) in [
+        (
+            "https://graph.microsoft.us/",
+            "https://graph.microsoft.us/.default",
+        ),
+        (
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn/.default",
+        ),
+        ("http://127.0.0.1:8089", "http://127.0.0.1:8089/.default"),
+    ] {
+        let g = graph_of(with(&graph(&[("GRAPH_ENDPOINT", endpoint)])).unwrap());
+        assert_eq!(g.scope(), scope);
+    }
+    // EMAIL_VIA=smtp is what SMTP_HOST alone means.
+    let explicit = smtp_of(with(&smtp(&[("EMAIL_VIA", "SMTP")])).unwrap());
+    assert_eq!(explicit.host, "smtp.example.com");
+}
+
+#[test]
+fn smtp_auth_oauth2_and_the_password_default() {
+    let oauth = |extra: &[(&str, &str)]| {
+        let mut pairs = APP.to_vec();
+        pairs.extend([
+            ("SMTP_HOST", "smtp.office365.com"),
+            ("SMTP_AUTH", "oauth2"),
+            ("SMTP_USERNAME", "leads@contoso.example"),
+        ]);
+        pairs.extend_from_slice(extra);
+        with(&smtp(&pairs))
+    };
+    let t = smtp_of(oauth(&[]).unwrap());
+    let SmtpAuth::OAuth2 { username } = &t.auth else {
+        panic!("oauth2 expected: {:?}", t.auth);
+    };
+    assert_eq!(username, "leads@contoso.example");
+    assert_eq!((t.port, t.security), (587, SmtpSecurity::StartTls));
+    assert_eq!(OUTLOOK_SCOPE, "https://outlook.office365.com/.default");
+    // Plain SMTP to this machine is fine for a local test server.
+    let local = oauth(&[("SMTP_HOST", "127.0.0.1"), ("SMTP_SECURITY", "none")]);
+    assert!(local.is_ok(), "{local:?}");
+
+    for extra in [[("SMTP_AUTH", "password")], [("SMTP_AUTH", "Password")]] {
+        let mut pairs = vec![("SMTP_USERNAME", "u"), ("SMTP_PASSWORD", "p")];
+        pairs.extend_from_slice(&extra);
+        let t = smtp_of(with(&smtp(&pairs)).unwrap());
+        assert!(matches!(t.auth, SmtpAuth::Password { .. }), "{:?}", t.auth);
+    }
+
+    let m = error_naming("SMTP_USERNAME", &smtp(&[("SMTP_AUTH", "oauth2")]));
+    assert!(m.contains("SMTP_AUTH is oauth2"), "{m}");
+    let m = error_naming(
+        "SMTP_PASSWORD",
+        &smtp(&[
+            ("SMTP_AUTH", "oauth2"),
+            ("SMTP_USERNAME", "leads@contoso.example"),
+            ("SMTP_PASSWORD", "hunter2"),
+        ]),
+    );
+    assert!(
+        m.contains("SMTP_AUTH=oauth2") && !m.contains("hunter2"),
+        "{m}"
+    );
+    error_naming(
+        "SMTP_USERNAME",
+        &smtp(&[("SMTP_AUTH", "oauth2"), ("SMTP_USERNAME", "Lead bot")]),
+    );
+    let m = error_naming(
+        "SMTP_SECURITY",
+        &smtp(&[
+            ("SMTP_AUTH", "oauth2"),
+            ("SMTP_USERNAME", "leads@contoso.example"),
+            ("SMTP_SECURITY", "none"),
+        ]),
+    );
+    assert!(m.contains("unencrypted"), "{m}");
+    let m = error_naming("SMTP_AUTH", &smtp(&[("SMTP_AUTH", "basic")]));
+    assert!(m.contains("password or oauth2"), "{m}");
+    error_naming(
+        "SMTP_USERNAME and SMTP_PASSWORD",
+        &smtp(&[("SMTP_AUTH", "password")]),
+    );
+}
+
+#[test]
+fn email_transport_combinations_that_cannot_work_name_the_settings() {
+    let m = error_naming("EMAIL_VIA", &graph(&[("EMAIL_VIA", "sendgrid")]));
+    assert!(m.contains("smtp or graph"), "{m}");
+    let m = error_naming(
+        "SMTP_HOST",
+        &[
+            ("EMAIL_VIA", "smtp"),
+            ("EMAIL_FROM", "a@example.com"),
+            ("EMAIL_TO", "b@example.com"),
+        ],
+    );
+    assert!(m.contains("EMAIL_VIA is smtp"), "{m}");
+    let m = error_naming(
+        "EMAIL_FROM",
+        &[("EMAIL_VIA", "graph"), ("EMAIL_TO", "b@example.com")],
+    );
+    assert!(m.contains("EMAIL_VIA is graph"), "{m}");
+    error_naming(
+        "EMAIL_TO",
+        &[("EMAIL_VIA", "graph"), ("EMAIL_FROM", "a@example.com")],
+    );
+    for setting in ["SMTP_HOST", "SMTP_AUTH", "SMTP_USERNAME", "SMTP_PASSWORD"] {
+        let m = error_naming(setting, &graph(&[(setting, "x")]));
+        assert!(m.contains("EMAIL_VIA=graph"), "{m}");
+    }
+    let m = error_naming(
+        "GRAPH_ENDPOINT",
+        &[("GRAPH_ENDPOINT", "https://graph.microsoft.us")],
+    );
+    assert!(m.contains("EMAIL_VIA=graph"), "{m}");
+    error_naming(
+        "GRAPH_ENDPOINT",
+        &smtp(&[("GRAPH_ENDPOINT", "https://graph.microsoft.us")]),
+    );
+    for bad in [
+        "http://graph.microsoft.com",
+        "graph.microsoft.com",
+        "https://graph.microsoft.com/v1.0",
+        "https://graph.microsoft.com/?x=1",
+        "ftp://graph.microsoft.com",
+    ] {
+        let m = error_naming("GRAPH_ENDPOINT", &graph(&[("GRAPH_ENDPOINT", bad)]));
+        assert!(m.contains("https://"), "{m}");
+    }
+}
+
+#[test]
+fn email_transports_in_the_summary() {
+    let s = with(&graph(&[("GRAPH_ENDPOINT", "https://graph.microsoft.us")])).unwrap();
+    let summary = s.summary_lines().join("\n");
+    assert!(
+        summary.contains(
+            "email: Microsoft Graph sendMail at https://graph.microsoft.us, from leads@example.com, 1 recipient, \
+             token from app registration (client id 8a4b2c3d-0000-4000-8000-00000000c1d0"
+        ),
+        "{summary}"
+    );
+    let debug = format!("{s:?}");
+    for text in [&summary, &debug] {
+        assert!(!text.contains("app-secret-hunter2"), "{text}");
+    }
+    let mut pairs = APP.to_vec();
+    pairs.extend([
+        ("SMTP_AUTH", "oauth2"),
+        ("SMTP_USERNAME", "leads@contoso.example"),
+    ]);
+    let summary = with(&smtp(&pairs)).unwrap().summary_lines().join("\n");
+    assert!(
+        summary.contains("as user leads@contoso.example with OAuth 2.0 (XOAUTH2)"),
+        "{summary}"
+    );
+    assert!(summary.contains("token from app registration"), "{summary}");
+    assert!(!summary.contains("app-secret-hunter2"), "{summary}");
+}
+
+#[test]
+fn email_tokens_need_a_credential() {
+    let no_credential = [
+        ("EMAIL_VIA", "graph"),
+        ("EMAIL_FROM", "leads@example.com"),
+        ("EMAIL_TO", "sales@example.com"),
+    ];
+    let m = error_naming("EMAIL_VIA=graph", &no_credential);
+    assert!(
+        m.contains("IDENTITY_ENDPOINT") && m.contains("AZURE_CLIENT_SECRET"),
+        "{m}"
+    );
+    let m = error_naming(
+        "SMTP_AUTH=oauth2",
+        &smtp(&[
+            ("SMTP_AUTH", "oauth2"),
+            ("SMTP_USERNAME", "leads@contoso.example"),
+            ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        ]),
+    );
+    assert!(m.contains("AZURE_CLIENT_ID"), "{m}");
+    // A managed identity is enough on its own.
+    let mut managed = no_credential.to_vec();
+    managed.extend([
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"),
+        ("IDENTITY_HEADER", "header-secret"),
+    ]);
+    let s = with(&managed).unwrap();
+    let summary = s.summary_lines().join("\n");
+    assert!(
+        summary.contains("token from managed identity (system-assigned)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("header-secret"));
 }
 
 #[test]

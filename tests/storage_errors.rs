@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use common::servers::{connection_string, free_port, storage_connection, DEV_KEY};
-use lead_notifier::notify::ChannelId;
+use lead_notifier::notify::DestinationId;
 use lead_notifier::pipeline::{Pipeline, RunError};
 use lead_notifier::storage::StorageError;
 use support::*;
@@ -16,7 +16,7 @@ use support::*;
 fn pipeline(settings: lead_notifier::config::Settings) -> Pipeline {
     Pipeline::new(
         Arc::new(settings),
-        notifiers(&[&Recorder::new(ChannelId::Outbox)]),
+        notifiers(&[&Recorder::new(DestinationId::OUTBOX)]),
     )
 }
 

@@ -3,7 +3,9 @@
 
 use secrecy::ExposeSecret;
 
-use super::{Settings, SmtpSecurity, StartFrom, StorageConnection};
+use super::{
+    EmailSettings, EmailTransport, Settings, SmtpAuth, SmtpSecurity, StartFrom, StorageConnection,
+};
 
 impl Settings {
     /// The effective settings in words, secrets hidden (`lead-notifier check`).
@@ -49,24 +51,8 @@ impl Settings {
             format!("poll schedule: {} (UTC)", self.poll_schedule),
         ];
         lines.push(match &self.email {
-            Some(e) => {
-                let security = match e.security {
-                    SmtpSecurity::StartTls => "starttls",
-                    SmtpSecurity::Tls => "tls",
-                    SmtpSecurity::None => "no TLS",
-                };
-                let user = match &e.credentials {
-                    Some((user, _)) => format!(" as user {user}"),
-                    None => " without login".to_owned(),
-                };
-                let n = e.to.len();
-                let plural = if n == 1 { "" } else { "s" };
-                format!(
-                    "email: {}:{} {security}{user}, from {}, {n} recipient{plural}",
-                    e.host, e.port, e.from.email
-                )
-            }
-            None => "email: off (SMTP_HOST not set)".to_owned(),
+            Some(e) => e.summary(),
+            None => "email: off (SMTP_HOST not set, EMAIL_VIA not graph)".to_owned(),
         });
         lines.push(match &self.teams {
             Some(t) => {
@@ -82,6 +68,7 @@ impl Settings {
             Some(dir) => format!("outbox: {}", dir.display()),
             None => "outbox: off (OUTBOX_DIR not set)".to_owned(),
         });
+        lines.extend(self.destinations.summary_lines());
         let f = self.filters;
         let skipped: Vec<&str> = [
             (f.skip_test_leads, "test leads"),
@@ -112,5 +99,43 @@ impl Settings {
             humantime::format_duration(self.scan_overlap),
         ));
         lines
+    }
+}
+
+impl EmailSettings {
+    /// One line: transport, login, sender, how many recipients and, for a
+    /// token, which credential (never its secret).
+    fn summary(&self) -> String {
+        let n = self.to.len();
+        let plural = if n == 1 { "" } else { "s" };
+        let via = match &self.transport {
+            EmailTransport::Smtp(smtp) => {
+                let security = match smtp.security {
+                    SmtpSecurity::StartTls => "starttls",
+                    SmtpSecurity::Tls => "tls",
+                    SmtpSecurity::None => "no TLS",
+                };
+                let login = match &smtp.auth {
+                    SmtpAuth::None => " without login".to_owned(),
+                    SmtpAuth::Password { username, .. } => format!(" as user {username}"),
+                    SmtpAuth::OAuth2 { username } => {
+                        format!(" as user {username} with OAuth 2.0 (XOAUTH2)")
+                    }
+                };
+                format!("{}:{} {security}{login}", smtp.host, smtp.port)
+            }
+            EmailTransport::Graph(graph) => format!(
+                "Microsoft Graph sendMail at {}",
+                graph.endpoint.as_str().trim_end_matches('/')
+            ),
+        };
+        let token = match &self.credential {
+            Some(credential) => format!(", token from {}", credential.describe()),
+            None => String::new(),
+        };
+        format!(
+            "email: {via}, from {}, {n} recipient{plural}{token}",
+            self.from.email
+        )
     }
 }

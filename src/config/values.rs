@@ -185,25 +185,52 @@ pub(super) fn mailbox_list(setting: &'static str, text: &str) -> Result<Vec<Mail
     Ok(mailboxes)
 }
 
+/// Whether `host` (a name or an IP address, IPv6 possibly in brackets) is
+/// this machine.
+pub(super) fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Checks the scheme rule every URL that carries a secret follows: https,
+/// or http to this machine (tests, local relays).
+fn secure_url(url: &url::Url) -> Result<(), &'static str> {
+    let host = url.host_str().ok_or("a URL without a host")?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
+        "http" => Err("a plain http:// URL to a remote host"),
+        _ => Err("a URL that is not https://"),
+    }
+}
+
 /// https only, except http to this machine (tests, local relays). The URL is
 /// a credential: no error quotes it.
 pub(super) fn webhook_url(setting: &'static str, text: &str) -> Result<SecretString, ConfigError> {
     let accepts = "an https:// URL (http:// only to localhost, 127.0.0.0/8 or ::1)";
     let url = url::Url::parse(text).map_err(|_| invalid(setting, "not a URL", accepts))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => return Err(invalid(setting, "a URL without a host", accepts)),
-    };
-    match url.scheme() {
-        "https" => Ok(SecretString::from(text.to_owned())),
-        "http" if loopback => Ok(SecretString::from(text.to_owned())),
-        "http" => Err(invalid(
+    secure_url(&url).map_err(|problem| invalid(setting, problem, accepts))?;
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// The base URL of a service that gets bearer tokens (`GRAPH_ENDPOINT`):
+/// https (http only to this machine), no path, query or fragment.
+pub(super) fn service_url(setting: &'static str, text: &str) -> Result<url::Url, ConfigError> {
+    let accepts = "an https:// base URL such as https://graph.microsoft.com, \
+         https://graph.microsoft.us or https://microsoftgraph.chinacloudapi.cn \
+         (http:// only to localhost)";
+    let url = url::Url::parse(text).map_err(|_| invalid(setting, quoted(text), accepts))?;
+    secure_url(&url)
+        .map_err(|problem| invalid(setting, format!("{} ({problem})", quoted(text)), accepts))?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
             setting,
-            "a plain http:// URL to a remote host",
+            format!("{} with a path or query", quoted(text)),
             accepts,
-        )),
-        _ => Err(invalid(setting, "a URL that is not https://", accepts)),
+        ));
     }
+    Ok(url)
 }

@@ -36,12 +36,16 @@ impl EntraTokenSource {
     }
 
     fn failure(&self, scope: &str, cause: &str) -> IdentityError {
+        let mut check = self.settings.clone();
+        if cause.contains("certificate") {
+            check
+                .push_str(", and SSL_CERT_FILE if the endpoint's certificate is from a private CA");
+        }
         IdentityError {
             reason: format!(
-                "the {} could not get a token for {}: {cause} (check {})",
+                "the {} could not get a token for {}: {cause} (check {check})",
                 self.description,
                 resource_of(scope),
-                self.settings
             ),
         }
     }

@@ -58,32 +58,24 @@ pub trait TokenSource: Send + Sync {
 }
 
 /// `lead-notifier check`: which identity, and whether it gets a token for
-/// `scope`. Prints the token's expiry, never the token.
-pub async fn check(credential: &Credential, scope: &str) -> bool {
+/// `scope`, in one line. Shows the token's expiry, never the token.
+pub async fn check(credential: &Credential, scope: &str) -> Result<String, IdentityError> {
     let resource = resource_of(scope);
-    match credential.token_source().token(scope).await {
-        Ok(token) => {
-            let until = token
-                .expires_on
-                .replace_nanosecond(0)
+    let token = credential.token_source().token(scope).await?;
+    let until = token
+        .expires_on
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default();
-            println!(
-                "identity: {} (from {}) got a token for {resource}, valid until {until}",
-                credential.describe(),
-                credential.settings(),
-            );
-            true
-        }
-        Err(e) => {
-            println!("identity: FAILED: {}", e.reason);
-            false
-        }
-    }
+        })
+        .unwrap_or_default();
+    Ok(format!(
+        "identity: {} (from {}) got a token for {resource}, valid until {until}",
+        credential.describe(),
+        credential.settings(),
+    ))
 }
 
 /// The scope of Azure Storage tokens (resource `https://storage.azure.com`).

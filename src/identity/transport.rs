@@ -63,7 +63,13 @@ impl HttpClient for ReqwestTransport {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let response = builder.body(body).send().await.map_err(|e| {
-            let kind = if e.is_connect() {
+            // The SDK retries Io and Connection errors for seconds; an
+            // untrusted certificate stays untrusted, so it fails at once.
+            // rustls's reason is only reachable as text through hyper's and
+            // std::io's wrappers.
+            let kind = if crate::storage::error_chain(&e).contains("certificate") {
+                ErrorKind::Other
+            } else if e.is_connect() {
                 ErrorKind::Connection
             } else {
                 ErrorKind::Io

@@ -53,6 +53,8 @@ pub enum SkipReason {
     TestLead,
     Edu,
     DoNotContact,
+    /// The same customer, offer and action as a lead within `REPEAT_WINDOW`.
+    Repeat,
 }
 
 impl SkipReason {
@@ -61,6 +63,7 @@ impl SkipReason {
             SkipReason::TestLead => "test_lead",
             SkipReason::Edu => "edu",
             SkipReason::DoNotContact => "do_not_contact",
+            SkipReason::Repeat => "repeat",
         }
     }
 
@@ -70,6 +73,9 @@ impl SkipReason {
             SkipReason::TestLead => "Partner Center test lead",
             SkipReason::Edu => "customer from a .edu domain (Microsoft shares no contact details)",
             SkipReason::DoNotContact => "customer asked not to be contacted",
+            SkipReason::Repeat => {
+                "repeat of the same customer's lead for the same offer and action (REPEAT_WINDOW)"
+            }
         }
     }
 
@@ -79,6 +85,7 @@ impl SkipReason {
             SkipReason::TestLead,
             SkipReason::Edu,
             SkipReason::DoNotContact,
+            SkipReason::Repeat,
         ]
         .into_iter()
         .find(|r| r.as_str() == code)

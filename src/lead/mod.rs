@@ -2,11 +2,13 @@
 //! Microsoft's HTTPS-endpoint JSON. Parsing never drops a lead: whatever could
 //! not be read is kept as raw text with a warning.
 
+mod created;
 mod customer;
 mod endpoint;
 mod filter;
 mod source_code;
 
+pub use created::{format_created_time, parse_created_time};
 pub use customer::Customer;
 pub use filter::{is_edu_domain, Filters, SkipReason};
 pub use source_code::{parse_lead_source, Action, LeadSourceParts, Source};
@@ -14,6 +16,8 @@ pub use source_code::{parse_lead_source, Action, LeadSourceParts, Source};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use crate::history::History;
 
 /// A lead's identity in the lead table. Opaque text: Microsoft's formats are
 /// undocumented (PartitionKey looks like `9:2F28:2F2018`).
@@ -76,6 +80,9 @@ pub struct Lead {
     pub description: Option<String>,
     /// `LeadSource` as written, kept for display and filtering.
     pub lead_source_raw: Option<String>,
+    /// The customer's earlier leads, filled in by the pipeline; `None` when
+    /// unknown (no email address, or not looked up).
+    pub history: Option<History>,
 }
 
 /// Why an HTTPS-endpoint body is not a lead.
@@ -138,6 +145,7 @@ impl Lead {
             offer_name: blank_free(&row.offer_display_name),
             description: blank_free(&row.description),
             lead_source_raw,
+            history: None,
         }
     }
 

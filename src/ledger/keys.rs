@@ -4,7 +4,7 @@
 //! character is `~`, not `%`: Azure mishandles `%` in keys of point requests.
 
 use crate::lead::LeadKey;
-use crate::notify::ChannelId;
+use crate::notify::DestinationId;
 
 /// Partition of the watermarks of all lead tables.
 pub const WATERMARK_PARTITION: &str = "watermark";
@@ -41,12 +41,12 @@ pub fn watermark_row(lead_table: &str) -> String {
 }
 
 /// One (lead, channel) ledger record.
-pub fn ledger_row(lead: &LeadKey, channel: ChannelId) -> String {
+pub fn ledger_row(lead: &LeadKey, channel: &DestinationId) -> String {
     format!(
         "{}|{}|{}",
         encode(&lead.partition_key),
         encode(&lead.row_key),
-        channel.as_str()
+        channel
     )
 }
 
@@ -65,7 +65,7 @@ mod tests {
     fn forbidden_characters_are_escaped() {
         let row = ledger_row(
             &key("9:2F28:2F2018", "a/b\\c#d?e'f|g~h%i\u{1}"),
-            ChannelId::Teams,
+            &DestinationId::TEAMS,
         );
         assert_eq!(
             row,
@@ -78,8 +78,8 @@ mod tests {
 
     #[test]
     fn distinct_keys_stay_distinct() {
-        let a = ledger_row(&key("a|b", "c"), ChannelId::Email);
-        let b = ledger_row(&key("a", "b|c"), ChannelId::Email);
+        let a = ledger_row(&key("a|b", "c"), &DestinationId::EMAIL);
+        let b = ledger_row(&key("a", "b|c"), &DestinationId::EMAIL);
         assert_ne!(a, b);
         assert_ne!(encode("~7C"), encode("|"));
     }

@@ -24,7 +24,7 @@ pub use record::{Entry, Policy, Record, Status, Verdict};
 pub use watermark::{Watermark, Watermarks};
 
 use crate::lead::{LeadKey, SkipReason};
-use crate::notify::ChannelId;
+use crate::notify::DestinationId;
 use crate::source::format_timestamp;
 use crate::storage::{is_entity_missing, Storage, StorageError};
 
@@ -32,14 +32,14 @@ use crate::storage::{is_entity_missing, Storage, StorageError};
 #[derive(Debug, Clone)]
 pub struct AlertKey {
     pub lead: LeadKey,
-    pub channel: ChannelId,
+    pub channel: DestinationId,
     /// The lead row's `Timestamp`.
     pub lead_timestamp: OffsetDateTime,
 }
 
 impl AlertKey {
     pub fn row_key(&self) -> String {
-        keys::ledger_row(&self.lead, self.channel)
+        keys::ledger_row(&self.lead, &self.channel)
     }
 }
 
@@ -212,7 +212,7 @@ impl<'a> Ledger<'a> {
             lead_timestamp: format_timestamp(alert.lead_timestamp),
             lead_partition_key: alert.lead.partition_key.clone(),
             lead_row_key: alert.lead.row_key.clone(),
-            channel: alert.channel.as_str().to_owned(),
+            channel: alert.channel.to_string(),
             claimed_by: self.run_id.to_owned(),
             claimed_at: now.to_owned(),
             last_error,

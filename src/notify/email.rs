@@ -1,12 +1,15 @@
 //! Email over SMTP with lettre: one message per lead (or per digest) to every
-//! `EMAIL_TO` recipient, over one pooled connection per notifier.
+//! `EMAIL_TO` recipient, over one pooled connection per notifier. The login
+//! is a password (PLAIN/LOGIN) or an OAuth 2.0 token (XOAUTH2).
 
 use std::error::Error as _;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
@@ -14,8 +17,9 @@ use sha2::{Digest, Sha256};
 
 use super::email_body::{render_html, render_text, subject};
 use super::text::one_line;
-use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
-use crate::config::EmailSettings;
+use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
+use crate::config::{SmtpAuth, SmtpSettings, OUTLOOK_SCOPE};
+use crate::identity::{IdentityError, TokenSource};
 
 /// Leads per digest email: enough to be useful, small enough that the
 /// message stays well under common 10–25 MB size limits.
@@ -29,56 +33,155 @@ const AUTO_RESPONSE_SUPPRESS: HeaderName =
     HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
 
 pub struct EmailNotifier {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    id: DestinationId,
+    /// Host, port and TLS; credentials are added per login kind.
+    builder: AsyncSmtpTransportBuilder,
+    login: Login,
     from: Mailbox,
     to: Vec<Mailbox>,
     /// `host:port`, for error messages.
     server: String,
 }
 
+enum Login {
+    /// No login, or a password: one transport for the notifier's life.
+    Fixed(AsyncSmtpTransport<Tokio1Executor>),
+    /// XOAUTH2: the transport is rebuilt whenever the credential layer hands
+    /// out a new token, so no pooled connection outlives its token.
+    OAuth2 {
+        username: String,
+        tokens: Arc<dyn TokenSource>,
+        current: Mutex<Option<(TokenFingerprint, AsyncSmtpTransport<Tokio1Executor>)>>,
+    },
+}
+
+/// Which token a transport was built with, without keeping a second copy of it.
+type TokenFingerprint = [u8; 32];
+
 impl EmailNotifier {
     /// Builds the transport once; connections are opened lazily and pooled.
-    pub fn new(settings: &EmailSettings) -> Result<EmailNotifier, NotifyError> {
+    /// `tokens` is required for `SMTP_AUTH=oauth2`.
+    pub fn new(
+        from: Mailbox,
+        to: Vec<Mailbox>,
+        settings: &SmtpSettings,
+        tokens: Option<Arc<dyn TokenSource>>,
+    ) -> Result<EmailNotifier, NotifyError> {
         let host = settings.host.as_str();
         let builder = crate::tls::smtp_transport(host, settings.security).map_err(|e| {
             NotifyError::permanent(format!("SMTP_HOST {host:?} cannot be used for TLS: {e}"))
         })?;
-        let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
-        if let Some((user, password)) = &settings.credentials {
-            builder = builder
-                .credentials(Credentials::new(
-                    user.clone(),
-                    password.expose_secret().to_string(),
-                ))
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-        }
-        if settings.to.is_empty() {
+        let builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
+        let login = match &settings.auth {
+            SmtpAuth::None => Login::Fixed(builder.clone().build()),
+            SmtpAuth::Password { username, password } => Login::Fixed(
+                builder
+                    .clone()
+                    .credentials(Credentials::new(
+                        username.clone(),
+                        password.expose_secret().to_string(),
+                    ))
+                    .authentication(vec![Mechanism::Plain, Mechanism::Login])
+                    .build(),
+            ),
+            SmtpAuth::OAuth2 { username } => Login::OAuth2 {
+                username: username.clone(),
+                tokens: tokens.ok_or_else(|| {
+                    NotifyError::permanent(
+                        "SMTP_AUTH=oauth2 needs a credential: set the managed identity or app registration settings",
+                    )
+                })?,
+                current: Mutex::new(None),
+            },
+        };
+        if to.is_empty() {
             return Err(NotifyError::permanent(
                 "EMAIL_TO has no recipient: set at least one address",
             ));
         }
         Ok(EmailNotifier {
-            transport: builder.build(),
-            from: settings.from.clone(),
-            to: settings.to.clone(),
+            id: DestinationId::EMAIL,
+            builder,
+            login,
+            from,
+            to,
             server: format!("{host}:{}", settings.port),
         })
     }
+
+    /// The transport to send with: for XOAUTH2, one logged in with the
+    /// current token (the credential layer caches and refreshes it).
+    async fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+        let (username, tokens, current) = match &self.login {
+            Login::Fixed(transport) => return Ok(transport.clone()),
+            Login::OAuth2 {
+                username,
+                tokens,
+                current,
+            } => (username, tokens, current),
+        };
+        let token = tokens
+            .token(OUTLOOK_SCOPE)
+            .await
+            .map_err(|e| token_error(&e, OUTLOOK_SCOPE, tokens.as_ref()))?;
+        let fingerprint: TokenFingerprint = Sha256::digest(token.token.expose_secret()).into();
+        let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((built_with, transport)) = current.as_ref() {
+            if *built_with == fingerprint {
+                return Ok(transport.clone());
+            }
+        }
+        // Dropping the old transport closes its pooled connections once no
+        // send is using them any more.
+        let transport = self
+            .builder
+            .clone()
+            .credentials(Credentials::new(
+                username.clone(),
+                token.token.expose_secret().to_string(),
+            ))
+            .authentication(vec![Mechanism::Xoauth2])
+            .build();
+        *current = Some((fingerprint, transport.clone()));
+        Ok(transport)
+    }
+
+    /// The same mail server for other recipients (`EMAIL_TO_EMEA`, built
+    /// with their addresses): one pooled transport per destination keeps
+    /// them independent.
+    pub fn for_destination(self, id: DestinationId) -> EmailNotifier {
+        EmailNotifier { id, ..self }
+    }
+
+    fn oauth2(&self) -> bool {
+        matches!(self.login, Login::OAuth2 { .. })
+    }
+}
+
+/// A token the credential layer could not get. Retryable: the identity
+/// endpoint or Entra ID may be briefly away, and the reason names the
+/// settings when it is the configuration.
+pub fn token_error(err: &IdentityError, scope: &str, tokens: &dyn TokenSource) -> NotifyError {
+    NotifyError::retryable(format!(
+        "could not get a token for {scope} from {}: {err}",
+        tokens.describe()
+    ))
 }
 
 impl Notifier for EmailNotifier {
-    fn channel(&self) -> ChannelId {
-        ChannelId::Email
+    fn channel(&self) -> DestinationId {
+        self.id.clone()
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
         Box::pin(async move {
             let message = render_message(alert, &self.from, &self.to)?;
-            self.transport
+            self.transport()
+                .await?
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| classify(&e, &self.server))
+                .map_err(|e| classify(&e, &self.server, self.oauth2()))
         })
     }
 
@@ -88,15 +191,25 @@ impl Notifier for EmailNotifier {
 
     fn check(&self) -> SendFuture<'_> {
         Box::pin(async move {
-            match self.transport.test_connection().await {
+            match self.transport().await?.test_connection().await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(NotifyError::retryable(format!(
                     "the mail server at {} accepted the connection but did not answer NOOP",
                     self.server
                 ))),
-                Err(e) => Err(classify(&e, &self.server)),
+                Err(e) => Err(classify(&e, &self.server, self.oauth2())),
             }
         })
+    }
+
+    fn credential(&self) -> Option<String> {
+        match &self.login {
+            Login::Fixed(_) => None,
+            Login::OAuth2 { tokens, .. } => Some(format!(
+                "SMTP AUTH XOAUTH2, token for {OUTLOOK_SCOPE} from {}",
+                tokens.describe()
+            )),
+        }
     }
 }
 
@@ -109,7 +222,7 @@ pub fn render_message(
     let mut builder = Message::builder()
         .from(from.clone())
         .subject(subject(alert))
-        .message_id(Some(message_id(alert, ChannelId::Email)))
+        .message_id(Some(message_id(alert, &DestinationId::EMAIL)))
         .date_now()
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()))
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
@@ -126,9 +239,9 @@ pub fn render_message(
 
 /// `<sha256(channel, lead keys)@lead-notifier>`: the same on every retry, so
 /// a mail client can tell a repeated delivery from a new lead.
-pub fn message_id(alert: Alert<'_>, channel: ChannelId) -> String {
+pub fn message_id(alert: Alert<'_>, channel: &DestinationId) -> String {
     let mut hash = Sha256::new();
-    hash.update(channel.as_str().as_bytes());
+    hash.update(channel.to_string().as_bytes());
     let one;
     let leads = match alert {
         Alert::Lead(lead) => {
@@ -185,7 +298,7 @@ fn io_kind(err: &SmtpError) -> Option<std::io::ErrorKind> {
 /// the server accepted the message are safe to retry without a duplicate.
 /// A connection lost mid-exchange may have been after DATA; it is retried
 /// (a duplicate beats a lost lead) and the reason says so.
-pub fn classify(err: &SmtpError, server: &str) -> NotifyError {
+pub fn classify(err: &SmtpError, server: &str, oauth2: bool) -> NotifyError {
     let detail = detail(err);
     let lower = detail.to_ascii_lowercase();
     if let Some(code) = err.status() {
@@ -195,8 +308,17 @@ pub fn classify(err: &SmtpError, server: &str) -> NotifyError {
                 "the mail server at {server} answered with a temporary error ({detail})"
             ));
         }
-        let fix = if matches!(code_text.as_str(), "535" | "534" | "538") || lower.contains("5.7.8")
+        let fix = if lower.contains("5.7.30")
+            || lower.contains("basic authentication is not supported")
         {
+            "Exchange Online no longer accepts passwords for SMTP: set SMTP_AUTH=oauth2, or EMAIL_VIA=graph (README: Email from Microsoft 365)"
+        } else if (matches!(code_text.as_str(), "535" | "534" | "538")
+            || lower.contains("5.7.8")
+            || lower.contains("5.7.3 "))
+            && oauth2
+        {
+            "the mail server rejected the OAuth 2.0 login: the app needs the SMTP.SendAsApp application permission, its service principal registered in Exchange Online (New-ServicePrincipal) with FullAccess on the SMTP_USERNAME mailbox, and SMTP AUTH enabled for that mailbox"
+        } else if matches!(code_text.as_str(), "535" | "534" | "538") || lower.contains("5.7.8") {
             "the mail server rejected the login: check SMTP_USERNAME and SMTP_PASSWORD"
         } else if code_text == "530"
             || lower.contains("5.7.57")
@@ -227,7 +349,9 @@ pub fn classify(err: &SmtpError, server: &str) -> NotifyError {
                  (tls for 465, starttls for 587) ({server}: {detail})"
             ));
         }
-        let fix = if lower.contains("authentication mechanism") {
+        let fix = if lower.contains("authentication mechanism") && oauth2 {
+            "the mail server does not offer XOAUTH2 authentication: check SMTP_HOST (smtp.office365.com) and SMTP_SECURITY (AUTH is offered only after STARTTLS)"
+        } else if lower.contains("authentication mechanism") {
             "the mail server offers neither PLAIN nor LOGIN authentication: check SMTP_SECURITY (many servers offer AUTH only after STARTTLS)"
         } else {
             "the email could not be sent"

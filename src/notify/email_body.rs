@@ -76,6 +76,16 @@ fn count_text(out: &mut String, title: &str, counts: &[(String, usize)]) {
 }
 
 fn lead_text(out: &mut String, lead: &Lead) {
+    if let Some(history) = text::history(lead, text::HISTORY_SHOWN) {
+        out.push_str(&format!("{}\n", history.status));
+        for line in &history.earlier {
+            out.push_str(&format!("  - {line}\n"));
+        }
+        if let Some(more) = &history.more {
+            out.push_str(&format!("  {more}\n"));
+        }
+        out.push('\n');
+    }
     if let Some((warning, raw)) = text::customer_problem(lead, RAW_CUSTOMER_MAX) {
         out.push_str(&format!("WARNING: {warning}\n"));
         if let Some(raw) = raw {
@@ -183,6 +193,17 @@ fn lead_html(lead: &Lead) -> Markup {
     let reply = text::reply_link(lead);
     html! {
         tr { td style={"padding:12px 24px 0 24px;font-size:15px;" (FONT)} { (summary(lead)) } }
+        @if let Some(history) = text::history(lead, text::HISTORY_SHOWN) {
+            tr { td style={"padding:12px 24px 0 24px;" (FONT)} {
+                strong { (history.status) }
+                @for line in &history.earlier {
+                    br; "• " (line)
+                }
+                @if let Some(more) = &history.more {
+                    br; (more)
+                }
+            } }
+        }
         @if let Some((warning, raw)) = text::customer_problem(lead, RAW_CUSTOMER_MAX) {
             tr { td style="padding:12px 24px 0 24px;" {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {

@@ -2,9 +2,15 @@
 //! retryable or permanent. Retries, backoff and de-duplication belong to the
 //! pipeline and the ledger, never to a notifier.
 
+pub mod destination;
 pub mod email;
 pub mod email_body;
+pub mod graph;
+pub mod http;
+pub mod lead_event;
 pub mod outbox;
+pub mod signed;
+pub mod slack;
 pub mod teams;
 pub mod text;
 
@@ -13,33 +19,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{EmailSettings, EmailTransport, Settings, TeamsSettings};
+use crate::identity::Credential;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
-/// A channel's stable name, used as part of ledger keys: never rename.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelId {
-    Email,
-    Teams,
-    Outbox,
-}
-
-impl ChannelId {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelId::Email => "email",
-            ChannelId::Teams => "teams",
-            ChannelId::Outbox => "outbox",
-        }
-    }
-}
-
-impl std::fmt::Display for ChannelId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use destination::{DestinationId, Kind};
 
 /// What one notification carries.
 #[derive(Debug, Clone, Copy)]
@@ -94,9 +78,14 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), NotifyError>> +
 
 /// One integration.
 pub trait Notifier: Send + Sync {
-    fn channel(&self) -> ChannelId;
+    fn channel(&self) -> DestinationId;
     /// Sends one alert once. Must not retry on its own.
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a>;
+    /// False for a channel that wants one message per lead whatever the
+    /// count (machines): the pipeline then never hands it a digest.
+    fn takes_digests(&self) -> bool {
+        true
+    }
     /// Digest size limit: how many leads one digest message may carry.
     fn max_digest_leads(&self) -> usize {
         usize::MAX
@@ -105,10 +94,16 @@ pub trait Notifier: Send + Sync {
     fn check(&self) -> SendFuture<'_> {
         Box::pin(async { Ok(()) })
     }
+    /// How the channel authenticates with a token, for `check`: transport,
+    /// scope and credential. Never a secret.
+    fn credential(&self) -> Option<String> {
+        None
+    }
 }
 
-/// Every configured channel: email when SMTP is set up, Teams when a webhook
-/// URL is set, the outbox when OUTBOX_DIR is set. The outbox's `.eml` uses
+/// Every configured destination: email when SMTP or Graph is set up (and
+/// each `EMAIL_TO_<NAME>`), Teams when a webhook URL is set (and each named one),
+/// Slack, signed webhooks, the outbox when OUTBOX_DIR is set. The outbox's `.eml` uses
 /// the email settings' sender and recipients when there are any.
 pub fn from_settings(
     settings: &Settings,
@@ -116,10 +111,44 @@ pub fn from_settings(
 ) -> Result<Vec<Arc<dyn Notifier>>, NotifyError> {
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     if let Some(email) = &settings.email {
-        notifiers.push(Arc::new(email::EmailNotifier::new(email)?));
+        notifiers.push(email_notifier(
+            email,
+            &http,
+            DestinationId::EMAIL,
+            &email.to,
+        )?);
     }
     if let Some(teams) = &settings.teams {
-        notifiers.push(Arc::new(teams::TeamsNotifier::new(teams, http)?));
+        notifiers.push(Arc::new(teams::TeamsNotifier::new(teams, http.clone())?));
+    }
+    let named = &settings.destinations;
+    if let Some(email) = &settings.email {
+        for (id, to) in &named.email_to {
+            notifiers.push(email_notifier(email, &http, id.clone(), to)?);
+        }
+    }
+    for (id, url) in &named.teams {
+        let teams = TeamsSettings {
+            webhook_url: url.clone(),
+        };
+        let notifier = teams::TeamsNotifier::new(&teams, http.clone())?.for_destination(id.clone());
+        notifiers.push(Arc::new(notifier));
+    }
+    for slack in &named.slack {
+        notifiers.push(Arc::new(slack::SlackNotifier::new(slack, http.clone())?));
+    }
+    if !named.webhooks.is_empty() {
+        // Standard Webhooks counts a redirect as a failure; following one
+        // could also carry the event to another host.
+        let no_redirects = crate::tls::http_client_builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| NotifyError::permanent(format!("could not set up HTTPS: {e}")))?;
+        for webhook in &named.webhooks {
+            let notifier = signed::SignedWebhookNotifier::new(webhook, no_redirects.clone())?;
+            notifiers.push(Arc::new(notifier));
+        }
     }
     if let Some(dir) = &settings.outbox_dir {
         let (from, to) = match &settings.email {
@@ -129,6 +158,32 @@ pub fn from_settings(
         notifiers.push(Arc::new(outbox::OutboxNotifier::new(dir, from, to)));
     }
     Ok(notifiers)
+}
+
+/// The email destination `id` to `to`, over the configured transport (SMTP
+/// or Microsoft Graph), with tokens from the one credential where needed.
+fn email_notifier(
+    email: &EmailSettings,
+    http: &reqwest::Client,
+    id: DestinationId,
+    to: &[lettre::message::Mailbox],
+) -> Result<Arc<dyn Notifier>, NotifyError> {
+    let from = email.from.clone();
+    let tokens = email.credential.as_ref().map(Credential::token_source);
+    Ok(match &email.transport {
+        EmailTransport::Smtp(smtp) => Arc::new(
+            email::EmailNotifier::new(from, to.to_vec(), smtp, tokens)?.for_destination(id),
+        ),
+        EmailTransport::Graph(graph) => {
+            let tokens = tokens.ok_or_else(|| {
+                NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
+            })?;
+            Arc::new(
+                graph::GraphNotifier::new(from, to.to_vec(), graph, http.clone(), tokens)?
+                    .for_destination(id),
+            )
+        }
+    })
 }
 
 /// The lead `test-alert` sends: clearly a sample, yet not shaped like
@@ -165,6 +220,7 @@ pub fn sample_lead() -> Lead {
                 .into(),
         ),
         lead_source_raw: Some("SPZA-PLT|lead-notifier.sample-offer".into()),
+        history: None,
     }
 }
 
@@ -172,7 +228,7 @@ pub fn sample_lead() -> Lead {
 /// Errors already name the setting to fix.
 pub async fn test_alert(
     notifiers: &[Arc<dyn Notifier>],
-) -> Vec<(ChannelId, Result<(), NotifyError>)> {
+) -> Vec<(DestinationId, Result<(), NotifyError>)> {
     let lead = sample_lead();
     let mut results = Vec::with_capacity(notifiers.len());
     for notifier in notifiers {

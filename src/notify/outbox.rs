@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{email, teams, Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use super::{email, teams, Alert, DestinationId, Notifier, NotifyError, SendFuture};
 
 pub struct OutboxNotifier {
     dir: PathBuf,
@@ -81,8 +81,8 @@ impl OutboxNotifier {
 }
 
 impl Notifier for OutboxNotifier {
-    fn channel(&self) -> ChannelId {
-        ChannelId::Outbox
+    fn channel(&self) -> DestinationId {
+        DestinationId::OUTBOX
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {

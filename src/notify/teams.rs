@@ -3,27 +3,25 @@
 //!
 //! Lead text only ever goes into `TextRun`s: `TextBlock` and `FactSet` text
 //! is Markdown in Teams, so a first name like `[click](http://evil)` would
-//! become a link. No element carries a `url`.
+//! become a link. The one `url` is the "Reply to the customer" button's:
+//! `mailto:` and the percent-encoded address, nothing else.
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use super::http::Target;
 use super::text::{self, Limits};
-use super::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::TeamsSettings;
 use crate::lead::Lead;
 
 /// Teams refuses posts above about 28 KB; stay clear of it.
 pub const MAX_PAYLOAD_BYTES: usize = 26 * 1024;
 
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub struct TeamsNotifier {
-    http: reqwest::Client,
-    url: SecretString,
+    id: DestinationId,
+    target: Target,
 }
 
 impl TeamsNotifier {
@@ -32,85 +30,59 @@ impl TeamsNotifier {
         settings: &TeamsSettings,
         http: reqwest::Client,
     ) -> Result<TeamsNotifier, NotifyError> {
-        // The URL is a secret: errors describe it without quoting it.
-        let url = url::Url::parse(settings.webhook_url.expose_secret()).map_err(|_| {
-            NotifyError::permanent(
-                "TEAMS_WEBHOOK_URL is not a valid URL: copy it again from the Teams workflow",
-            )
-        })?;
-        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-            return Err(NotifyError::permanent(
-                "TEAMS_WEBHOOK_URL must be an https:// URL: copy it again from the Teams workflow",
-            ));
-        }
-        Ok(TeamsNotifier {
+        let target = Target::new(
             http,
-            url: settings.webhook_url.clone(),
+            &settings.webhook_url,
+            "TEAMS_WEBHOOK_URL".to_owned(),
+            ("the Teams webhook", "Teams"),
+        )
+        .map_err(|e| {
+            NotifyError::permanent(format!(
+                "{}: copy it again from the Teams workflow",
+                e.reason()
+            ))
+        })?;
+        Ok(TeamsNotifier {
+            id: DestinationId::TEAMS,
+            target,
         })
     }
 
-    /// Belt and braces: whatever a library put in an error, the URL and its
-    /// signature never leave this module.
-    fn scrub(&self, reason: String) -> String {
-        let url = self.url.expose_secret();
-        let mut reason = reason.replace(url, "<TEAMS_WEBHOOK_URL>");
-        if let Ok(parsed) = url::Url::parse(url) {
-            if let Some(query) = parsed.query().filter(|q| !q.is_empty()) {
-                reason = reason.replace(query, "<redacted>");
-            }
-        }
-        reason
+    /// The same channel as another destination (`teams:crm`).
+    pub fn for_destination(mut self, id: DestinationId) -> TeamsNotifier {
+        self.target.setting = format!("TEAMS_WEBHOOK_URL{}", id.setting_suffix());
+        TeamsNotifier { id, ..self }
     }
 
     async fn post(&self, payload: &Value) -> Result<(), NotifyError> {
-        let response = self
-            .http
-            .post(self.url.expose_secret())
-            .timeout(HTTP_TIMEOUT)
-            .json(payload)
-            .send()
-            .await
-            .map_err(|e| {
-                NotifyError::retryable(self.scrub(format!(
-                    "could not reach the Teams webhook: {}",
-                    chain(&e.without_url())
-                )))
-            })?;
-        let status = response.status();
-        if status.is_success() {
+        let body = serde_json::to_vec(payload)
+            .map_err(|e| NotifyError::permanent(format!("could not encode the card: {e}")))?;
+        let Some(answer) = self.target.post(body, Default::default()).await? else {
             return Ok(());
-        }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let code = error_code(&response.text().await.unwrap_or_default());
-        let answer = match code {
-            Some(code) => format!("{status}, {code}"),
-            None => status.to_string(),
         };
-        let reason = |text: &str| self.scrub(format!("{text} (Teams answered {answer})"));
-        Err(match status.as_u16() {
+        let code = error_code(&answer.body);
+        let reason = |text: String| self.target.reason(&answer, code.as_deref(), &text);
+        let setting = &self.target.setting;
+        Err(match answer.status.as_u16() {
             408 | 429 | 500..=599 => NotifyError::Retryable {
-                reason: reason("the Teams webhook is busy or unavailable"),
-                retry_after,
+                reason: reason("the Teams webhook is busy or unavailable".to_owned()),
+                retry_after: answer.retry_after,
             },
-            401 | 403 | 404 => NotifyError::permanent(reason(
-                "the Teams webhook refused the post: TEAMS_WEBHOOK_URL is wrong, or the workflow was deleted or its URL signature changed; copy the URL again from the workflow",
-            )),
-            413 => NotifyError::permanent(reason("Teams refused the card as too large")),
+            401 | 403 | 404 => NotifyError::permanent(reason(format!(
+                "the Teams webhook refused the post: {setting} is wrong, or the workflow was deleted or its URL signature changed; copy the URL again from the workflow",
+            ))),
+            413 => NotifyError::permanent(reason("Teams refused the card as too large".to_owned())),
             400..=499 => NotifyError::permanent(reason(
-                "Teams refused the card: check that the workflow is a \"Post to a channel when a webhook request is received\" flow",
+                "Teams refused the card: check that the workflow is a \"Post to a channel when a webhook request is received\" flow".to_owned(),
             )),
-            _ => NotifyError::permanent(reason("unexpected answer from the Teams webhook")),
+            _ => NotifyError::permanent(reason("unexpected answer from the Teams webhook".to_owned())),
         })
     }
 }
 
 impl Notifier for TeamsNotifier {
-    fn channel(&self) -> ChannelId {
-        ChannelId::Teams
+    fn channel(&self) -> DestinationId {
+        self.id.clone()
     }
 
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
@@ -120,38 +92,13 @@ impl Notifier for TeamsNotifier {
     /// Opens a TCP connection to the webhook's host: posting anything would
     /// show up in the channel.
     fn check(&self) -> SendFuture<'_> {
-        Box::pin(async move {
-            let parsed = url::Url::parse(self.url.expose_secret())
-                .map_err(|_| NotifyError::permanent("TEAMS_WEBHOOK_URL is not a valid URL"))?;
-            let host = parsed.host_str().unwrap_or_default().to_string();
-            let port = parsed.port_or_known_default().unwrap_or(443);
-            match tokio::time::timeout(CONNECT_CHECK_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(NotifyError::retryable(format!(
-                    "could not connect to the Teams webhook's host: {e}; check TEAMS_WEBHOOK_URL and outbound network access"
-                ))),
-                Err(_) => Err(NotifyError::retryable(
-                    "the Teams webhook's host did not answer in time; check outbound network access",
-                )),
-            }
-        })
+        Box::pin(self.target.check())
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text::truncate(&text::one_line(&text), 300)
 }
 
 /// The `error.code` of a Workflows error body, e.g. `InvalidRequestContent`.
 /// Only the code: messages can quote the posted card.
-fn error_code(body: &str) -> Option<String> {
+pub(super) fn error_code(body: &str) -> Option<String> {
     let value: Value = serde_json::from_str(body).ok()?;
     let code = value.pointer("/error/code")?.as_str()?;
     let code = text::one_line(code);
@@ -267,6 +214,11 @@ fn lead_card(lead: &Lead) -> Value {
     let mut card_value = Value::Null;
     for limits in LEAD_LIMITS {
         card_value = card(lead_body(lead, limits));
+        if let Some(link) = text::mailto(lead) {
+            card_value["actions"] = json!([
+                {"type": "Action.OpenUrl", "title": "Reply to the customer", "url": link}
+            ]);
+        }
         if size(&wrap(card_value.clone())) <= MAX_PAYLOAD_BYTES {
             break;
         }
@@ -282,6 +234,7 @@ fn lead_body(lead: &Lead, limits: Limits) -> Vec<Value> {
         )),
         rich(vec![run(&summary(lead, limits.field * 2))]),
     ];
+    history(&mut body, lead, text::HISTORY_SHOWN, limits.field);
     if let Some((warning, raw)) = text::customer_problem(lead, limits.long) {
         body.push(rich(vec![
             json!({"type": "TextRun", "text": warning, "color": "Warning", "weight": "Bolder"}),
@@ -304,6 +257,23 @@ fn lead_body(lead: &Lead, limits: Limits) -> Vec<Value> {
     body
 }
 
+/// "New customer" or "Returning customer" and the earlier leads.
+fn history(body: &mut Vec<Value>, lead: &Lead, shown: usize, max: usize) {
+    let Some(history) = text::history(lead, shown) else {
+        return;
+    };
+    body.push(rich(vec![bold(&history.status)]));
+    for line in &history.earlier {
+        body.push(rich_tight(vec![run(&format!(
+            "• {}",
+            text::truncate(line, max)
+        ))]));
+    }
+    if let Some(more) = &history.more {
+        body.push(rich_tight(vec![run(more)]));
+    }
+}
+
 /// Fields worth a line in a digest; the rest are in each lead's email.
 const DIGEST_FIELDS: [&str; 7] = [
     "Title",
@@ -319,6 +289,8 @@ const DIGEST_LIMITS: Limits = Limits {
     long: 200,
 };
 const DIGEST_COUNT_LINES: usize = 15;
+/// Earlier leads listed per lead in a digest; the email lists more.
+const DIGEST_HISTORY_SHOWN: usize = 2;
 
 fn digest_card(leads: &[&Lead], total: usize) -> Value {
     let total = total.max(leads.len());
@@ -375,6 +347,7 @@ fn digest_item(n: usize, lead: &Lead) -> Value {
     if lead.customer_warning.is_some() {
         items.push(rich_tight(vec![json!({"type": "TextRun", "text": "The customer details could not be read; see the email.", "color": "Warning"})]));
     }
+    history(&mut items, lead, DIGEST_HISTORY_SHOWN, DIGEST_LIMITS.field);
     for field in text::fields(lead, DIGEST_LIMITS) {
         if DIGEST_FIELDS.contains(&field.label) {
             items.push(rich_tight(vec![

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
 
-use crate::lead::{Action, Lead, Source};
+use crate::history::PastLead;
+use crate::lead::{parse_created_time, Action, Lead, Source};
 
 /// Characters that are invisible or reorder text. Lead text comes from
 /// strangers: a right-to-left override can make `moc.live@` read as
@@ -258,10 +259,68 @@ pub fn fields(lead: &Lead, limits: Limits) -> Vec<Field> {
         .map(multi_line)
         .filter(|d| !d.is_empty());
     push("Description", description, FieldKind::Long);
-    push("Created", non_empty(&lead.created_time), FieldKind::Text);
+    push("Created", created(lead), FieldKind::Text);
     push("Received", lead.timestamp.map(format_time), FieldKind::Text);
     push("Lead keys", Some(keys(lead)), FieldKind::Text);
     out
+}
+
+/// `CreatedTime` as a readable UTC time when it is a date, else as written.
+pub fn created(lead: &Lead) -> Option<String> {
+    let text = non_empty(&lead.created_time)?;
+    Some(parse_created_time(&text).map_or(text, format_time))
+}
+
+/// Earlier leads listed in one alert; the rest are counted.
+pub const HISTORY_SHOWN: usize = 5;
+
+/// What an alert says about the customer's earlier leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryText {
+    /// "Returning customer: 2 earlier leads" or "New customer: …".
+    pub status: String,
+    /// One line per earlier lead, newest first.
+    pub earlier: Vec<String>,
+    /// "and 3 more", when not all are listed.
+    pub more: Option<String>,
+}
+
+/// The customer's history in words, listing at most `shown` earlier leads;
+/// `None` when it is not known (no email address).
+pub fn history(lead: &Lead, shown: usize) -> Option<HistoryText> {
+    let history = lead.history.as_ref()?;
+    if !history.is_returning() {
+        return Some(HistoryText {
+            status: "New customer: no earlier lead from this email address".to_owned(),
+            earlier: Vec::new(),
+            more: None,
+        });
+    }
+    let total = history.total();
+    let earlier: Vec<String> = history.earlier.iter().take(shown).map(past_lead).collect();
+    let hidden = total - earlier.len();
+    Some(HistoryText {
+        status: format!(
+            "Returning customer: {total} earlier lead{}",
+            if total == 1 { "" } else { "s" }
+        ),
+        earlier,
+        more: (hidden > 0).then(|| format!("and {hidden} more")),
+    })
+}
+
+/// `Get it now — Contoso CRM Suite — 2026-11-18 10:00:00 UTC`.
+fn past_lead(past: &PastLead) -> String {
+    let offer = [&past.offer_name, &past.offer_id]
+        .into_iter()
+        .find_map(non_empty)
+        .unwrap_or_else(|| "unknown offer".to_owned());
+    format!(
+        "{} — {} — {}",
+        action_label(&past.action),
+        truncate(&offer, 80),
+        format_time(past.at)
+    )
 }
 
 /// The warning when `CustomerInfo` could not be read, with the raw text
@@ -327,19 +386,27 @@ const MAILTO: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// A `mailto:` link to the customer with a prefilled subject, when their
-/// email looks like an address.
-pub fn reply_link(lead: &Lead) -> Option<String> {
+/// `mailto:` and the customer's address, percent-encoded, when it looks like
+/// an address: the only lead data that may go into a URL (Teams).
+pub fn mailto(lead: &Lead) -> Option<String> {
     let email = non_empty(&lead.customer.email)?;
     if !looks_like_email(&email) {
         return None;
     }
     let (local, domain) = email.split_once('@')?;
+    Some(format!(
+        "mailto:{}@{}",
+        utf8_percent_encode(local, MAILTO),
+        utf8_percent_encode(domain, MAILTO)
+    ))
+}
+
+/// [`mailto`] with a prefilled subject naming the offer (email).
+pub fn reply_link(lead: &Lead) -> Option<String> {
     let subject = format!("Your interest in {}", truncate(&offer(lead), 100));
     Some(format!(
-        "mailto:{}@{}?subject={}",
-        utf8_percent_encode(local, MAILTO),
-        utf8_percent_encode(domain, MAILTO),
+        "{}?subject={}",
+        mailto(lead)?,
         utf8_percent_encode(&subject, MAILTO)
     ))
 }
@@ -383,6 +450,68 @@ mod tests {
         assert!(!looks_like_email("jane@localhost"));
         assert!(!looks_like_email("a@b@c.de"));
         assert!(!looks_like_email("x@y.com?cc=evil@z.com"));
+    }
+
+    #[test]
+    fn mailto_carries_only_the_encoded_address() {
+        let mut lead = crate::notify::sample_lead();
+        lead.customer.email = Some(" jane+crm@acme.example ".into());
+        assert_eq!(
+            mailto(&lead).as_deref(),
+            Some("mailto:jane%2Bcrm@acme.example")
+        );
+        lead.customer.email = Some("x@y.com?cc=evil@z.com".into());
+        assert_eq!(mailto(&lead), None);
+        assert_eq!(reply_link(&lead), None);
+    }
+
+    #[test]
+    fn history_in_words_is_newest_first_and_capped() {
+        use crate::history::History;
+        let mut lead = crate::notify::sample_lead();
+        assert_eq!(history(&lead, 5), None, "not known: nothing said");
+        lead.history = Some(History::default());
+        assert!(history(&lead, 5)
+            .unwrap()
+            .status
+            .starts_with("New customer"));
+        let at = time::macros::datetime!(2026-11-18 10:00 UTC);
+        let past = |offer: &str, action: Action| PastLead {
+            key: lead.key.clone(),
+            action,
+            offer_id: Some("contoso.crm".into()),
+            offer_name: Some(offer.into()),
+            at,
+        };
+        lead.history = Some(History {
+            earlier: vec![
+                past("Contoso CRM", Action::Install),
+                past("Contoso\nERP", Action::StartTestDrive),
+                past("", Action::ContactMe),
+            ],
+            more: 4,
+        });
+        let text = history(&lead, 2).unwrap();
+        assert_eq!(text.status, "Returning customer: 7 earlier leads");
+        assert_eq!(
+            text.earlier,
+            [
+                "Get it now — Contoso CRM — 2026-11-18 10:00:00 UTC",
+                "Test drive started — Contoso ERP — 2026-11-18 10:00:00 UTC"
+            ]
+        );
+        assert_eq!(text.more.as_deref(), Some("and 5 more"));
+    }
+
+    #[test]
+    fn created_time_is_readable_utc_when_it_is_a_date() {
+        let mut lead = crate::notify::sample_lead();
+        lead.created_time = Some("11/21/2026 10:44:59 AM".into());
+        assert_eq!(created(&lead).as_deref(), Some("2026-11-21 10:44:59 UTC"));
+        lead.created_time = Some("2026-11-23 9:03:13.558089198 +00:00:00".into());
+        assert_eq!(created(&lead).as_deref(), Some("2026-11-23 09:03:13 UTC"));
+        lead.created_time = Some("last\ntuesday".into());
+        assert_eq!(created(&lead).as_deref(), Some("last tuesday"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
-use crate::notify::{Alert, ChannelId, Notifier, NotifyError};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -34,7 +34,7 @@ impl Channel {
         }
     }
 
-    pub fn id(&self) -> ChannelId {
+    pub fn id(&self) -> DestinationId {
         self.notifier.channel()
     }
 }
@@ -84,7 +84,7 @@ pub(super) async fn deliver(
 ) -> Result<Tally, StorageError> {
     let mut tally = Tally::default();
     let total = items.len();
-    if total > limits.digest_after {
+    if total > limits.digest_after && channel.notifier.takes_digests() {
         let size = channel.notifier.max_digest_leads().max(1);
         let mut rest = items;
         while !rest.is_empty() {

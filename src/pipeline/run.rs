@@ -12,7 +12,7 @@ use super::summary::RunSummary;
 use crate::config::Settings;
 use crate::lead::{Lead, LeadRow};
 use crate::ledger::{AlertKey, Entry, Ledger, Settlement, Verdict};
-use crate::notify::ChannelId;
+use crate::notify::DestinationId;
 use crate::storage::StorageError;
 
 pub(super) struct Run<'a> {
@@ -55,7 +55,7 @@ impl Run<'_> {
         let mut keep = Vec::new();
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();
-        let ids: Vec<ChannelId> = self.channels.iter().map(Channel::id).collect();
+        let ids: Vec<DestinationId> = self.channels.iter().map(Channel::id).collect();
         for (index, lead) in leads.iter().enumerate() {
             // Rows posted to the webhook have no Timestamp yet; a later
             // scan matches them by key.
@@ -63,10 +63,14 @@ impl Run<'_> {
             self.latest = Some(self.latest.map_or(stamp, |l| l.max(stamp)));
             let skip = self.settings.filters.skip_reason(lead);
             let mut new = false;
-            for (&channel, owed) in ids.iter().zip(owed.iter_mut()) {
+            for (channel, owed) in ids.iter().zip(owed.iter_mut()) {
+                // Not routed here: nothing owed, nothing recorded.
+                if !self.settings.destinations.router.takes(channel, lead) {
+                    continue;
+                }
                 let alert = AlertKey {
                     lead: lead.key.clone(),
-                    channel,
+                    channel: channel.clone(),
                     lead_timestamp: stamp,
                 };
                 let entry = known.get(&alert.row_key());

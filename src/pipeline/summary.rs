@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::lead::SkipReason;
-use crate::notify::ChannelId;
+use crate::notify::DestinationId;
 
 /// Problem lines kept in a summary; the rest are counted.
 const MAX_PROBLEMS: usize = 20;
@@ -18,7 +18,7 @@ pub struct RunSummary {
     /// Scanned leads that were not yet handled on every channel.
     pub leads_new: u64,
     /// Alerts delivered by this run, per channel (every configured channel listed).
-    pub delivered: BTreeMap<ChannelId, u64>,
+    pub delivered: BTreeMap<DestinationId, u64>,
     /// Leads newly recorded as not alerted, per reason.
     pub skipped: BTreeMap<SkipReason, u64>,
     /// Alerts given up for good by this run.
@@ -36,7 +36,7 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn new(run_id: String, channels: impl IntoIterator<Item = ChannelId>) -> RunSummary {
+    pub fn new(run_id: String, channels: impl IntoIterator<Item = DestinationId>) -> RunSummary {
         RunSummary {
             run_id,
             delivered: channels.into_iter().map(|c| (c, 0)).collect(),
@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn pending_or_failed_alerts_are_not_all_delivered() {
-        let mut summary = RunSummary::new("r1".into(), [ChannelId::Email, ChannelId::Teams]);
+        let mut summary =
+            RunSummary::new("r1".into(), [DestinationId::EMAIL, DestinationId::TEAMS]);
         assert!(summary.all_delivered());
         summary.pending = 1;
         assert!(!summary.all_delivered());
@@ -123,9 +124,9 @@ mod tests {
 
     #[test]
     fn log_lines_name_channels_problems_and_costs() {
-        let mut summary = RunSummary::new("r1".into(), [ChannelId::Email]);
+        let mut summary = RunSummary::new("r1".into(), [DestinationId::EMAIL]);
         summary.rows_scanned = 3;
-        summary.delivered.insert(ChannelId::Email, 2);
+        summary.delivered.insert(DestinationId::EMAIL, 2);
         summary.skipped.insert(SkipReason::TestLead, 1);
         summary.pending = 1;
         summary.storage_requests = 7;

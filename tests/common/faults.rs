@@ -341,10 +341,18 @@ pub async fn ledger(fixture: &Fixture) -> Vec<LedgerRecord> {
 /// Teams alerts claimed but not recorded as delivered: the ones a crash or a
 /// storage outage may have caught after sending.
 pub async fn teams_claims_in_flight(fixture: &Fixture) -> std::collections::BTreeSet<String> {
+    claims_in_flight(fixture, "teams").await
+}
+
+/// Alerts on `channel` claimed but not recorded as delivered.
+pub async fn claims_in_flight(
+    fixture: &Fixture,
+    channel: &str,
+) -> std::collections::BTreeSet<String> {
     ledger(fixture)
         .await
         .into_iter()
-        .filter(|r| r.channel == "teams" && r.status == "claimed")
+        .filter(|r| r.channel == channel && r.status == "claimed")
         .map(|r| r.lead)
         .collect()
 }

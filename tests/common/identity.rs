@@ -432,3 +432,67 @@ impl axum::serve::Listener for TlsListener {
         self.tcp.local_addr()
     }
 }
+
+/// An SMTP server with implicit TLS (`SMTP_SECURITY=tls`) presenting the
+/// test certificate: enough SMTP for lettre's NOOP check and one message,
+/// to show SSL_CERT_FILE reaches the mail client too.
+pub struct TlsSmtp {
+    pub port: u16,
+    /// Messages accepted after DATA.
+    pub accepted: Arc<Mutex<usize>>,
+}
+
+impl TlsSmtp {
+    pub async fn start(cert: &TestCert) -> TlsSmtp {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind smtp");
+        let port = listener.local_addr().expect("addr").port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cert.server_config()));
+        let accepted = Arc::new(Mutex::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let (read, mut write) = tokio::io::split(tls);
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 localhost ESMTP\r\n").await;
+                    let mut in_data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply: &[u8] = if in_data {
+                            if line != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            *counter.lock().expect("lock") += 1;
+                            b"250 2.0.0 queued\r\n"
+                        } else {
+                            match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                                Some("EHLO") => b"250-localhost\r\n250 8BITMIME\r\n",
+                                Some("DATA") => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                Some("QUIT") => {
+                                    let _ = write.write_all(b"221 bye\r\n").await;
+                                    return;
+                                }
+                                _ => b"250 OK\r\n",
+                            }
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TlsSmtp { port, accepted }
+    }
+}

@@ -26,3 +26,46 @@ pub fn jane() -> Lead {
         "Contoso CRM Suite",
     )
 }
+
+/// Jane as a returning customer: two earlier leads listed, three more counted.
+pub fn returning_jane() -> Lead {
+    use lead_notifier::history::{History, PastLead};
+    use lead_notifier::lead::{Action, LeadKey};
+    let past = |rk: &str, action: Action, offer_id: &str, offer: &str, at| PastLead {
+        key: LeadKey {
+            partition_key: "11:2F18:2F2026".into(),
+            row_key: rk.into(),
+        },
+        action,
+        offer_id: Some(offer_id.into()),
+        offer_name: Some(offer.into()),
+        at,
+    };
+    let mut lead = jane();
+    lead.history = Some(History {
+        earlier: vec![
+            past(
+                "t9",
+                Action::StartTestDrive,
+                "contoso.crm-suite",
+                "Contoso CRM Suite",
+                time::macros::datetime!(2026-11-19 16:20 UTC),
+            ),
+            past(
+                "g1",
+                Action::Install,
+                "contoso.analytics-hub",
+                "Contoso Analytics Hub",
+                time::macros::datetime!(2026-11-18 08:05 UTC),
+            ),
+        ],
+        more: 0,
+    });
+    lead
+}
+
+/// `lead` as a customer seen for the first time.
+pub fn new_customer(mut lead: Lead) -> Lead {
+    lead.history = Some(Default::default());
+    lead
+}

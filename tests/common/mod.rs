@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod graph;
 pub mod handler;
 pub mod identity;
 pub mod leads;

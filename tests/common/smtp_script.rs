@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+use super::graph::Bearer;
+
 /// Replies, each a full SMTP reply line such as `"451 4.3.0 try later"`.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -18,6 +20,17 @@ pub struct Script {
     /// The reply after the message's final `.`; `None` closes the connection
     /// without answering (the ambiguous case).
     pub after_data: Option<String>,
+    /// When set, EHLO advertises `AUTH XOAUTH2` and AUTH checks the SASL
+    /// string as Exchange Online does.
+    pub xoauth2: Option<Xoauth2>,
+}
+
+/// The mailbox and token AUTH XOAUTH2 accepts; anything else gets
+/// Exchange's `535 5.7.3 Authentication unsuccessful`.
+#[derive(Debug, Clone)]
+pub struct Xoauth2 {
+    pub user: String,
+    pub token: Bearer,
 }
 
 impl Default for Script {
@@ -28,6 +41,7 @@ impl Default for Script {
             rcpt: "250 2.1.5 OK".into(),
             data: "354 Start mail input; end with <CRLF>.<CRLF>".into(),
             after_data: Some("250 2.0.0 OK queued".into()),
+            xoauth2: None,
         }
     }
 }
@@ -42,6 +56,10 @@ pub struct ScriptedSmtp {
     script: Arc<Mutex<Script>>,
     /// The full text of every message answered with a 2xx after DATA.
     accepted: Arc<Mutex<Vec<String>>>,
+    /// Every decoded XOAUTH2 SASL string, in order.
+    sasl: Arc<Mutex<Vec<String>>>,
+    /// Connections accepted so far.
+    connections: Arc<Mutex<usize>>,
 }
 
 impl ScriptedSmtp {
@@ -52,12 +70,17 @@ impl ScriptedSmtp {
         let log = commands.clone();
         let script = Arc::new(Mutex::new(script));
         let accepted = Arc::new(Mutex::new(Vec::new()));
+        let sasl = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
         let shared = Shared {
             script: script.clone(),
             accepted: accepted.clone(),
+            sasl: sasl.clone(),
         };
+        let counter = connections.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                *counter.lock().unwrap() += 1;
                 let shared = shared.clone();
                 let log = log.clone();
                 tokio::spawn(async move {
@@ -70,6 +93,8 @@ impl ScriptedSmtp {
             commands,
             script,
             accepted,
+            sasl,
+            connections,
         }
     }
 
@@ -86,12 +111,47 @@ impl ScriptedSmtp {
     pub fn commands(&self) -> Vec<String> {
         self.commands.lock().unwrap().clone()
     }
+
+    /// Every XOAUTH2 SASL string received, decoded from base64.
+    pub fn sasl(&self) -> Vec<String> {
+        self.sasl.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        *self.connections.lock().unwrap()
+    }
 }
 
 #[derive(Clone)]
 struct Shared {
     script: Arc<Mutex<Script>>,
     accepted: Arc<Mutex<Vec<String>>>,
+    sasl: Arc<Mutex<Vec<String>>>,
+}
+
+/// Exchange Online's answer to `AUTH XOAUTH2 <base64>` (initial response).
+fn xoauth2_reply(expected: &Xoauth2, argument: Option<&str>, sasl: &Mutex<Vec<String>>) -> String {
+    use base64::Engine as _;
+    let decoded = argument
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some(decoded) = decoded else {
+        return "501 5.5.2 Cannot decode response".into();
+    };
+    sasl.lock().unwrap().push(decoded.clone());
+    // user=<mailbox>\x01auth=Bearer <token>\x01\x01, nothing else.
+    let parts = decoded
+        .strip_prefix("user=")
+        .and_then(|rest| rest.strip_suffix("\x01\x01"))
+        .and_then(|rest| rest.split_once("\x01auth=Bearer "));
+    let accepted = parts.is_some_and(|(user, token)| {
+        user == expected.user && !token.contains('\x01') && expected.token.accepts(token)
+    });
+    if accepted {
+        "235 2.7.0 Authentication successful".into()
+    } else {
+        "535 5.7.3 Authentication unsuccessful".into()
+    }
 }
 
 async fn serve(
@@ -116,15 +176,25 @@ async fn serve(
         });
         let reply = match verb.as_str() {
             "EHLO" => {
-                let auth = if script.auth.is_some() {
-                    "250-AUTH PLAIN LOGIN\r\n"
-                } else {
-                    ""
+                let auth = match (&script.auth, &script.xoauth2) {
+                    (Some(_), Some(_)) => "250-AUTH PLAIN LOGIN XOAUTH2\r\n",
+                    (Some(_), None) => "250-AUTH PLAIN LOGIN\r\n",
+                    (None, Some(_)) => "250-AUTH XOAUTH2\r\n",
+                    (None, None) => "",
                 };
                 format!("250-script.test\r\n{auth}250 8BITMIME")
             }
             "HELO" | "NOOP" | "RSET" => "250 OK".into(),
-            "AUTH" => script.auth.clone().unwrap_or("502 not supported".into()),
+            "AUTH" => {
+                let mut words = line.split_whitespace().skip(1);
+                let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+                match (&script.xoauth2, mechanism.as_str()) {
+                    (Some(expected), "XOAUTH2") => {
+                        xoauth2_reply(expected, words.next(), &shared.sasl)
+                    }
+                    _ => script.auth.clone().unwrap_or("502 not supported".into()),
+                }
+            }
             "MAIL" => script.mail.clone(),
             "RCPT" => script.rcpt.clone(),
             "DATA" => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lead_notifier::config::Settings;
 use lead_notifier::lead::{LeadKey, LeadRow};
-use lead_notifier::notify::{Alert, ChannelId, Notifier, NotifyError, SendFuture};
+use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use lead_notifier::source;
 use lead_notifier::storage::Storage;
 
@@ -112,7 +112,7 @@ type Hook = Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Syn
 /// Records every send: one entry per message with the lead keys it carried
 /// and, for digests, the `total` it announced.
 pub struct Recorder {
-    channel: ChannelId,
+    channel: DestinationId,
     behaviour: Mutex<Behaviour>,
     max_digest: usize,
     sent: Mutex<Vec<Sent>>,
@@ -128,11 +128,11 @@ pub struct Sent {
 }
 
 impl Recorder {
-    pub fn new(channel: ChannelId) -> Arc<Recorder> {
+    pub fn new(channel: DestinationId) -> Arc<Recorder> {
         Self::with(channel, Behaviour::Deliver, usize::MAX)
     }
 
-    pub fn with(channel: ChannelId, behaviour: Behaviour, max_digest: usize) -> Arc<Recorder> {
+    pub fn with(channel: DestinationId, behaviour: Behaviour, max_digest: usize) -> Arc<Recorder> {
         Arc::new(Recorder {
             channel,
             behaviour: Mutex::new(behaviour),
@@ -169,8 +169,8 @@ impl Recorder {
 }
 
 impl Notifier for Recorder {
-    fn channel(&self) -> ChannelId {
-        self.channel
+    fn channel(&self) -> DestinationId {
+        self.channel.clone()
     }
 
     fn max_digest_leads(&self) -> usize {

@@ -8,6 +8,7 @@ mod demo;
 mod host;
 mod package;
 mod proc;
+mod python;
 mod servers;
 mod test;
 

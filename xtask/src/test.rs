@@ -55,6 +55,7 @@ pub fn run(options: &Args) -> Result<ExitCode> {
         }
     }
     ensure_node_modules()?;
+    let python_path = crate::python::ensure_packages()?;
     let azurite = Azurite::start("test-azurite")?;
     let maildev = MailDev::start("test-maildev")?;
     let label = format!(
@@ -71,6 +72,7 @@ pub fn run(options: &Args) -> Result<ExitCode> {
             maildev.smtp_port.to_string(),
         )
         .env("LEAD_NOTIFIER_TEST_MAILDEV_URL", maildev.api_url())
+        .env("LEAD_NOTIFIER_TEST_PYTHONPATH", &python_path)
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     // Passed through line by line, and counted: the suite ends with one

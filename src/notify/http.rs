@@ -1,0 +1,208 @@
+//! What the webhook-style notifiers (Teams, Slack, signed webhook) share: a URL that
+//! is a secret, one POST with a timeout, the answer's status, `Retry-After`
+//! and a short error code, and a reachability check that posts nothing.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::teams::parse_retry_after;
+use super::text;
+use super::NotifyError;
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A URL to post to. The whole URL is treated as a secret: Slack's path and
+/// many receivers' query strings are the credential.
+pub struct Target {
+    http: reqwest::Client,
+    url: SecretString,
+    /// The setting it came from, e.g. `SLACK_WEBHOOK_URL_MARKETING`.
+    pub setting: String,
+    /// "the Slack webhook", for messages.
+    pub service: &'static str,
+    /// "Slack", as in "Slack answered 404".
+    pub answerer: &'static str,
+}
+
+/// A non-success answer.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub retry_after: Option<Duration>,
+    /// Never quoted whole: it could echo what was posted. Each notifier
+    /// picks out its service's error code.
+    pub body: String,
+}
+
+impl Answer {
+    /// The body when it is one short plain token, as Slack answers errors
+    /// (`channel_not_found`).
+    pub fn plain_code(&self) -> Option<String> {
+        plain_code(&self.body)
+    }
+}
+
+impl Target {
+    pub fn new(
+        http: reqwest::Client,
+        url: &SecretString,
+        setting: String,
+        (service, answerer): (&'static str, &'static str),
+    ) -> Result<Target, NotifyError> {
+        let parsed = url::Url::parse(url.expose_secret())
+            .map_err(|_| NotifyError::permanent(format!("{setting} is not a valid URL")))?;
+        if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+            return Err(NotifyError::permanent(format!(
+                "{setting} must be an https:// URL"
+            )));
+        }
+        Ok(Target {
+            http,
+            url: url.clone(),
+            setting,
+            service,
+            answerer,
+        })
+    }
+
+    /// Belt and braces: whatever a library put in an error, the URL, its
+    /// path and its query never leave this module.
+    pub fn scrub(&self, reason: String) -> String {
+        let url = self.url.expose_secret();
+        let mut reason = reason.replace(url, &format!("<{}>", self.setting));
+        if let Ok(parsed) = url::Url::parse(url) {
+            let secret_parts = [parsed.query().unwrap_or(""), parsed.path()];
+            for part in secret_parts.into_iter().filter(|p| p.len() > 1) {
+                reason = reason.replace(part, "<redacted>");
+            }
+        }
+        reason
+    }
+
+    /// Posts `body` as JSON once. `Ok(None)` is a 2xx answer; `Ok(Some)` any
+    /// other; a network failure or timeout is a retryable error.
+    pub async fn post(
+        &self,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> Result<Option<Answer>, NotifyError> {
+        let response = self
+            .http
+            .post(self.url.expose_secret())
+            .timeout(HTTP_TIMEOUT)
+            .header(CONTENT_TYPE, "application/json")
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                NotifyError::retryable(self.scrub(format!(
+                    "could not reach {}: {}",
+                    self.service,
+                    chain(&e.without_url())
+                )))
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(None);
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
+        let body = response.text().await.unwrap_or_default();
+        Ok(Some(Answer {
+            status,
+            retry_after,
+            body,
+        }))
+    }
+
+    /// `text (Slack answered 404 Not Found, channel_not_found)`, scrubbed.
+    pub fn reason(&self, answer: &Answer, code: Option<&str>, text: &str) -> String {
+        let answered = match code {
+            Some(code) => format!("{}, {code}", answer.status),
+            None => answer.status.to_string(),
+        };
+        self.scrub(format!("{text} ({} answered {answered})", self.answerer))
+    }
+
+    /// Opens a TCP connection to the URL's host: posting anything would
+    /// show up in a channel or a CRM.
+    pub async fn check(&self) -> Result<(), NotifyError> {
+        let parsed = url::Url::parse(self.url.expose_secret())
+            .map_err(|_| NotifyError::permanent(format!("{} is not a valid URL", self.setting)))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        match tokio::time::timeout(CONNECT_CHECK_TIMEOUT, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(NotifyError::retryable(format!(
+                "could not connect to the host of {}: {e}; check {} and outbound network access",
+                self.service, self.setting
+            ))),
+            Err(_) => Err(NotifyError::retryable(format!(
+                "the host of {} did not answer in time; check outbound network access",
+                self.service
+            ))),
+        }
+    }
+}
+
+pub(super) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text::truncate(&text::one_line(&text), 300)
+}
+
+/// Slack answers errors as one word (`invalid_blocks`); receivers may
+/// answer anything, so only a short plain token is kept.
+fn plain_code(body: &str) -> Option<String> {
+    let body = body.trim();
+    (!body.is_empty()
+        && body.len() <= 60
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+    .then(|| body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_codes_are_kept() {
+        assert_eq!(
+            plain_code("channel_not_found\n").as_deref(),
+            Some("channel_not_found")
+        );
+        assert_eq!(plain_code("Jane Doe <x>"), None);
+        assert_eq!(plain_code(""), None);
+    }
+
+    #[test]
+    fn scrub_hides_url_path_and_query() {
+        let url = SecretString::from("https://hooks.slack.com/services/T0/B0/XyZsecret".to_owned());
+        let target = Target::new(
+            reqwest::Client::new(),
+            &url,
+            "SLACK_WEBHOOK_URL".into(),
+            ("the Slack webhook", "Slack"),
+        )
+        .unwrap();
+        let text = target.scrub(
+            "error for https://hooks.slack.com/services/T0/B0/XyZsecret and /services/T0/B0/XyZsecret".into(),
+        );
+        assert!(!text.contains("XyZsecret"), "{text}");
+        assert!(text.contains("<SLACK_WEBHOOK_URL>"), "{text}");
+    }
+}

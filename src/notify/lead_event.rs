@@ -1,0 +1,143 @@
+//! The `lead.created` event the signed webhook posts: a documented,
+//! versioned schema for machines (CRMs, Power Automate, Zapier, n8n).
+//!
+//! Version 1 (README, "Signed webhook"): every key is always present, `null`
+//! when unknown; texts are as Microsoft wrote them, trimmed, cut at
+//! [`MAX_TEXT`] characters (descriptions at [`MAX_DESCRIPTION`]) so an event
+//! stays well under 20 KB. New keys may be added within a version; renaming
+//! or removing one makes a new `schema_version`.
+
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::text::truncate;
+use crate::lead::Lead;
+
+pub const EVENT_TYPE: &str = "lead.created";
+pub const SCHEMA_VERSION: u32 = 1;
+pub const MAX_TEXT: usize = 500;
+pub const MAX_DESCRIPTION: usize = 8_000;
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When the lead was written to the lead table (RFC 3339), else when it
+    /// was first sent. Part of the signed body, so it stays the same for a
+    /// lead's retries within one process.
+    pub timestamp: String,
+    pub data: LeadData,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeadData {
+    pub schema_version: u32,
+    /// The lead's row in the lead table: its identity.
+    pub lead_keys: LeadKeys,
+    pub offer: Offer,
+    pub source: Coded,
+    pub action: Coded,
+    /// `LeadSource` as written, e.g. `SPZA-PLT|contoso.crm`.
+    pub lead_source: Option<String>,
+    pub customer: Customer,
+    /// Set when `CustomerInfo` could not be read; `customer_raw` is its text.
+    pub customer_warning: Option<String>,
+    pub customer_raw: Option<String>,
+    pub description: Option<String>,
+    /// `CreatedTime` as Microsoft wrote it (format undocumented).
+    pub created_time: Option<String>,
+    /// The row's `Timestamp` (RFC 3339); `null` for leads posted in real time.
+    pub received_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeadKeys {
+    pub partition_key: String,
+    pub row_key: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Offer {
+    /// `publisherid.offerid`.
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A code as Microsoft writes it (`SPZA`, `PLT`) and its words (`AppSource`,
+/// `Contact me`); `code` is `null` when unknown.
+#[derive(Debug, Serialize)]
+pub struct Coded {
+    pub code: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Customer {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+}
+
+fn capped(value: &Option<String>, max: usize) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| truncate(v, max))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+impl Event {
+    /// The event for `lead`; `now` stands in for leads without a table timestamp.
+    pub fn lead_created(lead: &Lead, now: OffsetDateTime) -> Event {
+        let text = |v: &Option<String>| capped(v, MAX_TEXT);
+        let code = |c: &str| (!c.is_empty()).then(|| truncate(c, MAX_TEXT));
+        let c = &lead.customer;
+        Event {
+            kind: EVENT_TYPE,
+            timestamp: rfc3339(lead.timestamp.unwrap_or(now)),
+            data: LeadData {
+                schema_version: SCHEMA_VERSION,
+                lead_keys: LeadKeys {
+                    partition_key: lead.key.partition_key.clone(),
+                    row_key: lead.key.row_key.clone(),
+                },
+                offer: Offer {
+                    id: text(&lead.offer_id),
+                    name: text(&lead.offer_name),
+                },
+                source: Coded {
+                    code: code(lead.source.code()),
+                    name: truncate(lead.source.wording(), MAX_TEXT),
+                },
+                action: Coded {
+                    code: code(lead.action.code()),
+                    name: truncate(lead.action.wording(), MAX_TEXT),
+                },
+                lead_source: text(&lead.lead_source_raw),
+                customer: Customer {
+                    first_name: text(&c.first_name),
+                    last_name: text(&c.last_name),
+                    email: text(&c.email),
+                    phone: text(&c.phone),
+                    country: text(&c.country),
+                    company: text(&c.company),
+                    title: text(&c.title),
+                },
+                customer_warning: text(&lead.customer_warning),
+                customer_raw: capped(&lead.customer_raw, MAX_DESCRIPTION),
+                description: capped(&lead.description, MAX_DESCRIPTION),
+                created_time: text(&lead.created_time),
+                received_at: lead.timestamp.map(rfc3339),
+            },
+        }
+    }
+}
