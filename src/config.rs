@@ -65,6 +65,9 @@ pub struct Settings {
     /// `RETRY_BUDGET`, default `30s`: the most one run spends waiting between
     /// retries of one channel.
     pub retry_budget: Duration,
+    /// `REPEAT_WINDOW`, default `24h`: a lead with the same customer, offer
+    /// and action as one this recent is folded as a repeat; zero turns it off.
+    pub repeat_window: Duration,
     /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
     /// the built-in roots (read from the environment by [`crate::tls`]).
     pub ssl_cert_file: Option<PathBuf>,
@@ -288,6 +291,7 @@ impl Settings {
             claim_lease: duration("CLAIM_LEASE", "10m", true)?,
             scan_overlap: duration("SCAN_OVERLAP", "5m", false)?,
             retry_budget: duration("RETRY_BUDGET", "30s", false)?,
+            repeat_window: duration("REPEAT_WINDOW", "24h", false)?,
             ssl_cert_file,
         })
     }

@@ -267,3 +267,269 @@ async fn report_on_seeded_leads_counts_per_offer_and_action_in_every_format() {
     let state_after = state_entities(&storage, &settings.state_table).await;
     assert_eq!(state_before, state_after, "report wrote to the state table");
 }
+
+/// A lead row for the handler proof: `email` may be empty (no address).
+fn customer_row(rk: &str, first: &str, email: &str, action: &str) -> LeadRow {
+    let info = if email.is_empty() {
+        format!(r#"{{"FirstName":"{first}","Company":"Fabrikam"}}"#)
+    } else {
+        format!(
+            r#"{{"FirstName":"{first}","LastName":"Doe","Email":"{email}","Company":"Fabrikam"}}"#
+        )
+    };
+    LeadRow {
+        customer_info: Some(info),
+        action_code: Some(action.into()),
+        lead_source: Some(format!("SPZA-{action}|contoso.crm")),
+        ..row("11:2F21:2F2026", rk)
+    }
+}
+
+/// The text part of the one message whose subject names `first`.
+fn text_naming(messages: &[Value], first: &str) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains(first)))
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn one_customer_over_three_runs_gets_two_alerts_and_a_folded_repeat() {
+    use common::faults::count;
+    use common::handler::Handler;
+    use common::servers::{maildev_messages, maildev_smtp_port, unique_recipient};
+
+    let recipient = unique_recipient("history");
+    let settings = support::settings(&[]);
+    let s = std::collections::HashMap::from([
+        (
+            "LEADS_STORAGE_CONNECTION".to_owned(),
+            common::servers::storage_connection(),
+        ),
+        ("LEADS_TABLE".to_owned(), settings.leads_table.clone()),
+        ("LEADS_STATE_TABLE".to_owned(), settings.state_table.clone()),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
+        ("SMTP_SECURITY".to_owned(), "none".to_owned()),
+        ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
+        ("EMAIL_TO".to_owned(), recipient.clone()),
+    ]);
+    let handler = Handler::start(&s).await;
+
+    // Run 1: Jane clicks "Get it now"; another customer and a lead without
+    // an address arrive too.
+    store(
+        &settings,
+        &[
+            customer_row("r1", "Jane", "jane.doe@fabrikam.example", "INS"),
+            customer_row("r2", "Oskar", "oskar@northwind.example", "INS"),
+            customer_row("r3", "Nomail", "", "INS"),
+        ],
+    )
+    .await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "email"), 3, "{body}");
+    // Run 2: Jane, address in other case, asks to be contacted.
+    store(
+        &settings,
+        &[customer_row(
+            "r4",
+            "Jane",
+            " JANE.Doe@Fabrikam.EXAMPLE",
+            "PLT",
+        )],
+    )
+    .await;
+    let (_, body) = handler.invoke_timer().await;
+    assert_eq!(count(&body, "delivered", "email"), 1, "{body}");
+    // Run 3: she clicks "Contact me" again: a repeat, folded.
+    store(
+        &settings,
+        &[customer_row(
+            "r5",
+            "Jane",
+            "jane.doe@fabrikam.example",
+            "PLT",
+        )],
+    )
+    .await;
+    let (_, body) = handler.invoke_timer().await;
+    assert_eq!(count(&body, "delivered", "email"), 0, "{body}");
+    assert_eq!(count(&body, "skipped", "repeat"), 1, "{body}");
+    // Nothing new: still three storage requests.
+    let (_, idle) = handler.invoke_timer().await;
+    assert_eq!(idle["ReturnValue"]["storage_requests"], 3, "{idle}");
+
+    let messages = maildev_messages(&recipient).await;
+    assert_eq!(messages.len(), 4, "three in run 1, one in run 2");
+    let jane = text_naming(&messages, "Jane");
+    assert_eq!(jane.len(), 2, "two alerts for Jane");
+    let (first, second) = if jane[0].contains("Returning") {
+        (&jane[1], &jane[0])
+    } else {
+        (&jane[0], &jane[1])
+    };
+    assert!(first.contains("New customer"), "{first}");
+    assert!(
+        second.contains("Returning customer: 1 earlier lead\n"),
+        "{second}"
+    );
+    assert!(
+        second.contains("  - Get it now — Contoso CRM — "),
+        "{second}"
+    );
+    let oskar = text_naming(&messages, "Oskar");
+    assert!(
+        oskar[0].contains("New customer"),
+        "customers never mix: {}",
+        oskar[0]
+    );
+    let nomail = text_naming(&messages, "Nomail");
+    assert!(
+        !nomail[0].contains("customer:") && nomail[0].contains("Get it now"),
+        "a lead without an address is alerted as before: {}",
+        nomail[0]
+    );
+
+    // No address or name in the logs or the state table's keys.
+    let printed = format!("{}{}", handler.stdout(), handler.stderr()).to_lowercase();
+    let storage = storage(&settings);
+    let keys: Vec<String> = state_entities(&storage, &settings.state_table)
+        .await
+        .iter()
+        .map(|e| format!("{} {}", e["PartitionKey"], e["RowKey"]).to_lowercase())
+        .collect();
+    assert!(keys.iter().any(|k| k.starts_with("\"history-")), "{keys:?}");
+    for text in keys.iter().chain([&printed]) {
+        for personal in ["jane", "oskar", "fabrikam.example", "northwind", "@"] {
+            assert!(!text.contains(personal), "{personal} in {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_retried_lead_is_not_its_own_repeat() {
+    use lead_notifier::notify::DestinationId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+
+    let settings = Arc::new(support::settings(&[]));
+    store(&settings, &[row("11:2F21:2F2026", "once")]).await;
+    let outbox = Recorder::with(DestinationId::OUTBOX, Behaviour::Retryable, usize::MAX);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
+    let first = pipeline.run_once().await.unwrap();
+    assert_eq!(first.pending, 1, "{first:?}");
+
+    // The history now holds the lead; the retry still alerts it.
+    outbox.set(Behaviour::Deliver);
+    let second = pipeline.run_once().await.unwrap();
+    assert_eq!(second.delivered[&DestinationId::OUTBOX], 1, "{second:?}");
+    assert!(second.skipped.is_empty(), "{second:?}");
+}
+
+#[tokio::test]
+async fn state_from_before_histories_re_alerts_nothing_and_starts_an_empty_history() {
+    use lead_notifier::notify::DestinationId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+
+    let settings = Arc::new(support::settings(&[]));
+    let email = |action: &str, rk: &str| LeadRow {
+        lead_source: Some(format!("SPZA-{action}|contoso.crm")),
+        customer_info: Some(r#"{"Email":"jane@contoso.example"}"#.into()),
+        ..row("11:2F21:2F2026", rk)
+    };
+    store(&settings, &[email("INS", "old")]).await;
+    let outbox = Recorder::new(DestinationId::OUTBOX);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
+    pipeline.run_once().await.unwrap();
+    // What the previous version left: watermark and ledger, no histories.
+    let storage = storage(&settings);
+    let client = storage.table(&settings.state_table);
+    for entity in state_entities(&storage, &settings.state_table).await {
+        let (pk, rk) = (
+            entity["PartitionKey"].as_str().unwrap(),
+            entity["RowKey"].as_str().unwrap(),
+        );
+        if pk.starts_with("history-") {
+            client
+                .partition_key_client(pk)
+                .entity_client(rk)
+                .delete()
+                .await
+                .unwrap();
+        }
+    }
+
+    // The same customer, the same step, within the window: unknown to the
+    // empty history, so alerted; the old lead is not alerted again.
+    store(&settings, &[email("INS", "new")]).await;
+    let upgraded = pipeline.run_once().await.unwrap();
+    assert_eq!(
+        upgraded.delivered[&DestinationId::OUTBOX],
+        1,
+        "{upgraded:?}"
+    );
+    assert_eq!(outbox.delivered_keys().len(), 2);
+    assert_eq!(outbox.delivered_keys()[1].row_key, "new");
+    // From now on the history fills: a third click is a repeat.
+    store(&settings, &[email("INS", "third")]).await;
+    let third = pipeline.run_once().await.unwrap();
+    assert_eq!(third.skipped.values().sum::<u64>(), 1, "{third:?}");
+}
+
+#[tokio::test]
+async fn digests_carry_histories_and_repeats_fold_within_one_page() {
+    use lead_notifier::notify::DestinationId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+
+    let settings = Arc::new(support::settings(&[("DIGEST_AFTER", "2")]));
+    store(
+        &settings,
+        &[
+            customer_row("r1", "Jane", "jane@fabrikam.example", "INS"),
+            customer_row("r2", "Jane", "Jane@Fabrikam.example", "PLT"),
+            customer_row("r3", "Jane", "jane@fabrikam.example", "PLT"),
+            customer_row("r4", "Oskar", "oskar@northwind.example", "INS"),
+            customer_row("r5", "Nomail", "", "INS"),
+        ],
+    )
+    .await;
+    let outbox = Recorder::new(DestinationId::OUTBOX);
+    let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
+    let summary = pipeline.run_once().await.unwrap();
+    assert_eq!(
+        summary.skipped.values().sum::<u64>(),
+        1,
+        "r3 repeats r2: {summary:?}"
+    );
+
+    let sent = outbox.sent();
+    assert!(
+        sent.iter().all(|s| s.digest_total.is_some()),
+        "digests: {sent:?}"
+    );
+    let mut earlier: Vec<(String, Option<usize>)> = sent
+        .iter()
+        .flat_map(|s| {
+            s.keys
+                .iter()
+                .map(|k| k.row_key.clone())
+                .zip(s.earlier.clone())
+        })
+        .collect();
+    earlier.sort();
+    assert_eq!(
+        earlier,
+        [
+            ("r1".to_owned(), Some(0)),
+            ("r2".to_owned(), Some(1)),
+            ("r4".to_owned(), Some(0)),
+            ("r5".to_owned(), None),
+        ]
+    );
+}

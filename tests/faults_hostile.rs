@@ -186,6 +186,10 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     let azurite = Azurite::spawn();
     let mut f = Fixture::new(&azurite.connection_string());
     f.teams(&teams).smtp(maildev_smtp_port(), &recipient);
+    // Several hostile rows share one customer, offer and action: each must
+    // be alerted here, not folded as a repeat.
+    f.settings
+        .insert("REPEAT_WINDOW".to_owned(), "0".to_owned());
     let mut rows = hostile_rows();
     let settings = f.parsed();
     let storage = lead_notifier::storage::Storage::new(&settings.storage, reqwest::Client::new());

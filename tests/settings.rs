@@ -744,3 +744,25 @@ fn settings_file_errors_name_the_file() {
         );
     }
 }
+
+#[test]
+fn repeat_window_defaults_to_a_day_and_zero_turns_folding_off() {
+    assert_eq!(
+        with(&[]).unwrap().repeat_window,
+        Duration::from_secs(86_400)
+    );
+    assert_eq!(
+        with(&[("REPEAT_WINDOW", "0")]).unwrap().repeat_window,
+        Duration::ZERO
+    );
+    assert_eq!(
+        with(&[("REPEAT_WINDOW", "2h")]).unwrap().repeat_window,
+        Duration::from_secs(7_200)
+    );
+    error_naming("REPEAT_WINDOW", &[("REPEAT_WINDOW", "a day")]);
+    let lines = with(&[("REPEAT_WINDOW", "0")])
+        .unwrap()
+        .summary_lines()
+        .join("\n");
+    assert!(lines.contains("REPEAT_WINDOW is 0"), "{lines}");
+}

@@ -89,6 +89,14 @@ impl Settings {
                 path.display()
             ));
         }
+        lines.push(if self.repeat_window.is_zero() {
+            "repeats: alerted (REPEAT_WINDOW is 0)".to_owned()
+        } else {
+            format!(
+                "repeats: the same customer, offer and action within {} is not alerted again",
+                humantime::format_duration(self.repeat_window)
+            )
+        });
         lines.push(format!(
             "delivery: digest above {} alerts per channel per run, up to {} attempts per alert, \
              retry budget {} per run, claim lease {}, scan overlap {}",

@@ -7,6 +7,7 @@
 //! customer ([`store`]), keyed by a hash of the address: neither the address
 //! nor a name is ever stored or logged.
 
+mod run;
 mod store;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+pub use run::RunHistory;
 pub use store::{HistoryStore, Stored};
 
 use crate::lead::{Action, Lead, LeadKey};

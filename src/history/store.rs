@@ -130,10 +130,13 @@ impl<'a> HistoryStore<'a> {
         &self,
         ids: &[CustomerId],
     ) -> Result<HashMap<CustomerId, Stored>, StorageError> {
-        let mut ids: Vec<&CustomerId> = ids.iter().collect();
+        let mut ids: Vec<CustomerId> = ids.to_vec();
         ids.sort();
         ids.dedup();
-        let found: Vec<Vec<(CustomerId, Stored)>> = futures::stream::iter(ids.chunks(PER_QUERY))
+        // Owned chunks: a future borrowing the caller's slice would not be
+        // `Send` for every lifetime, which the handler's routes require.
+        let chunks: Vec<Vec<CustomerId>> = ids.chunks(PER_QUERY).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<(CustomerId, Stored)>> = futures::stream::iter(chunks)
             .map(|chunk| self.query(chunk))
             .buffer_unordered(QUERIES_AT_ONCE)
             .try_collect()
@@ -141,14 +144,24 @@ impl<'a> HistoryStore<'a> {
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn query(&self, ids: &[&CustomerId]) -> Result<Vec<(CustomerId, Stored)>, StorageError> {
+    /// Every record of the lead table: one request per 1,000.
+    pub async fn all(&self) -> Result<HashMap<CustomerId, Stored>, StorageError> {
+        let filter = format!("PartitionKey eq '{}'", self.partition);
+        Ok(self.read(filter).await?.into_iter().collect())
+    }
+
+    async fn query(&self, ids: Vec<CustomerId>) -> Result<Vec<(CustomerId, Stored)>, StorageError> {
         // Row keys are hex: nothing to escape.
         let rows = ids
             .iter()
             .map(|id| format!("RowKey eq '{}'", id.as_str()))
             .collect::<Vec<_>>()
             .join(" or ");
-        let filter = format!("PartitionKey eq '{}' and ({rows})", self.partition);
+        self.read(format!("PartitionKey eq '{}' and ({rows})", self.partition))
+            .await
+    }
+
+    async fn read(&self, filter: String) -> Result<Vec<(CustomerId, Stored)>, StorageError> {
         let mut pages = self
             .storage
             .table(self.state_table)

@@ -100,7 +100,8 @@ impl std::fmt::Display for SkipReason {
 
 const TEST_MARKER: &str = "msft_test";
 
-fn is_test_lead(lead: &Lead) -> bool {
+/// Partner Center's validation lead: `MSFT_TEST` anywhere in it.
+pub fn is_test_lead(lead: &Lead) -> bool {
     let marked = |text: &str| text.to_ascii_lowercase().contains(TEST_MARKER);
     lead.customer.fields().any(|(_, value)| marked(value))
         || [

@@ -10,7 +10,7 @@ mod source_code;
 
 pub use created::{format_created_time, parse_created_time};
 pub use customer::Customer;
-pub use filter::{is_edu_domain, Filters, SkipReason};
+pub use filter::{is_edu_domain, is_test_lead, Filters, SkipReason};
 pub use source_code::{parse_lead_source, Action, LeadSourceParts, Source};
 
 use serde::{Deserialize, Serialize};

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 pub use summary::RunSummary;
 
 use crate::config::Settings;
+use crate::history::RunHistory;
 use crate::lead::LeadRow;
 use crate::ledger::{Ledger, Policy, Watermarks};
 use crate::notify::Notifier;
@@ -162,6 +163,12 @@ impl Pipeline {
                 &settings.leads_table,
                 run_id,
                 policy,
+            ),
+            history: RunHistory::new(
+                storage,
+                &settings.state_table,
+                &settings.leads_table,
+                settings.repeat_window,
             ),
             summary: RunSummary::new(run_id.to_owned(), channels.iter().map(Channel::id)),
             channels,

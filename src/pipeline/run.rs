@@ -10,13 +10,16 @@ use time::OffsetDateTime;
 use super::deliver::{deliver, Channel, Limits, Owed};
 use super::summary::RunSummary;
 use crate::config::Settings;
-use crate::lead::{Lead, LeadRow};
-use crate::ledger::{AlertKey, Entry, Ledger, Settlement, Verdict};
+use crate::history::RunHistory;
+use crate::lead::{Lead, LeadRow, SkipReason};
+use crate::ledger::{keys, AlertKey, Entry, Ledger, Settlement, Verdict};
 use crate::notify::DestinationId;
 use crate::storage::StorageError;
 
 pub(super) struct Run<'a> {
     pub ledger: Ledger<'a>,
+    /// Customer histories: looked up per page, saved before alerts go out.
+    pub history: RunHistory<'a>,
     pub channels: Vec<Channel>,
     pub limits: Limits,
     pub settings: &'a Settings,
@@ -46,11 +49,12 @@ impl Run<'_> {
         // The same row twice (a caller's repeat) would be claimed twice in
         // one transaction, which Table storage rejects.
         let mut seen = HashSet::new();
-        let leads: Vec<Lead> = rows
+        let mut leads: Vec<Lead> = rows
             .iter()
             .filter(|row| seen.insert((&row.partition_key, &row.row_key)))
             .map(Lead::from_row)
             .collect();
+        let repeats = self.customers(&mut leads, known).await?;
         let mut owed: Vec<Vec<Owed>> = self.channels.iter().map(|_| Vec::new()).collect();
         let mut keep = Vec::new();
         let mut skips = Vec::new();
@@ -61,7 +65,11 @@ impl Run<'_> {
             // scan matches them by key.
             let stamp = lead.timestamp.unwrap_or(now);
             self.latest = Some(self.latest.map_or(stamp, |l| l.max(stamp)));
-            let skip = self.settings.filters.skip_reason(lead);
+            let skip = self
+                .settings
+                .filters
+                .skip_reason(lead)
+                .or(repeats[index].then_some(SkipReason::Repeat));
             let mut new = false;
             for (channel, owed) in ids.iter().zip(owed.iter_mut()) {
                 // Not routed here: nothing owed, nothing recorded.
@@ -133,6 +141,42 @@ impl Run<'_> {
             all.extend(page);
         }
         Ok(())
+    }
+
+    /// Gives the leads with something left to do their customers' history
+    /// and records them there (saved before any alert goes out); answers,
+    /// per lead, whether it is a repeat. Leads done on every channel cost
+    /// nothing, so an idle run reads no history.
+    async fn customers(
+        &mut self,
+        leads: &mut [Lead],
+        known: &HashMap<String, Entry>,
+    ) -> Result<Vec<bool>, StorageError> {
+        let open: Vec<bool> = leads
+            .iter()
+            .map(|lead| {
+                self.channels.iter().any(|channel| {
+                    let id = channel.id();
+                    let row = keys::ledger_row(&lead.key, &id);
+                    self.settings.destinations.router.takes(&id, lead)
+                        && !matches!(self.ledger.judge(known.get(&row)), Verdict::Done(_))
+                })
+            })
+            .collect();
+        let mut judged: Vec<&mut Lead> = leads
+            .iter_mut()
+            .zip(&open)
+            .filter_map(|(lead, &open)| open.then_some(lead))
+            .collect();
+        if judged.is_empty() {
+            return Ok(vec![false; open.len()]);
+        }
+        let mut found = self.history.judge(&mut judged).await?.into_iter();
+        self.history.save().await?;
+        Ok(open
+            .into_iter()
+            .map(|open| open && found.next().unwrap_or(false))
+            .collect())
     }
 
     /// Sends everything the run owes, all channels at once: a slow or broken

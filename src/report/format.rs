@@ -158,6 +158,84 @@ fn csv_field(text: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::report::{Move, Report};
+
+    fn report() -> Report {
+        let row = |offer_id: &str, offer: &str, action: &str, n: u64| Row {
+            offer_id: offer_id.into(),
+            offer: offer.into(),
+            action: action.into(),
+            leads: n,
+            alerted: n - 1,
+            skipped: [("repeat".to_owned(), 1)].into(),
+            customers: n - 1,
+            ..Row::default()
+        };
+        Report {
+            since: "2026-10-22T10:00:00.0000000Z".into(),
+            until: "2026-11-21T10:00:00.0000000Z".into(),
+            rows: vec![
+                row("contoso.crm", "Contoso CRM, \"Pro\"", "Get it now", 12),
+                row("contoso.erp", "Contoso ERP", "Contact me", 3),
+            ],
+            moves: vec![Move {
+                offer_id: "contoso.crm".into(),
+                offer: "Contoso CRM".into(),
+                from: "Get it now".into(),
+                to: "Contact me".into(),
+                customers: 4,
+            }],
+            total: Row {
+                offer: "all offers".into(),
+                action: "all actions".into(),
+                ..row("", "", "", 15)
+            },
+        }
+    }
+
+    #[test]
+    fn every_format_shows_the_same_counts() {
+        let r = report();
+        let table = r.render(Format::Table);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Leads from 2026-10-22 10:00:00 UTC to 2026-11-21 10:00:00 UTC"
+        );
+        assert!(
+            lines[2].starts_with("offer ") && lines[2].ends_with("customers"),
+            "{table}"
+        );
+        // Numbers are right-aligned under their headings.
+        let end = lines[2].len();
+        assert!(lines[3].ends_with("11") && lines[3].len() == end, "{table}");
+        assert!(lines[4].ends_with(" 2") && lines[4].len() == end, "{table}");
+        assert!(lines[5].starts_with("----"), "{table}");
+        assert!(
+            lines[6].starts_with("all offers") && lines[6].ends_with("14"),
+            "{table}"
+        );
+        assert!(
+            table.contains("Skipped:\n       1  repeat of the same customer"),
+            "{table}"
+        );
+        assert!(
+            table.contains("       4  Contoso CRM: Get it now → Contact me"),
+            "{table}"
+        );
+
+        assert_eq!(
+            r.render(Format::Csv),
+            "offer_id,offer,action,leads,alerted,skipped,customers\r\n\
+             contoso.crm,\"Contoso CRM, \"\"Pro\"\"\",Get it now,12,11,1,11\r\n\
+             contoso.erp,Contoso ERP,Contact me,3,2,1,2\r\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
+        assert_eq!(json["rows"][1]["skipped"]["repeat"], 1);
+        assert_eq!(json["total"]["leads"], 15);
+        assert_eq!(json["moves"][0]["customers"], 4);
+    }
+
     #[test]
     fn csv_fields_are_quoted_and_formulas_neutralised() {
         assert_eq!(csv_field("Contoso CRM"), "Contoso CRM");

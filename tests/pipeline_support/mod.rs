@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lead_notifier::config::Settings;
-use lead_notifier::lead::{LeadKey, LeadRow};
+use lead_notifier::lead::{Lead, LeadKey, LeadRow};
 use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use lead_notifier::source;
 use lead_notifier::storage::Storage;
@@ -42,18 +42,22 @@ pub fn storage(settings: &Settings) -> Storage {
     Storage::new(&settings.storage, reqwest::Client::new())
 }
 
-/// A lead row as Microsoft writes it.
+/// A lead row as Microsoft writes it, from a customer of its own (one
+/// address per row key, so no row is folded as another's repeat).
 pub fn row(partition_key: &str, row_key: &str) -> LeadRow {
+    let mailbox: String = row_key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     LeadRow {
         partition_key: partition_key.to_owned(),
         row_key: row_key.to_owned(),
         timestamp: None,
         action_code: Some("PLT".into()),
         created_time: Some("2026-11-21T10:00:00.0000000Z".into()),
-        customer_info: Some(
-            r#"{"FirstName":"Jane","LastName":"Doe","Email":"jane@contoso.com","Company":"Contoso","Country":"DE"}"#
-                .into(),
-        ),
+        customer_info: Some(format!(
+            r#"{{"FirstName":"Jane","LastName":"Doe","Email":"jane.{mailbox}@contoso.com","Company":"Contoso","Country":"DE"}}"#
+        )),
         description: Some("Wants a demo".into()),
         lead_source: Some("SPZA-PLT|contoso.crm".into()),
         offer_display_name: Some("Contoso CRM".into()),
@@ -124,6 +128,9 @@ pub struct Recorder {
 pub struct Sent {
     pub keys: Vec<LeadKey>,
     pub digest_total: Option<usize>,
+    /// Per lead, how many earlier leads its customer history listed
+    /// (`None`: no history, e.g. no email address).
+    pub earlier: Vec<Option<usize>>,
     pub delivered: bool,
 }
 
@@ -184,6 +191,11 @@ impl Notifier for Recorder {
                 (leads.iter().map(|l| l.key.clone()).collect(), Some(total))
             }
         };
+        let earlier = |lead: &Lead| lead.history.as_ref().map(|h| h.total());
+        let earlier = match alert {
+            Alert::Lead(lead) => vec![earlier(lead)],
+            Alert::Digest { leads, .. } => leads.iter().map(|l| earlier(l)).collect(),
+        };
         Box::pin(async move {
             let hook = self.hook.lock().unwrap().take();
             if let Some(hook) = hook {
@@ -203,6 +215,7 @@ impl Notifier for Recorder {
             self.sent.lock().unwrap().push(Sent {
                 keys,
                 digest_total,
+                earlier,
                 delivered: result.is_ok(),
             });
             result
