@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use super::email_body::{render_html, render_text, subject};
+use super::email_encode::body;
 use super::text::one_line;
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::{SmtpAuth, SmtpSettings, OUTLOOK_SCOPE};
@@ -231,8 +232,8 @@ pub fn render_message(
     }
     builder
         .multipart(MultiPart::alternative_plain_html(
-            render_text(alert),
-            render_html(alert),
+            body(render_text(alert)),
+            body(render_html(alert)),
         ))
         .map_err(|e| NotifyError::permanent(format!("could not build the email: {e}")))
 }

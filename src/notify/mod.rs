@@ -5,6 +5,7 @@
 pub mod destination;
 pub mod email;
 pub mod email_body;
+pub mod email_encode;
 pub mod graph;
 pub mod http;
 pub mod lead_event;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
 use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
@@ -16,9 +17,20 @@ use crate::storage::StorageError;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Leads one digest may hold in memory, whatever the channel allows: a
+/// digest is built, claimed and sent from this many at a time.
+pub(super) const MAX_DIGEST_HELD: usize = 500;
+
+/// Single alerts claimed together (one entity group transaction).
+const CLAIM_BATCH: usize = 100;
+
 /// One channel within one run.
 pub(super) struct Channel {
     pub notifier: Arc<dyn Notifier>,
+    /// What the judging pass found owed here.
+    pub owed: Owed,
+    /// What happened so far.
+    pub tally: Tally,
     /// Time spent waiting between retries so far.
     waited: Duration,
     /// Why the channel was given up for this run.
@@ -29,6 +41,8 @@ impl Channel {
     pub fn new(notifier: Arc<dyn Notifier>) -> Channel {
         Channel {
             notifier,
+            owed: Owed::default(),
+            tally: Tally::default(),
             waited: Duration::ZERO,
             down: None,
         }
@@ -37,13 +51,135 @@ impl Channel {
     pub fn id(&self) -> DestinationId {
         self.notifier.channel()
     }
-}
 
-/// An alert the ledger says is owed. `lead` indexes the run's owed leads.
-pub(super) struct Owed {
-    pub alert: AlertKey,
-    pub prior: Option<Entry>,
-    pub lead: usize,
+    pub fn is_down(&self) -> bool {
+        self.down.is_some()
+    }
+
+    /// Leads gathered before sending: one digest message, or for a channel
+    /// that takes no digests one claim transaction of single alerts.
+    pub fn chunk_size(&self) -> usize {
+        if self.notifier.takes_digests() {
+            self.notifier.max_digest_leads().clamp(1, MAX_DIGEST_HELD)
+        } else {
+            CLAIM_BATCH
+        }
+    }
+
+    /// Sends the alerts kept by the judging pass one by one (a run that owes
+    /// this channel at most `digest_after`).
+    pub async fn send_few(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+    ) -> Result<(), StorageError> {
+        let items = self.owed.take_few();
+        self.send_each(ledger, limits, items).await
+    }
+
+    /// Sends one chunk of a run that owes many: a digest with the run's
+    /// `total`, or single alerts for a channel that takes no digests.
+    pub async fn send_chunk(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        chunk: Vec<OwedAlert>,
+        total: usize,
+    ) -> Result<(), StorageError> {
+        if self.notifier.takes_digests() {
+            self.send_digest(ledger, limits, chunk, total).await
+        } else {
+            self.send_each(ledger, limits, chunk).await
+        }
+    }
+
+    async fn send_each(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        items: Vec<OwedAlert>,
+    ) -> Result<(), StorageError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        if self.is_down() {
+            items.iter().for_each(|o| self.tally.pend(&o.alert));
+            return Ok(());
+        }
+        let won = claim(ledger, items, &mut self.tally).await?;
+        let mut untried = Vec::new();
+        for (owed, entry) in won {
+            if self.is_down() {
+                self.tally.pend(&owed.alert);
+                untried.push((entry, Settlement::Untried));
+                continue;
+            }
+            let sent = send(self, limits, Alert::Lead(&owed.lead)).await;
+            let settlement = settle(self, limits, &owed, &entry, &sent);
+            // Recorded at once: after a crash, fewer claims to take over and resend.
+            ledger.settle(vec![(entry, settlement)]).await?;
+        }
+        if !untried.is_empty() {
+            ledger.settle(untried).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_digest(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        chunk: Vec<OwedAlert>,
+        total: usize,
+    ) -> Result<(), StorageError> {
+        if self.is_down() {
+            chunk.iter().for_each(|o| self.tally.pend(&o.alert));
+            return Ok(());
+        }
+        let won = claim(ledger, chunk, &mut self.tally).await?;
+        if won.is_empty() {
+            return Ok(());
+        }
+        let digest: Vec<&Lead> = won.iter().map(|(o, _)| &*o.lead).collect();
+        let sent = send(
+            self,
+            limits,
+            Alert::Digest {
+                leads: &digest,
+                total,
+            },
+        )
+        .await;
+        drop(digest);
+        let settled = won
+            .into_iter()
+            .map(|(owed, entry)| {
+                let settlement = settle(self, limits, &owed, &entry, &sent);
+                (entry, settlement)
+            })
+            .collect();
+        ledger.settle(settled).await
+    }
+
+    /// Alerts still owed after sending (not found again, or their channel
+    /// went down) wait for the next run; the summary's line for a channel
+    /// that went down.
+    pub fn finish(&mut self) {
+        for stamp in self.owed.drain() {
+            self.tally.pending += 1;
+            self.tally.unfinished_at(stamp);
+        }
+        if let Some(reason) = &self.down {
+            if self.tally.pending > 0 {
+                let line = format!(
+                    "{}: {} alert(s) not delivered, to retry next run: {reason}",
+                    self.id(),
+                    self.tally.pending
+                );
+                self.tally.problems.push(line);
+            }
+        }
+    }
 }
 
 /// The limits a channel works within.
@@ -54,7 +190,7 @@ pub(super) struct Limits {
     pub max_attempts: u32,
 }
 
-/// What happened on one channel for one page.
+/// What happened on one channel in one run.
 #[derive(Default)]
 pub(super) struct Tally {
     pub delivered: u64,
@@ -67,94 +203,35 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    fn unfinished(&mut self, alert: &AlertKey) {
-        let t = alert.lead_timestamp;
+    fn unfinished_at(&mut self, t: OffsetDateTime) {
         self.unfinished = Some(self.unfinished.map_or(t, |u| u.min(t)));
     }
-}
 
-/// Delivers `items` on `channel`: one alert per lead, or digests when more
-/// than `digest_after` are owed.
-pub(super) async fn deliver(
-    ledger: &Ledger<'_>,
-    channel: &mut Channel,
-    limits: Limits,
-    leads: &[Lead],
-    items: Vec<Owed>,
-) -> Result<Tally, StorageError> {
-    let mut tally = Tally::default();
-    let total = items.len();
-    if total > limits.digest_after && channel.notifier.takes_digests() {
-        let size = channel.notifier.max_digest_leads().max(1);
-        let mut rest = items;
-        while !rest.is_empty() {
-            let chunk: Vec<Owed> = rest.drain(..size.min(rest.len())).collect();
-            if channel.down.is_some() {
-                chunk.iter().for_each(|o| pend(&mut tally, &o.alert));
-                continue;
-            }
-            let won = claim(ledger, chunk, &mut tally).await?;
-            if won.is_empty() {
-                continue;
-            }
-            let digest: Vec<&Lead> = won.iter().map(|(o, _)| &leads[o.lead]).collect();
-            let sent = send(
-                channel,
-                limits,
-                Alert::Digest {
-                    leads: &digest,
-                    total,
-                },
-            )
-            .await;
-            let settled = won
-                .into_iter()
-                .map(|(owed, entry)| {
-                    let settlement = settle(channel, limits, &mut tally, &owed, &entry, &sent);
-                    (entry, settlement)
-                })
-                .collect();
-            ledger.settle(settled).await?;
-        }
-    } else if channel.down.is_some() {
-        items.iter().for_each(|o| pend(&mut tally, &o.alert));
-    } else {
-        let won = claim(ledger, items, &mut tally).await?;
-        let mut untried = Vec::new();
-        for (owed, entry) in won {
-            if channel.down.is_some() {
-                pend(&mut tally, &owed.alert);
-                untried.push((entry, Settlement::Untried));
-                continue;
-            }
-            let sent = send(channel, limits, Alert::Lead(&leads[owed.lead])).await;
-            let settlement = settle(channel, limits, &mut tally, &owed, &entry, &sent);
-            // Recorded at once: after a crash, fewer claims to take over and resend.
-            ledger.settle(vec![(entry, settlement)]).await?;
-        }
-        if !untried.is_empty() {
-            ledger.settle(untried).await?;
-        }
+    fn unfinished(&mut self, alert: &AlertKey) {
+        self.unfinished_at(alert.lead_timestamp);
     }
-    if let Some(reason) = &channel.down {
-        if tally.pending > 0 {
-            let line = format!(
-                "{}: {} alert(s) not delivered, to retry next run: {reason}",
-                channel.id(),
-                tally.pending
-            );
-            tally.problems.push(line);
-        }
+
+    fn pend(&mut self, alert: &AlertKey) {
+        self.pending += 1;
+        self.unfinished(alert);
     }
-    Ok(tally)
+
+    fn give_up(&mut self, alert: &AlertKey, error: &str) {
+        self.failed += 1;
+        tracing::warn!(lead = %alert.lead, channel = %alert.channel, "alert failed for good: {error}");
+        self.problems.push(format!(
+            "{}: lead {} failed for good: {error}",
+            alert.channel, alert.lead
+        ));
+    }
 }
 
 /// Claims a batch; returns the alerts this run won, tallying the others.
 async fn claim(
     ledger: &Ledger<'_>,
-    items: Vec<Owed>,
+    items: Vec<OwedAlert>,
     tally: &mut Tally,
-) -> Result<Vec<(Owed, Entry)>, StorageError> {
+) -> Result<Vec<(OwedAlert, Entry)>, StorageError> {
     let wanted = items
         .iter()
         .map(|o| (o.alert.clone(), o.prior.clone()))
@@ -176,7 +253,7 @@ async fn claim(
                     entry.record.attempts,
                     or_none(&entry.record.last_error)
                 );
-                give_up(tally, &owed.alert, &error);
+                tally.give_up(&owed.alert, &error);
                 exhausted.push((entry, Settlement::Failed { error }));
             }
         }
@@ -191,14 +268,13 @@ async fn claim(
 fn settle(
     channel: &mut Channel,
     limits: Limits,
-    tally: &mut Tally,
-    owed: &Owed,
+    owed: &OwedAlert,
     entry: &Entry,
     sent: &Result<(), NotifyError>,
 ) -> Settlement {
     match sent {
         Ok(()) => {
-            tally.delivered += 1;
+            channel.tally.delivered += 1;
             tracing::debug!(lead = %owed.alert.lead, channel = %channel.id(), "delivered");
             Settlement::Delivered
         }
@@ -210,10 +286,10 @@ fn settle(
                     "gave up after {} attempt(s): {error}",
                     entry.record.attempts
                 );
-                give_up(tally, &owed.alert, &error);
+                channel.tally.give_up(&owed.alert, &error);
                 Settlement::Failed { error }
             } else {
-                pend(tally, &owed.alert);
+                channel.tally.pend(&owed.alert);
                 Settlement::Retry { error }
             }
         }
@@ -224,24 +300,10 @@ fn settle(
             // meanwhile loses one lead, not the whole backlog.
             channel.down = Some(e.reason().to_owned());
             let error = e.reason().to_owned();
-            give_up(tally, &owed.alert, &error);
+            channel.tally.give_up(&owed.alert, &error);
             Settlement::Failed { error }
         }
     }
-}
-
-fn pend(tally: &mut Tally, alert: &AlertKey) {
-    tally.pending += 1;
-    tally.unfinished(alert);
-}
-
-fn give_up(tally: &mut Tally, alert: &AlertKey, error: &str) {
-    tally.failed += 1;
-    tracing::warn!(lead = %alert.lead, channel = %alert.channel, "alert failed for good: {error}");
-    tally.problems.push(format!(
-        "{}: lead {} failed for good: {error}",
-        alert.channel, alert.lead
-    ));
 }
 
 fn or_none(text: &str) -> &str {

@@ -3,13 +3,17 @@
 //!
 //! load the watermark → scan the lead table from it (less the overlap
 //! window), page by page → per page: parse, filter, judge each (lead,
-//! channel) against the ledger, claim, send, settle → move the watermark to
-//! the earliest lead with an unfinished alert, else the latest row seen.
+//! channel) against the ledger, counting what is owed → per channel, claim,
+//! send and settle: a few alerts one by one, many as digests read from a
+//! second scan of the same rows → move the watermark to the earliest lead
+//! with an unfinished alert, else the latest row seen.
 //!
 //! An idle run costs at most three storage requests: the watermark, one scan
 //! page, and the ledger records of that page's window.
 
 mod deliver;
+mod digests;
+mod owed;
 mod run;
 mod summary;
 
@@ -28,6 +32,7 @@ use crate::notify::Notifier;
 use crate::source::{self, format_timestamp, Scan};
 use crate::storage::{Storage, StorageError};
 use deliver::{Channel, Limits};
+use digests::Reread;
 use run::Run;
 
 /// Why a run could not finish. Alerts left undelivered are not errors: they
@@ -97,10 +102,13 @@ impl Pipeline {
                 known = Some(run.ledger.window(window).await?);
             }
             if let Some(known) = &known {
-                run.process(&rows, known).await?;
+                run.judge(&rows, known).await?;
             }
         }
-        run.deliver().await?;
+        let known = known.unwrap_or_default();
+        let table = &settings.leads_table;
+        run.deliver(&known, || Reread::Scan(Scan::new(&storage, table, from)))
+            .await?;
         // The first run pins its start, so a later first lead is not missed
         // by a look-back window that slides.
         let first_start = if loaded.is_none() { from } else { None };
@@ -132,8 +140,9 @@ impl Pipeline {
             .await?;
         let mut run = self.start(&storage, &run_id);
         run.summary.rows_scanned = rows.len() as u64;
-        run.process(rows, &Default::default()).await?;
-        run.deliver().await?;
+        let known = Default::default();
+        run.judge(rows, &known).await?;
+        run.deliver(&known, || Reread::Rows(rows.to_vec())).await?;
         Ok(finish(run.summary, &storage, started))
     }
 
@@ -180,8 +189,6 @@ impl Pipeline {
             settings,
             unfinished: None,
             latest: None,
-            leads: Vec::new(),
-            owed: self.notifiers.iter().map(|_| Vec::new()).collect(),
         }
     }
 }

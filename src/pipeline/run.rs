@@ -1,19 +1,25 @@
-//! One run over a set of lead rows: judge each (lead, channel) against the
-//! ledger, record skipped leads, deliver what is owed on every channel at
-//! once, and keep track of how far the watermark may move.
+//! One run over the lead rows, in two passes. The first judges each
+//! (lead, channel) against the ledger, records skipped leads and counts what
+//! is owed per channel, keeping the leads only while there are few. Then
+//! every channel is served at once: a few alerts one by one from what was
+//! kept, many as digests from a second reading of the same rows
+//! ([`super::digests`]). Memory stays flat in the backlog; counts decide
+//! between single alerts and digests and give a digest its total.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::future::join_all;
 use time::OffsetDateTime;
 
-use super::deliver::{deliver, Channel, Limits, Owed};
+use super::deliver::{Channel, Limits};
+use super::digests::{send_digests, Reread};
+use super::owed::{LeadTag, OwedAlert};
 use super::summary::RunSummary;
 use crate::config::Settings;
 use crate::history::RunHistory;
 use crate::lead::{Lead, LeadRow, SkipReason};
 use crate::ledger::{keys, AlertKey, Entry, Ledger, Settlement, Verdict};
-use crate::notify::DestinationId;
 use crate::storage::StorageError;
 
 pub(super) struct Run<'a> {
@@ -28,24 +34,19 @@ pub(super) struct Run<'a> {
     pub unfinished: Option<OffsetDateTime>,
     /// Latest timestamp seen.
     pub latest: Option<OffsetDateTime>,
-    /// Leads with an alert owed on some channel, kept until the scan ends so
-    /// that the digest decision and a digest's contents cover the whole run.
-    pub leads: Vec<Lead>,
-    /// Per channel (in `channels` order), the alerts owed; `Owed::lead`
-    /// indexes `leads`.
-    pub owed: Vec<Vec<Owed>>,
 }
 
 impl Run<'_> {
-    /// Handles one page of rows. `known` holds the ledger records of the scan
-    /// window; an alert missing from it is claimed by insert, which finds a
-    /// record written meanwhile anyway.
-    pub async fn process(
+    /// Judges one page of rows. `known` holds the ledger records of the
+    /// scan window; an alert missing from it is claimed by insert, which
+    /// finds a record written meanwhile anyway.
+    pub async fn judge(
         &mut self,
         rows: &[LeadRow],
         known: &HashMap<String, Entry>,
     ) -> Result<(), StorageError> {
         let now = OffsetDateTime::now_utc();
+        let digest_after = self.limits.digest_after;
         // The same row twice (a caller's repeat) would be claimed twice in
         // one transaction, which Table storage rejects.
         let mut seen = HashSet::new();
@@ -55,12 +56,11 @@ impl Run<'_> {
             .map(Lead::from_row)
             .collect();
         let repeats = self.customers(&mut leads, known).await?;
-        let mut owed: Vec<Vec<Owed>> = self.channels.iter().map(|_| Vec::new()).collect();
-        let mut keep = Vec::new();
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();
-        let ids: Vec<DestinationId> = self.channels.iter().map(Channel::id).collect();
-        for (index, lead) in leads.iter().enumerate() {
+        for (lead, repeat) in leads.into_iter().zip(repeats) {
+            let lead = Arc::new(lead);
+            let tag = LeadTag::of(&lead.key.partition_key, &lead.key.row_key);
             // Rows posted to the webhook have no Timestamp yet; a later
             // scan matches them by key.
             let stamp = lead.timestamp.unwrap_or(now);
@@ -68,17 +68,22 @@ impl Run<'_> {
             let skip = self
                 .settings
                 .filters
-                .skip_reason(lead)
-                .or(repeats[index].then_some(SkipReason::Repeat));
+                .skip_reason(&lead)
+                .or(repeat.then_some(SkipReason::Repeat));
             let mut new = false;
-            for (channel, owed) in ids.iter().zip(owed.iter_mut()) {
+            for channel in &mut self.channels {
                 // Not routed here: nothing owed, nothing recorded.
-                if !self.settings.destinations.router.takes(channel, lead) {
+                if !self
+                    .settings
+                    .destinations
+                    .router
+                    .takes(&channel.id(), &lead)
+                {
                     continue;
                 }
                 let alert = AlertKey {
                     lead: lead.key.clone(),
-                    channel: channel.clone(),
+                    channel: channel.id(),
                     lead_timestamp: stamp,
                 };
                 let entry = known.get(&alert.row_key());
@@ -93,17 +98,15 @@ impl Run<'_> {
                     Verdict::Done(_) => {}
                     Verdict::Busy => {
                         self.summary.busy += 1;
-                        self.unfinished(stamp);
+                        earliest(&mut self.unfinished, stamp);
                     }
                     Verdict::Owed { prior } => {
                         new = true;
-                        if keep.last() != Some(&index) {
-                            keep.push(index);
-                        }
-                        owed.push(Owed {
+                        let lead = &lead;
+                        channel.owed.add(tag, stamp, digest_after, || OwedAlert {
                             alert,
                             prior,
-                            lead: self.leads.len() + keep.len() - 1,
+                            lead: Arc::clone(lead),
                         });
                     }
                     Verdict::Exhausted { prior } => {
@@ -133,12 +136,6 @@ impl Run<'_> {
         }
         if !exhausted.is_empty() {
             self.ledger.settle(exhausted).await?;
-        }
-        let mut leads: Vec<Option<Lead>> = leads.into_iter().map(Some).collect();
-        self.leads
-            .extend(keep.into_iter().filter_map(|i| leads[i].take()));
-        for (all, page) in self.owed.iter_mut().zip(owed) {
-            all.extend(page);
         }
         Ok(())
     }
@@ -179,39 +176,44 @@ impl Run<'_> {
             .collect())
     }
 
-    /// Sends everything the run owes, all channels at once: a slow or broken
-    /// one does not hold up the others.
-    pub async fn deliver(&mut self) -> Result<(), StorageError> {
+    /// Sends everything the run owes, all channels at once (a slow or
+    /// broken one does not hold up the others): one by one where few are
+    /// owed, digests from `reread` where many are.
+    pub async fn deliver<'r>(
+        &mut self,
+        known: &HashMap<String, Entry>,
+        reread: impl FnOnce() -> Reread<'r>,
+    ) -> Result<(), StorageError> {
         let ledger = &self.ledger;
+        let history = &self.history;
         let limits = self.limits;
-        let leads = &self.leads;
-        let owed = std::mem::take(&mut self.owed);
-        let tallies = join_all(
-            self.channels
-                .iter_mut()
-                .zip(owed)
-                .filter(|(_, items)| !items.is_empty())
-                .map(|(channel, items)| async move {
-                    let id = channel.id();
-                    (id, deliver(ledger, channel, limits, leads, items).await)
-                }),
-        )
-        .await;
-        let mut first_error = None;
-        for (channel, tally) in tallies {
-            let tally = match tally {
-                Ok(tally) => tally,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                    continue;
-                }
-            };
-            *self.summary.delivered.entry(channel).or_default() += tally.delivered;
+        let (many, few): (Vec<&mut Channel>, Vec<&mut Channel>) = self
+            .channels
+            .iter_mut()
+            .partition(|c| c.owed.count() > limits.digest_after);
+        let each = join_all(few.into_iter().map(|c| c.send_few(ledger, limits)));
+        let digests = async {
+            if many.is_empty() {
+                return Ok(());
+            }
+            send_digests(ledger, history, many, limits, known, reread()).await
+        };
+        let (each, digests) = futures::join!(each, digests);
+        let mut first_error = digests.err();
+        for result in each {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        for channel in &mut self.channels {
+            channel.finish();
+            let tally = std::mem::take(&mut channel.tally);
+            *self.summary.delivered.entry(channel.id()).or_default() += tally.delivered;
             self.summary.failed += tally.failed;
             self.summary.pending += tally.pending;
             self.summary.busy += tally.busy;
             if let Some(t) = tally.unfinished {
-                self.unfinished(t);
+                earliest(&mut self.unfinished, t);
             }
             for problem in tally.problems {
                 self.summary.problem(problem);
@@ -219,8 +221,8 @@ impl Run<'_> {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
 
-    fn unfinished(&mut self, stamp: OffsetDateTime) {
-        self.unfinished = Some(self.unfinished.map_or(stamp, |u| u.min(stamp)));
-    }
+fn earliest(slot: &mut Option<OffsetDateTime>, t: OffsetDateTime) {
+    *slot = Some(slot.map_or(t, |u| u.min(t)));
 }
