@@ -25,15 +25,35 @@ use report::Report;
 use sink::WebhookSink;
 use table::TableClient;
 
-pub const USAGE: &str = "\
-  bench [--runs N] [--leads N] [--binary PATH] [--no-write]
-              build release, start Azurite, MailDev and a webhook sink, measure
-              cold start, idle run, backlog, memory, sizes and the raw-HTTP scan
-              floor (median of N runs, default 5; 3 for the backlog); write the
-              results into BENCHMARKS.md (only with the default --leads 10000)
-";
-
 const DEFAULT_LEADS: usize = 10_000;
+
+/// Builds release (unless --binary), starts Azurite, MailDev and a webhook
+/// sink and measures; the median of N runs of each figure.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Runs per figure (median of N; the backlog runs min(N, 3) times)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least(1))]
+    pub runs: usize,
+    /// Leads in the backlog; BENCHMARKS.md is written only with the default
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LEADS, value_parser = at_least(4))]
+    pub leads: usize,
+    /// Measure this binary instead of the release build
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Print the results without writing them into BENCHMARKS.md
+    #[arg(long)]
+    pub no_write: bool,
+}
+
+/// A whole number of at least `min` (4 leads: the first three the seed
+/// writes are skipped leads).
+fn at_least(min: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |text| match text.parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(_) => Err("takes a whole number".to_owned()),
+    }
+}
 
 pub struct Options {
     /// Runs per figure (cold start, idle, scan, floor).
@@ -41,60 +61,21 @@ pub struct Options {
     /// Backlog runs: each delivers every lead, so fewer.
     pub backlog_runs: usize,
     pub leads: usize,
-    binary: Option<PathBuf>,
-    write: bool,
 }
 
-impl Options {
-    fn parse(args: &[String]) -> Result<Options> {
-        let mut options = Options {
-            runs: 5,
-            backlog_runs: 3,
-            leads: DEFAULT_LEADS,
-            binary: None,
-            write: true,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .cloned()
-                    .with_context(|| format!("{name} needs a value"))
-            };
-            match arg.as_str() {
-                "--runs" => {
-                    let runs: usize = value("--runs")?.parse().context("--runs takes a number")?;
-                    if runs == 0 {
-                        bail!("--runs must be at least 1");
-                    }
-                    options.runs = runs;
-                    options.backlog_runs = runs.min(3);
-                }
-                "--leads" => {
-                    options.leads = value("--leads")?
-                        .parse()
-                        .context("--leads takes a number")?;
-                    if options.leads < 4 {
-                        bail!("--leads must be at least 4 (the first three are skipped leads)");
-                    }
-                }
-                "--binary" => options.binary = Some(PathBuf::from(value("--binary")?)),
-                "--no-write" => options.write = false,
-                other => bail!("unexpected argument `{other}`\n\n{USAGE}"),
-            }
-        }
-        Ok(options)
-    }
-}
-
-pub fn run(args: &[String]) -> Result<ExitCode> {
-    let options = Options::parse(args)?;
-    let command = std::iter::once("cargo xtask bench".to_owned())
-        .chain(args.iter().cloned())
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let options = Options {
+        runs: args.runs,
+        backlog_runs: args.runs.min(3),
+        leads: args.leads,
+    };
+    // As typed, for the record in BENCHMARKS.md.
+    let command = std::iter::once("cargo xtask".to_owned())
+        .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
     ensure_node_modules()?;
-    let binary = match &options.binary {
+    let binary = match &args.binary {
         Some(path) => path.clone(),
         None => {
             let mut build = cargo();
@@ -138,7 +119,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     for figure in &missed {
         say(format!("target missed: {}", figure.name));
     }
-    if options.write && options.leads == DEFAULT_LEADS {
+    if !args.no_write && options.leads == DEFAULT_LEADS {
         let path = repo_root().join("BENCHMARKS.md");
         report::write_into(&path, &generated)?;
         say(format!("results written into {}", path.display()));

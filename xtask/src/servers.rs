@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::proc::Background;
-use crate::{repo_root, say, step, target_dir};
+use crate::{http, repo_root, say, step, target_dir};
 
 /// Azurite's well-known development account (public, not a secret).
-const DEV_ACCOUNT: &str = "devstoreaccount1";
-const DEV_KEY: &str =
+pub const DEV_ACCOUNT: &str = "devstoreaccount1";
+pub const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Generous: a cold node start on a busy 2-core machine takes a few seconds.
@@ -154,7 +154,45 @@ impl MailDev {
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.web_port)
     }
+
+    /// Deletes every email MailDev holds.
+    pub fn clear(&self) -> Result<()> {
+        let response = http()
+            .delete(format!("{}/email/all", self.api_url()))
+            .call()
+            .context("cannot clear MailDev")?;
+        if response.status() != 200 {
+            bail!(
+                "MailDev answered HTTP {} to DELETE /email/all",
+                response.status()
+            );
+        }
+        Ok(())
+    }
+
+    /// How many emails MailDev holds.
+    pub fn count(&self) -> Result<u64> {
+        let mut response = http()
+            .get(format!("{}/email", self.api_url()))
+            .call()
+            .context("cannot list MailDev's emails")?;
+        if response.status() != 200 {
+            bail!("MailDev answered HTTP {} to GET /email", response.status());
+        }
+        // Each email comes with its bodies: a backlog's digests are far
+        // beyond ureq's default 10 MB limit. Only their number is needed.
+        let emails: Vec<serde::de::IgnoredAny> = response
+            .body_mut()
+            .with_config()
+            .limit(MAILDEV_LIST_LIMIT)
+            .read_json()
+            .context("MailDev's GET /email is not a list")?;
+        Ok(emails.len() as u64)
+    }
 }
+
+/// The most `MailDev::count` reads: far more than any backlog's digests.
+const MAILDEV_LIST_LIMIT: u64 = 1 << 30;
 
 pub fn log_path(name: &str) -> PathBuf {
     target_dir().join("xtask").join(format!("{name}.log"))
@@ -170,8 +208,10 @@ fn wait_for_port(process: &mut Background, port: u16) -> Result<()> {
 }
 
 fn wait_for_api(process: &mut Background, port: u16) -> Result<()> {
+    let client = http();
+    let url = format!("http://127.0.0.1:{port}/email");
     wait_until(process, "answer GET /email", || {
-        crate::http::get(port, "/email").is_ok_and(|r| r.status == 200)
+        client.get(&url).call().is_ok_and(|r| r.status() == 200)
     })
 }
 

@@ -4,41 +4,30 @@ use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::servers::{ensure_node_modules, Azurite, MailDev};
 use crate::{cargo, elapsed, say, step};
 
-struct Options {
-    lint: bool,
-    cargo_test_args: Vec<String>,
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and clippy (for quick loops)
+    #[arg(long)]
+    no_lint: bool,
+    /// Passed to `cargo test --workspace`, e.g. `-- --test host_timer`
+    #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+    pub cargo_test_args: Vec<String>,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut options = Options {
-        lint: true,
-        cargo_test_args: Vec::new(),
-    };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--no-lint" => options.lint = false,
-            "--" => {
-                options.cargo_test_args = iter.cloned().collect();
-                break;
-            }
-            other => bail!(
-                "unexpected argument `{other}` (usage: cargo xtask test [--no-lint] [-- <cargo test args>])"
-            ),
-        }
+impl Args {
+    pub fn lint(&self) -> bool {
+        !self.no_lint
     }
-    Ok(options)
 }
 
-pub fn run(args: &[String]) -> Result<ExitCode> {
-    let options = parse(args)?;
+pub fn run(options: &Args) -> Result<ExitCode> {
     let started = Instant::now();
-    if options.lint {
+    if options.lint() {
         // Lints first: they need no servers and fail fastest.
         if !step(
             "cargo fmt --all -- --check",
@@ -163,33 +152,5 @@ mod tests {
                 ignored: 1
             }
         );
-    }
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn passes_everything_after_the_separator_to_cargo_test() {
-        let o = parse(&strings(&[
-            "--no-lint",
-            "--",
-            "--test",
-            "x",
-            "--",
-            "--nocapture",
-        ]))
-        .unwrap();
-        assert!(!o.lint);
-        assert_eq!(
-            o.cargo_test_args,
-            strings(&["--test", "x", "--", "--nocapture"])
-        );
-    }
-
-    #[test]
-    fn lints_by_default_and_rejects_unknown_flags() {
-        assert!(parse(&[]).unwrap().lint);
-        assert!(parse(&strings(&["--nolint"])).is_err());
     }
 }

@@ -11,12 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::demo::{utc_now, uuid_ish};
-use crate::http;
-use crate::json::{self, Value};
+use crate::host::{self, RunSummary};
 use crate::servers::{free_port, log_path};
-
-const FUNCTION: &str = "LeadNotifier";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -25,6 +21,7 @@ pub struct Handler {
     pub port: u16,
     pub started: Instant,
     name: String,
+    http: ureq::Agent,
 }
 
 /// One timer invocation as the host saw it.
@@ -32,24 +29,9 @@ pub struct Invocation {
     /// Request sent → answer read, measured here.
     pub latency: Duration,
     /// The handler's `ReturnValue` (its run summary).
-    pub summary: Value,
-}
-
-impl Invocation {
-    pub fn number(&self, field: &str) -> u64 {
-        match self.summary.get(field) {
-            Some(Value::Number(n)) => *n as u64,
-            _ => 0,
-        }
-    }
-
-    /// `delivered.<channel>` of the summary.
-    pub fn delivered(&self, channel: &str) -> u64 {
-        match self.summary.get("delivered").and_then(|d| d.get(channel)) {
-            Some(Value::Number(n)) => *n as u64,
-            _ => 0,
-        }
-    }
+    pub summary: RunSummary,
+    /// The same as the handler wrote it, for messages.
+    pub raw: serde_json::Value,
 }
 
 impl Handler {
@@ -84,6 +66,7 @@ impl Handler {
             port,
             started,
             name: name.to_owned(),
+            http: crate::http(),
         })
     }
 
@@ -93,7 +76,7 @@ impl Handler {
     /// not a busy loop, which would take a core from the starting process.
     pub fn wait_ready(&mut self) -> Result<Duration> {
         loop {
-            if http::get(self.port, "/").is_ok() {
+            if host::ready(&self.http, self.port) {
                 return Ok(self.started.elapsed());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -112,37 +95,13 @@ impl Handler {
     /// One timer invocation with the body captured from Azure. A non-2xx
     /// answer is an error: the bench only measures runs that succeeded.
     pub fn invoke_timer(&self) -> Result<Invocation> {
-        let body = format!(
-            r#"{{"Data":{{"timer":{{"Schedule":{{"AdjustForDST":true}},"ScheduleStatus":null,"IsPastDue":false}}}},"Metadata":{{"sys":{{"MethodName":"{FUNCTION}","UtcNow":"{}","RandGuid":"{}"}}}}}}"#,
-            utc_now(),
-            uuid_ish()
-        );
-        let id = uuid_ish();
-        let sent = Instant::now();
-        let response = http::post(
-            self.port,
-            &format!("/{FUNCTION}"),
-            &[
-                ("X-Azure-Functions-InvocationId", id.as_str()),
-                ("User-Agent", "Azure-Functions-Host/4.0"),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
-        .with_context(|| format!("invoking {}", self.name))?;
-        let latency = sent.elapsed();
-        if !(200..300).contains(&response.status) {
-            bail!(
-                "{} answered HTTP {}: {}",
-                self.name,
-                response.status,
-                response.text()
-            );
-        }
-        let answer = json::parse(&response.text())
-            .with_context(|| format!("{}'s answer is not JSON", self.name))?;
-        let summary = answer.get("ReturnValue").cloned().unwrap_or(Value::Null);
-        Ok(Invocation { latency, summary })
+        let answer = host::invoke_timer(&self.http, self.port, &host::invocation_id())
+            .with_context(|| format!("invoking {}", self.name))?;
+        Ok(Invocation {
+            latency: answer.latency,
+            summary: answer.summary()?,
+            raw: answer.return_value,
+        })
     }
 
     pub fn pid(&self) -> u32 {

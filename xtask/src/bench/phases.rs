@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::cpu;
 use super::handler::{Handler, Invocation};
@@ -14,9 +14,8 @@ use super::report::{at_most, below, median, Report, Unit};
 use super::sink::WebhookSink;
 use super::table::{Metadata, ScanStats, TableClient};
 use super::{file_size, run_quietly, Options};
-use crate::json::Value;
 use crate::servers::{Azurite, MailDev};
-use crate::{http, say, target_dir};
+use crate::{say, target_dir};
 
 const LEAD_TABLE: &str = "BenchLeads";
 /// `lead-notifier seed` makes its first three rows a test, a `.edu` and a
@@ -86,7 +85,7 @@ impl Bench<'_> {
             ready.push(ms(handler.wait_ready()?));
             let run = handler.invoke_timer()?;
             first.push(ms(handler.started.elapsed()));
-            requests.push(run.number("storage_requests") as f64);
+            requests.push(run.summary.storage_requests as f64);
             handler.stop();
         }
         let r = &mut self.report;
@@ -143,7 +142,7 @@ impl Bench<'_> {
                 i + 1,
                 self.options.backlog_runs
             ));
-            clear_maildev(self.maildev)?;
+            self.maildev.clear()?;
             let (cards_before, _) = self.sink.counts();
             let settings = self.settings(&format!("BenchState{i}"), "0s", LEAD_TABLE);
             let mut handler = Handler::spawn(&self.binary, "bench-handler-backlog", &settings)?;
@@ -160,8 +159,8 @@ impl Bench<'_> {
             check_backlog(&run, expected)?;
             wall.push(run.latency.as_secs_f64());
             rate.push(leads as f64 / run.latency.as_secs_f64());
-            inside.push(run.number("duration_ms") as f64 / 1000.0);
-            requests.push(run.number("storage_requests") as f64);
+            inside.push(run.summary.duration_ms as f64 / 1000.0);
+            requests.push(run.summary.storage_requests as f64);
             emails_seen.push(maildev_count(
                 self.maildev,
                 expected.div_ceil(DIGEST_EMAIL_LEADS as u64),
@@ -170,17 +169,16 @@ impl Bench<'_> {
 
             for _ in 0..self.options.runs {
                 let run = handler.invoke_timer()?;
-                if run.delivered("email") + run.delivered("teams") != 0 {
-                    bail!("an idle run delivered alerts: {}", run.summary.brief());
+                if run.summary.delivered("email") + run.summary.delivered("teams") != 0 {
+                    bail!("an idle run delivered alerts: {}", run.raw);
                 }
                 idle.push(ms(run.latency));
-                idle_requests.push(run.number("storage_requests") as f64);
-                idle_inside.push(run.number("duration_ms") as f64);
-                let watermark = match run.summary.get("watermark") {
-                    Some(Value::String(w)) => w.clone(),
-                    _ => bail!("an idle run reported no watermark: {}", run.summary.brief()),
+                idle_requests.push(run.summary.storage_requests as f64);
+                idle_inside.push(run.summary.duration_ms as f64);
+                let Some(watermark) = &run.summary.watermark else {
+                    bail!("an idle run reported no watermark: {}", run.raw);
                 };
-                let floor = self.idle_floor(&format!("BenchState{i}"), &watermark)?;
+                let floor = self.idle_floor(&format!("BenchState{i}"), watermark)?;
                 idle_floor.push(ms(floor.0));
                 idle_floor_requests.push(floor.1 as f64);
             }
@@ -270,14 +268,14 @@ impl Bench<'_> {
         let mut floor_requests = Vec::new();
         for _ in 0..self.options.runs {
             let run = handler.invoke_timer()?;
-            if run.number("rows_scanned") != leads {
+            if run.summary.rows_scanned != leads {
                 bail!(
                     "the scan run read {} rows, not {leads}",
-                    run.number("rows_scanned")
+                    run.summary.rows_scanned
                 );
             }
             product.push(ms(run.latency));
-            product_requests.push(run.number("storage_requests") as f64);
+            product_requests.push(run.summary.storage_requests as f64);
             let lead_rows = self.floor(LEAD_TABLE, ALL_ROWS, Metadata::Full, leads)?;
             let records = self.floor(&last_state, &ledger_filter, Metadata::Full, 2 * leads)?;
             rows.push(ms(lead_rows.elapsed));
@@ -415,24 +413,15 @@ impl Bench<'_> {
 
 /// Every owed alert delivered on both channels, nothing left over.
 fn check_backlog(run: &Invocation, expected: u64) -> Result<()> {
-    let (email, teams) = (run.delivered("email"), run.delivered("teams"));
-    let (pending, failed) = (run.number("pending"), run.number("failed"));
+    let (email, teams) = (
+        run.summary.delivered("email"),
+        run.summary.delivered("teams"),
+    );
+    let (pending, failed) = (run.summary.pending, run.summary.failed);
     if email != expected || teams != expected || pending != 0 || failed != 0 {
         bail!(
             "the backlog run did not deliver every alert (expected {expected} per channel): {}",
-            run.summary.brief()
-        );
-    }
-    Ok(())
-}
-
-fn clear_maildev(maildev: &MailDev) -> Result<()> {
-    let response = http::request(maildev.web_port, "DELETE", "/email/all", &[], b"")
-        .context("cannot clear MailDev")?;
-    if response.status != 200 {
-        bail!(
-            "MailDev answered HTTP {} to DELETE /email/all",
-            response.status
+            run.raw
         );
     }
     Ok(())
@@ -443,12 +432,7 @@ fn clear_maildev(maildev: &MailDev) -> Result<()> {
 fn maildev_count(maildev: &MailDev, expected: u64) -> Result<u64> {
     let started = Instant::now();
     loop {
-        let response =
-            http::get(maildev.web_port, "/email").context("cannot list MailDev's emails")?;
-        let listed = match crate::json::parse(&response.text())? {
-            Value::Array(items) => items.len() as u64,
-            _ => bail!("MailDev's GET /email is not a list"),
-        };
+        let listed = maildev.count()?;
         if listed >= expected || started.elapsed() > MAILDEV_WAIT {
             return Ok(listed);
         }

@@ -204,8 +204,8 @@ pub fn machine() -> String {
     let azurite =
         std::fs::read_to_string(crate::repo_root().join("node_modules/azurite/package.json"))
             .ok()
-            .and_then(|text| crate::json::parse(&text).ok())
-            .and_then(|v| v.get("version").map(|v| v.brief()))
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned());
     format!(
         "- nproc: {cores}; CPU: {cpu}; memory: {memory}; Linux {}\n- {}; Node.js {}; Azurite {azurite}\n",

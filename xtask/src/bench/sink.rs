@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 #[derive(Default)]
 struct Counts {
+    connections: AtomicU64,
     posts: AtomicU64,
     bytes: AtomicU64,
 }
@@ -31,6 +32,7 @@ impl WebhookSink {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let counts = shared.clone();
+                counts.connections.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     // A broken connection only ends that connection; the
                     // handler reports whatever it saw as a failed send.
@@ -109,21 +111,13 @@ mod tests {
     #[test]
     fn counts_posts_on_one_kept_alive_connection() {
         let sink = WebhookSink::start().unwrap();
-        let mut stream = TcpStream::connect(("127.0.0.1", sink.port)).unwrap();
-        let request =
-            "POST /workflows/bench?sig=x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let http = crate::http();
         for _ in 0..2 {
-            stream.write_all(request.as_bytes()).unwrap();
-            let mut status = String::new();
-            reader.read_line(&mut status).unwrap();
-            assert!(status.starts_with("HTTP/1.1 202"), "{status}");
-            let mut rest = String::new();
-            while rest != "\r\n" {
-                rest.clear();
-                reader.read_line(&mut rest).unwrap();
-            }
+            let response = http.post(sink.url()).send("{}").unwrap();
+            assert_eq!(response.status(), 202);
         }
+        assert_eq!(http.get(sink.url()).call().unwrap().status(), 405);
         assert_eq!(sink.counts(), (2, 4));
+        assert_eq!(sink.counts.connections.load(Ordering::SeqCst), 1);
     }
 }

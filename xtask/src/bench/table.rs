@@ -1,6 +1,10 @@
 //! Plain HTTP requests to Azurite's table service, signed with SharedKeyLite:
 //! the floor a scan cannot beat (no SDK, no parsing of the rows, one
 //! keep-alive connection, as the product's pooled client has).
+//!
+//! Hand-made on purpose, unlike xtask's other HTTP (ureq): the floor is the
+//! least a client can do per request, so no client library's work may be in
+//! it. The date and percent-encoding come from crates.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,12 +16,16 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::demo::utc_now;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// Azurite's well-known development account (public, not a secret).
-const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+use crate::servers::{DEV_ACCOUNT as ACCOUNT, DEV_KEY as KEY};
+
+/// Everything but RFC 3986's unreserved bytes is percent-encoded.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How much OData metadata each entity carries. The product's SDK
@@ -182,7 +190,7 @@ impl TableClient {
         body: &[u8],
     ) -> Result<Response> {
         let path = format!("/{ACCOUNT}/{resource}");
-        let date = http_date(&utc_now());
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         // Path-style URLs: the account appears twice in the signed resource.
         let signature = self.sign(&format!("{date}\n/{ACCOUNT}{path}"));
         let target = if query.is_empty() {
@@ -296,60 +304,14 @@ fn count(haystack: &[u8], needle: &[u8]) -> u64 {
         .count() as u64
 }
 
-/// Percent-encodes a query value (everything but RFC 3986 unreserved bytes).
+/// Percent-encodes a query value.
 pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// RFC 1123 date (`Sun, 06 Nov 1994 08:49:37 GMT`) from an RFC 3339 UTC time
-/// as [`utc_now`] writes it.
-fn http_date(rfc3339: &str) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    let number = |range: std::ops::Range<usize>| -> usize {
-        rfc3339
-            .get(range)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_default()
-    };
-    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
-    // Sakamoto's day of the week.
-    const OFFSETS: [usize; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
-    let y = if month < 3 { year - 1 } else { year };
-    let weekday = (y + y / 4 - y / 100 + y / 400 + OFFSETS[month.clamp(1, 12) - 1] + day) % 7;
-    format!(
-        "{}, {day:02} {} {year} {} GMT",
-        DAYS[weekday],
-        MONTHS[month.clamp(1, 12) - 1],
-        rfc3339.get(11..19).unwrap_or("00:00:00")
-    )
+    utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_rfc_1123() {
-        assert_eq!(
-            http_date("1994-11-06T08:49:37.000000Z"),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
-        assert_eq!(
-            http_date("2026-02-28T23:59:59.999999Z"),
-            "Sat, 28 Feb 2026 23:59:59 GMT"
-        );
-    }
 
     #[test]
     fn filters_are_percent_encoded() {
