@@ -137,3 +137,68 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         );
     }
 }
+
+/// Teams hangs: the webhook still answers promptly with the lead stored,
+/// email goes out at once, and the next timer run delivers the Teams alert,
+/// once.
+#[tokio::test]
+async fn a_hanging_channel_does_not_hold_up_the_answer_and_the_timer_delivers_later() {
+    let teams = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(60)))
+        .mount(&teams)
+        .await;
+    let recipient = unique_recipient("hookslow");
+    let settings = HashMap::from([
+        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
+        ("LEADS_TABLE".to_owned(), unique_table("slowleads")),
+        ("LEADS_STATE_TABLE".to_owned(), unique_table("slowstate")),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
+        ("SMTP_SECURITY".to_owned(), "none".to_owned()),
+        ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
+        ("EMAIL_TO".to_owned(), recipient.clone()),
+        (
+            "TEAMS_WEBHOOK_URL".to_owned(),
+            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
+        ),
+    ]);
+    let handler = Handler::start(&settings).await;
+
+    let asked = std::time::Instant::now();
+    let (status, body) = handler
+        .invoke(
+            "LeadWebhook",
+            &http_invocation(&lead_json("Jana", "jana@brno.example")),
+        )
+        .await;
+    // Generous: the point is not waiting for Teams' 60 s (or RETRY_BUDGET).
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "answered after {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(res_status(&body), 201, "stored: {body}");
+    assert_eq!(maildev_messages(&recipient).await.len(), 1);
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+
+    // Teams answers again: the timer run delivers the stored lead there,
+    // and email is not sent twice.
+    teams.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&teams)
+        .await;
+    let (status, timer) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{timer}");
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    let (_, again) = handler.invoke_timer().await;
+    assert_eq!(
+        teams.received_requests().await.unwrap_or_default().len(),
+        1,
+        "{again}"
+    );
+    assert_eq!(maildev_messages(&recipient).await.len(), 1);
+}

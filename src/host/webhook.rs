@@ -7,6 +7,7 @@
 //! ledger makes the timer's later pass over the same row a no-op.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +21,11 @@ use super::app::App;
 use super::invocation::{parse_invocation, InvocationResponse};
 use crate::lead::LeadRow;
 use crate::source::store_rows;
+
+/// How long alerting may hold up the answer to Partner Center (whose timeout
+/// is undocumented): storing comes first, and what is not delivered within
+/// this goes to the next timer run (README, "Real-time leads").
+pub const ALERT_BUDGET: Duration = Duration::from_secs(2);
 
 /// Leads are a few hundred bytes; anything this big is not one.
 pub const MAX_LEAD_BYTES: usize = 64 * 1024;
@@ -130,7 +136,8 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
     }];
     // Stored is what the caller needs to hear: if alerting fails now, the
     // timer's next run finds the row and retries it.
-    match pipeline.alert_rows(std::slice::from_ref(&row)).await {
+    let rows = std::slice::from_ref(&row);
+    match pipeline.alert_rows_within(rows, Some(ALERT_BUDGET)).await {
         Ok(summary) => logs.extend(summary.log_lines()),
         Err(e) => {
             eprintln!("lead-notifier: LeadWebhook stored lead {key} but alerting failed: {e}");

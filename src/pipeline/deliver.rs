@@ -4,7 +4,7 @@
 //! the next run instead of hammering a service that is not answering.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -188,7 +188,13 @@ pub(super) struct Limits {
     pub digest_after: usize,
     pub retry_budget: Duration,
     pub max_attempts: u32,
+    /// When sending must stop (the webhook's alerting budget); what is left
+    /// goes to the next run.
+    pub deadline: Option<Instant>,
 }
+
+const OUT_OF_TIME: &str =
+    "no answer within the real-time webhook's alerting budget; the next timer run retries";
 
 /// What happened on one channel in one run.
 #[derive(Default)]
@@ -315,10 +321,20 @@ fn or_none(text: &str) -> &str {
 }
 
 /// Sends once, retrying retryable failures while the channel's budget lasts.
+/// With a deadline, an answer that has not come by then counts as a
+/// retryable failure (the message may still have arrived: a duplicate on the
+/// next run beats a lost lead), and no retry waits past it.
 async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result<(), NotifyError> {
     let mut retries = 0u32;
     loop {
-        let error = match channel.notifier.send(alert).await {
+        let sending = channel.notifier.send(alert);
+        let answer = match limits.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), sending)
+                .await
+                .unwrap_or_else(|_| Err(NotifyError::retryable(OUT_OF_TIME))),
+            None => sending.await,
+        };
+        let error = match answer {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -326,7 +342,8 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
             return Err(error);
         };
         let wait = retry_after.unwrap_or_else(|| backoff(retries));
-        if channel.waited + wait > limits.retry_budget {
+        let past_deadline = limits.deadline.is_some_and(|d| Instant::now() + wait >= d);
+        if channel.waited + wait > limits.retry_budget || past_deadline {
             return Err(error);
         }
         tracing::info!(channel = %channel.id(), "send failed, retrying in {wait:?}: {}", error.reason());

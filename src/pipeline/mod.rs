@@ -132,6 +132,17 @@ impl Pipeline {
     /// as a run, without scanning or moving the watermark (the real-time
     /// webhook, after it stored the rows).
     pub async fn alert_rows(&self, rows: &[LeadRow]) -> Result<RunSummary, RunError> {
+        self.alert_rows_within(rows, None).await
+    }
+
+    /// [`Self::alert_rows`], sending only until `budget` has passed: an
+    /// alert not delivered by then is recorded for retry (its channel counts
+    /// as down) and the next timer run sends it, since its row is stored.
+    pub async fn alert_rows_within(
+        &self,
+        rows: &[LeadRow],
+        budget: Option<Duration>,
+    ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
         let storage = self.storage();
         let run_id = new_run_id();
@@ -139,6 +150,7 @@ impl Pipeline {
             .create_table_if_missing(&self.settings.state_table)
             .await?;
         let mut run = self.start(&storage, &run_id);
+        run.limits.deadline = budget.map(|b| started + b);
         run.summary.rows_scanned = rows.len() as u64;
         let known = Default::default();
         run.judge(rows, &known).await?;
@@ -185,6 +197,7 @@ impl Pipeline {
                 digest_after: settings.digest_after,
                 retry_budget: settings.retry_budget,
                 max_attempts: policy.max_attempts,
+                deadline: None,
             },
             settings,
             unfinished: None,

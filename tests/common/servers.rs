@@ -108,29 +108,42 @@ pub struct Azurite {
 impl Azurite {
     /// In-memory Azurite on a free port.
     pub fn spawn() -> Azurite {
-        Self::start(free_port(), None)
+        Self::on_free_port(None, None)
     }
 
     /// Azurite that keeps its data in `dir`, so it survives [`Azurite::restart`].
     pub fn spawn_persistent(dir: &Path) -> Azurite {
-        Self::start(free_port(), Some(dir.to_path_buf()))
+        Self::on_free_port(Some(dir.to_path_buf()), None)
     }
 
     /// In-memory Azurite over HTTPS with this certificate and key, checking
     /// bearer tokens (`--oauth basic`: format, lifetime, issuer, audience).
     pub fn spawn_oauth(cert: &Path, key: &Path) -> Azurite {
-        Self::launch(
-            free_port(),
-            None,
-            Some((cert.to_path_buf(), key.to_path_buf())),
-        )
+        Self::on_free_port(None, Some((cert.to_path_buf(), key.to_path_buf())))
     }
 
-    fn start(port: u16, location: Option<PathBuf>) -> Azurite {
-        Self::launch(port, location, None)
+    /// A free port can be taken by another test's server between
+    /// [`free_port`] and Azurite's bind (Node takes half a second to get
+    /// there); Azurite then exits and the test would talk to the wrong
+    /// server. So: try again on another port.
+    fn on_free_port(location: Option<PathBuf>, https: Option<(PathBuf, PathBuf)>) -> Azurite {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::launch(free_port(), location.clone(), https.clone()) {
+                Ok(azurite) => return azurite,
+                Err(e) => last = e,
+            }
+        }
+        panic!("azurite-table did not start: {last}");
     }
 
-    fn launch(port: u16, location: Option<PathBuf>, https: Option<(PathBuf, PathBuf)>) -> Azurite {
+    /// Starts Azurite on `port` and waits until that very process listens
+    /// there (not merely anyone).
+    fn launch(
+        port: u16,
+        location: Option<PathBuf>,
+        https: Option<(PathBuf, PathBuf)>,
+    ) -> Result<Azurite, String> {
         let mut cmd = Command::new(node_bin("azurite-table"));
         if let Some((cert, key)) = &https {
             cmd.arg("--cert")
@@ -145,21 +158,32 @@ impl Azurite {
             Some(dir) => cmd.arg("--location").arg(dir),
             None => cmd.arg("--inMemoryPersistence"),
         };
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start azurite-table");
-        assert!(
-            wait_for_port(port, Duration::from_secs(20)),
-            "azurite-table did not listen on {port}"
-        );
-        Azurite {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("it exited ({status}) on port {port}"));
+            }
+            if listens(child.id(), port) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("it did not listen on {port} within 20 s"));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(Azurite {
             child: Some(child),
             port,
             location,
             https,
-        }
+        })
     }
 
     /// The table endpoint, `http(s)://127.0.0.1:<port>/devstoreaccount1`.
@@ -216,9 +240,36 @@ impl Azurite {
     /// Starts again on the same port (and the same data, when persistent).
     pub fn restart(&mut self) {
         self.stop();
-        let again = Self::launch(self.port, self.location.clone(), self.https.clone());
+        let again = Self::launch(self.port, self.location.clone(), self.https.clone())
+            .unwrap_or_else(|e| panic!("azurite-table did not restart: {e}"));
         *self = again;
     }
+}
+
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port`
+/// (Linux: the listener's inode in /proc/net/tcp among the process's fds).
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // st 0A is LISTEN
+            (cols.len() > 9 && cols[1] == local && cols[3] == "0A")
+                .then(|| format!("socket:[{}]", cols[9]))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 impl Drop for Azurite {

@@ -1,6 +1,10 @@
 //! `cargo xtask bench`: the handler's speed and size on this machine, against
 //! the targets of issue 7, written into BENCHMARKS.md.
 //!
+//! The primary figures are the packaged musl binary's (what publishers
+//! deploy, issue 11); the glibc release build stands beside it for
+//! comparison. Each binary gets its own fresh Azurite and MailDev.
+//!
 //! Real servers throughout: Azurite for the tables, MailDev for SMTP and a
 //! local sink for the Teams webhook. Each figure is the median of several
 //! runs. Not part of `cargo xtask test`: speed is judged here, never by
@@ -13,7 +17,7 @@ mod report;
 mod sink;
 mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -27,8 +31,9 @@ use table::TableClient;
 
 const DEFAULT_LEADS: usize = 10_000;
 
-/// Builds release (unless --binary), starts Azurite, MailDev and a webhook
-/// sink and measures; the median of N runs of each figure.
+/// Packages the musl binary and builds the glibc release (unless --binary),
+/// starts Azurite, MailDev and a webhook sink and measures both; the median
+/// of N runs of each figure.
 #[derive(clap::Args)]
 pub struct Args {
     /// Runs per figure (median of N; the backlog runs min(N, 3) times)
@@ -37,7 +42,7 @@ pub struct Args {
     /// Leads in the backlog; BENCHMARKS.md is written only with the default
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LEADS, value_parser = at_least(4))]
     pub leads: usize,
-    /// Measure this binary instead of the release build
+    /// Measure only this binary instead of the packaged musl and the glibc release builds
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
     /// Print the results without writing them into BENCHMARKS.md
@@ -75,47 +80,36 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .collect::<Vec<_>>()
         .join(" ");
     ensure_node_modules()?;
-    let binary = match &args.binary {
-        Some(path) => path.clone(),
-        None => {
-            let mut build = cargo();
-            build.args(["build", "--release", "--bin", "lead-notifier"]);
-            if !step("cargo build --release --bin lead-notifier", &mut build)?.success() {
-                bail!("the release build failed");
-            }
-            target_dir().join("release").join("lead-notifier")
-        }
+    let binaries = match &args.binary {
+        Some(path) => vec![Binary {
+            label: "given (--binary)",
+            path: path.clone(),
+        }],
+        None => built_binaries()?,
     };
     let started = Instant::now();
-    let azurite = Azurite::start("bench-azurite")?;
-    let maildev = MailDev::start("bench-maildev")?;
     let sink = WebhookSink::start()?;
-    let mut bench = phases::Bench {
-        binary,
-        options: &options,
-        azurite: &azurite,
-        maildev: &maildev,
-        sink: &sink,
-        table: TableClient::new(azurite.port)?,
-        report: Report::default(),
-    };
-    bench.cold_start()?;
-    bench.backlog_and_idle()?;
-    bench.scan()?;
-    bench.sizes()?;
-    let report = bench.report;
-    drop(azurite);
-    drop(maildev);
+    let mut reports = Vec::new();
+    for binary in &binaries {
+        say(format!("measuring the {} binary", binary.label));
+        reports.push(measure(&binary.path, &options, &sink)?);
+    }
+    let mut sizes = Report::default();
+    phases::sizes(&mut sizes, &binaries)?;
 
+    let labels: Vec<&str> = binaries.iter().map(|b| b.label).collect();
+    let refs: Vec<&Report> = reports.iter().collect();
     let generated = format!(
         "Measured with `{command}` ({} including server starts, builds excluded).\n\n{}\n\
          #### Machine\n\n{}",
         elapsed(started.elapsed()),
-        report.markdown(),
+        report::side_by_side(&labels, &refs) + &sizes.markdown(),
         report::machine()
     );
     println!("\n{generated}");
-    let missed = report.missed();
+    // Targets are judged on the first binary: the one users deploy.
+    let mut missed = reports.first().map(Report::missed).unwrap_or_default();
+    missed.extend(sizes.missed());
     for figure in &missed {
         say(format!("target missed: {}", figure.name));
     }
@@ -128,6 +122,53 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
     // Missed targets are findings, not failures of the command.
     Ok(ExitCode::SUCCESS)
+}
+
+/// A binary measured, and how BENCHMARKS.md names it.
+pub struct Binary {
+    pub label: &'static str,
+    pub path: PathBuf,
+}
+
+/// The packaged musl binary users deploy (`cargo xtask package` rebuilds it
+/// when stale; cargo decides) and, for comparison, the glibc release build.
+fn built_binaries() -> Result<Vec<Binary>> {
+    crate::package::run().context("`cargo xtask package` failed")?;
+    let mut build = cargo();
+    build.args(["build", "--release", "--bin", "lead-notifier"]);
+    if !step("cargo build --release --bin lead-notifier", &mut build)?.success() {
+        bail!("the release build failed");
+    }
+    Ok(vec![
+        Binary {
+            label: "packaged musl",
+            path: crate::package::app_binary(),
+        },
+        Binary {
+            label: "glibc release",
+            path: target_dir().join("release").join("lead-notifier"),
+        },
+    ])
+}
+
+/// Every timed figure for one binary, against its own fresh Azurite and
+/// MailDev so that no binary finds another's tables or emails.
+fn measure(binary: &Path, options: &Options, sink: &WebhookSink) -> Result<Report> {
+    let azurite = Azurite::start("bench-azurite")?;
+    let maildev = MailDev::start("bench-maildev")?;
+    let mut bench = phases::Bench {
+        binary: binary.to_path_buf(),
+        options,
+        azurite: &azurite,
+        maildev: &maildev,
+        sink,
+        table: TableClient::new(azurite.port)?,
+        report: Report::default(),
+    };
+    bench.cold_start()?;
+    bench.backlog_and_idle()?;
+    bench.scan()?;
+    Ok(bench.report)
 }
 
 /// `strip`'s verdict is not needed: the release profile strips.

@@ -31,6 +31,12 @@ const SETTING_PREFIXES: &[&str] = &[
     "CLAIM_",
     "SCAN_",
     "RETRY_",
+    "REPEAT_",
+    "ROUTE_",
+    "SLACK_",
+    "WEBHOOK_",
+    "GRAPH_",
+    "AZURE_",
     "AzureWebJobs",
     "FUNCTIONS_",
 ];

@@ -41,8 +41,9 @@ enum Task {
     /// Start Azurite, write sample leads, start the handler as the Functions
     /// host does, trigger one timer run, print what happened.
     Demo,
-    /// Measure cold start, idle run, backlog, memory, sizes and the raw-HTTP
-    /// scan floor; write them into BENCHMARKS.md.
+    /// Measure the packaged musl binary beside the glibc build: cold start,
+    /// idle run, backlog, memory, sizes and the raw-HTTP scan floor; write
+    /// them into BENCHMARKS.md.
     Bench(bench::Args),
 }
 

@@ -21,6 +21,11 @@ const BINARY: &str = "lead-notifier";
 const SETUP_HINT: &str = "the musl build needs `rustup target add x86_64-unknown-linux-musl` \
      and a musl C compiler for ring (Debian/Ubuntu: `apt-get install musl-tools`)";
 
+/// The executable of the assembled app: what publishers deploy.
+pub fn app_binary() -> PathBuf {
+    target_dir().join("functionapp").join(BINARY)
+}
+
 /// One file of the app: where it comes from, its path inside the app, mode.
 struct Entry {
     source: PathBuf,

@@ -13,7 +13,7 @@ use super::handler::{Handler, Invocation};
 use super::report::{at_most, below, median, Report, Unit};
 use super::sink::WebhookSink;
 use super::table::{Metadata, ScanStats, TableClient};
-use super::{file_size, run_quietly, Options};
+use super::{file_size, run_quietly, Binary, Options};
 use crate::servers::{Azurite, MailDev};
 use crate::{say, target_dir};
 
@@ -371,44 +371,36 @@ impl Bench<'_> {
         }
         Ok(stats)
     }
+}
 
-    /// The binary measured, the deployable musl binary and the zip
-    /// (`cargo xtask package` output, built when missing).
-    pub fn sizes(&mut self) -> Result<()> {
-        let musl = target_dir().join("x86_64-unknown-linux-musl/release/lead-notifier");
-        let zip = target_dir().join("functionapp.zip");
-        if file_size(&zip).is_none() {
-            say("target/functionapp.zip is missing: running `cargo xtask package`");
-            if let Err(e) = crate::package::run() {
-                self.report.note(format!(
-                    "`cargo xtask package` failed, so no zip size: {e:#}"
-                ));
-            }
+/// The binaries measured and the zip (`cargo xtask package` output, built
+/// when missing).
+pub fn sizes(report: &mut Report, binaries: &[Binary]) -> Result<()> {
+    let zip = target_dir().join("functionapp.zip");
+    if file_size(&zip).is_none() {
+        say("target/functionapp.zip is missing: running `cargo xtask package`");
+        if let Err(e) = crate::package::run() {
+            report.note(format!(
+                "`cargo xtask package` failed, so no zip size: {e:#}"
+            ));
         }
-        let r = &mut self.report;
-        r.section("Size");
-        let mb = |bytes: u64| vec![bytes as f64 / 1e6];
-        if let Some(size) = file_size(&self.binary) {
-            r.add(
-                "release binary, stripped (the one measured above)",
-                Unit::MB,
-                mb(size),
-                below(15.0),
-            );
-        }
-        if let Some(size) = file_size(&musl) {
-            r.add(
-                "static musl binary, stripped (deployed)",
-                Unit::MB,
-                mb(size),
-                below(15.0),
-            );
-        }
-        if let Some(size) = file_size(&zip) {
-            r.add("target/functionapp.zip", Unit::MB, mb(size), None);
-        }
-        Ok(())
     }
+    report.section("Size");
+    let mb = |bytes: u64| vec![bytes as f64 / 1e6];
+    for binary in binaries {
+        if let Some(size) = file_size(&binary.path) {
+            report.add(
+                &format!("binary, stripped: {}", binary.label),
+                Unit::MB,
+                mb(size),
+                below(15.0),
+            );
+        }
+    }
+    if let Some(size) = file_size(&zip) {
+        report.add("target/functionapp.zip", Unit::MB, mb(size), None);
+    }
+    Ok(())
 }
 
 /// Every owed alert delivered on both channels, nothing left over.

@@ -85,6 +85,34 @@ impl Figure {
     }
 }
 
+impl Figure {
+    fn range(&self) -> (f64, f64) {
+        self.samples
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            })
+    }
+
+    fn target_text(&self) -> String {
+        self.target.map_or(String::new(), |t| {
+            format!(
+                "{} {}",
+                if t.inclusive { "≤" } else { "<" },
+                self.unit.show(t.limit)
+            )
+        })
+    }
+
+    fn verdict(&self) -> &'static str {
+        match self.met() {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "",
+        }
+    }
+}
+
 pub fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -140,24 +168,8 @@ impl Report {
             let _ = writeln!(out, "| figure | median | min | max | runs | target | |");
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
             for f in figures {
-                let (min, max) = f
-                    .samples
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                        (lo.min(v), hi.max(v))
-                    });
-                let target = f.target.map_or(String::new(), |t| {
-                    format!(
-                        "{} {}",
-                        if t.inclusive { "≤" } else { "<" },
-                        f.unit.show(t.limit)
-                    )
-                });
-                let verdict = match f.met() {
-                    Some(true) => "met",
-                    Some(false) => "**missed**",
-                    None => "",
-                };
+                let (min, max) = f.range();
+                let (target, verdict) = (f.target_text(), f.verdict());
                 let (min, max) = if f.samples.len() > 1 {
                     (f.unit.show(min), f.unit.show(max))
                 } else {
@@ -181,6 +193,61 @@ impl Report {
         }
         out
     }
+}
+
+/// The reports of several binaries (same figures, same order) as one table
+/// per section, a column per binary; targets are judged on the first.
+pub fn side_by_side(labels: &[&str], reports: &[&Report]) -> String {
+    let Some(first) = reports.first() else {
+        return String::new();
+    };
+    if reports.len() == 1 {
+        return first.markdown();
+    }
+    let mut out = String::new();
+    let cell = |f: Option<&Figure>| match f {
+        None => String::new(),
+        Some(f) if f.samples.len() > 1 => {
+            let (min, max) = f.range();
+            format!(
+                "{} ({}–{})",
+                f.unit.show(f.median()),
+                f.unit.show(min),
+                f.unit.show(max)
+            )
+        }
+        Some(f) => f.unit.show(f.median()),
+    };
+    for (s, (title, figures)) in first.sections.iter().enumerate() {
+        let _ = writeln!(out, "#### {title}\n");
+        let _ = writeln!(out, "| figure | {} | runs | target | |", labels.join(" | "));
+        let _ = writeln!(out, "|---|{}---:|---|---|", "---:|".repeat(labels.len()));
+        for (i, f) in figures.iter().enumerate() {
+            let cells: Vec<String> = reports
+                .iter()
+                .map(|r| cell(r.sections.get(s).and_then(|(_, fs)| fs.get(i))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                f.name,
+                cells.join(" | "),
+                f.samples.len(),
+                f.target_text(),
+                f.verdict()
+            );
+        }
+        out.push('\n');
+    }
+    for (label, report) in labels.iter().zip(reports) {
+        for note in &report.notes {
+            let _ = writeln!(out, "- {label}: {note}");
+        }
+    }
+    if reports.iter().any(|r| !r.notes.is_empty()) {
+        out.push('\n');
+    }
+    out
 }
 
 /// The machine, as far as a reader needs it to compare numbers.
@@ -271,6 +338,28 @@ mod tests {
         );
         assert!(md.contains("| slow | 25.0 ms |"), "{md}");
         assert!(md.contains("**missed**"), "{md}");
+    }
+
+    #[test]
+    fn binaries_stand_side_by_side_judged_on_the_first() {
+        let report = |ms: [f64; 2]| {
+            let mut r = Report::default();
+            r.section("Backlog");
+            r.add("wall", Unit::Seconds, vec![ms[0], ms[1]], below(10.0));
+            r.add("requests", Unit::Count, vec![3.0], None);
+            r
+        };
+        let (musl, glibc) = (report([12.0, 14.0]), report([2.0, 4.0]));
+        let md = side_by_side(&["packaged musl", "glibc release"], &[&musl, &glibc]);
+        assert!(
+            md.contains("| figure | packaged musl | glibc release | runs | target | |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| wall | 13.00 s (12.00 s–14.00 s) | 3.00 s (2.00 s–4.00 s) | 2 | < 10.00 s | **missed** |"),
+            "{md}"
+        );
+        assert!(md.contains("| requests | 3 | 3 | 1 |  |  |"), "{md}");
     }
 
     #[test]
