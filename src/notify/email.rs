@@ -177,9 +177,16 @@ impl Notifier for EmailNotifier {
     fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
         Box::pin(async move {
             let message = render_message(alert, &self.from, &self.to)?;
+            // What lettre's `send(message)` does, but with the message's
+            // encoded bodies freed before the send: the SMTP client copies
+            // the formatted bytes once more (dot-stuffing), so a 500-lead
+            // digest (3.8 MB) was held three times at once.
+            let envelope = message.envelope().clone();
+            let raw = message.formatted();
+            drop(message);
             self.transport()
                 .await?
-                .send(message)
+                .send_raw(&envelope, &raw)
                 .await
                 .map(|_| ())
                 .map_err(|e| classify(&e, &self.server, self.oauth2()))

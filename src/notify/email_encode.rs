@@ -23,32 +23,60 @@ pub fn body(text: String) -> Body {
         Encoding::QuotedPrintable => ContentTransferEncoding::QuotedPrintable,
         Encoding::Base64 => ContentTransferEncoding::Base64,
     };
-    let text = crlf(&text);
+    // Converted in place: a digest's HTML is 3 MB, and every extra copy is
+    // fresh pages for musl's allocator, which returns them to the kernel.
+    let text = crlf(text);
     match encoding {
         // What `Body::new` stores for these: the CRLF text as it is. The
         // CRLF text can fail lettre's own line-length check (one more byte a
         // line) that the rendered text passed, so it is not asked again.
         ContentTransferEncoding::SevenBit | ContentTransferEncoding::EightBit => {
-            Body::dangerous_pre_encoded(text.into_bytes(), encoding)
+            Body::dangerous_pre_encoded(text, encoding)
         }
-        // Always accepted; lettre's CRLF step finds every `\n` already
-        // preceded by `\r`, and then encodes as `Body::new` does.
+        // The call lettre's `Body::new` makes for this encoding (the same
+        // crate and version); done here, lettre's second choice of encoding
+        // and second line-ending scan over the whole text are skipped.
+        ContentTransferEncoding::QuotedPrintable => {
+            Body::dangerous_pre_encoded(quoted_printable::encode(text), encoding)
+        }
+        // Always accepted, and encoded as `Body::new` does.
         _ => Body::new_with_encoding(text, encoding).unwrap_or_else(Body::new),
     }
 }
 
-/// Every bare `\n` becomes `\r\n` (an existing `\r\n` stays as it is).
-fn crlf(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 16);
-    let mut previous = '\0';
-    for c in text.chars() {
-        if c == '\n' && previous != '\r' {
-            out.push('\r');
+/// Every bare `\n` becomes `\r\n` (an existing `\r\n` stays as it is), in
+/// place and in linear time: the text grows by one byte per bare line end
+/// and is moved from the back, one line at a time.
+fn crlf(text: String) -> Vec<u8> {
+    let mut bytes = text.into_bytes();
+    let bare = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+        .count();
+    let mut read = bytes.len();
+    bytes.resize(read + bare, 0);
+    // Everything below `read` is still the original text; `write` is where
+    // the converted text already moved starts. `write - read` is the number
+    // of bare line ends still to convert, so a write never reaches below
+    // the line end being looked at.
+    let mut write = bytes.len();
+    while let Some(newline) = bytes[..read].iter().rposition(|&b| b == b'\n') {
+        let line = newline + 1..read;
+        write -= line.len();
+        bytes.copy_within(line, write);
+        let carriage_return = newline > 0 && bytes[newline - 1] == b'\r';
+        write -= 1;
+        bytes[write] = b'\n';
+        if !carriage_return {
+            write -= 1;
+            bytes[write] = b'\r';
         }
-        out.push(c);
-        previous = c;
+        read = newline;
     }
-    out
+    // The first line has not moved: every bare line end is converted.
+    debug_assert_eq!(read, write);
+    bytes
 }
 
 #[cfg(test)]
@@ -90,8 +118,20 @@ mod tests {
 
     #[test]
     fn bare_newlines_become_crlf_once() {
-        assert_eq!(crlf("a\nb\r\nc\n\n"), "a\r\nb\r\nc\r\n\r\n");
-        assert_eq!(crlf("\n"), "\r\n");
-        assert_eq!(crlf("none"), "none");
+        let naive = |text: &str| text.replace("\r\n", "\n").replace('\n', "\r\n");
+        for text in [
+            "a\nb\r\nc\n\n",
+            "\n",
+            "\r\n",
+            "\n\r\n\n",
+            "none",
+            "",
+            "ends\r",
+            "\r\r\nx\ny\r",
+            "Zoë\nŁukasiewicz\r\n王\n",
+        ] {
+            let ours = crlf(text.to_owned());
+            assert_eq!(String::from_utf8(ours).unwrap(), naive(text), "{text:?}");
+        }
     }
 }

@@ -49,8 +49,11 @@ pub(super) async fn send_digests(
     let totals: Vec<usize> = channels.iter().map(|c| c.owed.count()).collect();
     let mut chunks: Vec<Vec<OwedAlert>> = channels.iter().map(|_| Vec::new()).collect();
     while let Some(page) = rows.next_page().await? {
-        for row in &page {
-            if gather(ledger, history, &mut channels, &mut chunks, known, row) {
+        // Rows are dropped as they are gathered: a page of 1,000 rows is
+        // about a megabyte, and sending a digest waits in the middle of it.
+        for row in page {
+            if gather(ledger, history, &mut channels, &mut chunks, known, &row) {
+                drop(row);
                 let full = |c: &Channel, chunk: &Vec<OwedAlert>| chunk.len() >= c.chunk_size();
                 send_chunks(ledger, &mut channels, &mut chunks, &totals, limits, full).await?;
             }

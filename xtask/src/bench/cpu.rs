@@ -21,13 +21,31 @@ fn ticks_per_second() -> f64 {
 
 /// User plus system CPU seconds `pid` has used so far.
 pub fn seconds(pid: u32) -> Option<f64> {
+    let usage = usage(pid)?;
+    Some(usage.user + usage.system)
+}
+
+/// What `/proc/PID/stat` says a process has used so far.
+pub struct Usage {
+    pub user: f64,
+    pub system: f64,
+    /// Page faults served without I/O: fresh anonymous pages, mostly.
+    pub minor_faults: u64,
+}
+
+pub fn usage(pid: u32) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name in parentheses may hold spaces: fields start after it.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
+    let minor_faults = fields.get(7)?.parse().ok()?;
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks_per_second())
+    Some(Usage {
+        user: utime / ticks_per_second(),
+        system: stime / ticks_per_second(),
+        minor_faults,
+    })
 }
 
 /// The process whose command line holds every one of `needles` as an

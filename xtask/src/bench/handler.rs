@@ -120,6 +120,39 @@ impl Handler {
         Ok(kib * 1024)
     }
 
+    /// The process's memory and CPU as `/proc` tells them, for the bench's
+    /// log: what the resident set is made of (file-backed pages of the
+    /// binary vs anonymous heap and stacks), how many threads hold stacks,
+    /// and user vs system time with the page faults behind the latter.
+    pub fn memory_line(&self) -> String {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| "?".to_owned())
+        };
+        let cpu = super::cpu::usage(pid).map_or_else(
+            || "?".to_owned(),
+            |u| {
+                format!(
+                    "user {:.2} s, system {:.2} s, {} minor faults",
+                    u.user, u.system, u.minor_faults
+                )
+            },
+        );
+        format!(
+            "VmRSS {} (anon {}, file {}), VmHWM {}, threads {}; CPU {cpu}",
+            field("VmRSS:"),
+            field("RssAnon:"),
+            field("RssFile:"),
+            field("VmHWM:"),
+            field("Threads:")
+        )
+    }
+
     /// SIGTERM (as the host sends), SIGKILL if it lingers.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -86,6 +86,12 @@ impl Bench<'_> {
             let run = handler.invoke_timer()?;
             first.push(ms(handler.started.elapsed()));
             requests.push(run.summary.storage_requests as f64);
+            if i == 0 {
+                say(format!(
+                    "handler memory after a first run on an empty table: {}",
+                    handler.memory_line()
+                ));
+            }
             handler.stop();
         }
         let r = &mut self.report;
@@ -147,6 +153,10 @@ impl Bench<'_> {
             let settings = self.settings(&format!("BenchState{i}"), "0s", LEAD_TABLE);
             let mut handler = Handler::spawn(&self.binary, "bench-handler-backlog", &settings)?;
             handler.wait_ready()?;
+            say(format!(
+                "handler memory after start: {}",
+                handler.memory_line()
+            ));
             let pids = [Some(handler.pid()), servers[0], servers[1]];
             let before = pids.map(|pid| pid.and_then(cpu::seconds));
             let run = handler.invoke_timer()?;
@@ -156,6 +166,10 @@ impl Bench<'_> {
                 }
             }
             rss.push(handler.peak_rss()? as f64 / 1e6);
+            say(format!(
+                "handler memory after the backlog: {}",
+                handler.memory_line()
+            ));
             check_backlog(&run, expected)?;
             wall.push(run.latency.as_secs_f64());
             rate.push(leads as f64 / run.latency.as_secs_f64());
@@ -182,6 +196,10 @@ impl Bench<'_> {
                 idle_floor.push(ms(floor.0));
                 idle_floor_requests.push(floor.1 as f64);
             }
+            say(format!(
+                "handler memory after idle runs: {}",
+                handler.memory_line()
+            ));
             handler.stop();
         }
         let r = &mut self.report;
