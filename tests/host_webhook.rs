@@ -138,14 +138,15 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
     }
 }
 
-/// Teams hangs: the webhook still answers promptly with the lead stored,
-/// email goes out at once, and the next timer run delivers the Teams alert,
-/// once.
+/// Teams is slow: the webhook still answers promptly with the lead stored
+/// and email sent; the Teams send is not cut off but finishes after the
+/// answer and is recorded, so neither a timer run meanwhile nor one after
+/// sends the card again.
 #[tokio::test]
-async fn a_hanging_channel_does_not_hold_up_the_answer_and_the_timer_delivers_later() {
+async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
     let teams = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(60)))
+        .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(10)))
         .mount(&teams)
         .await;
     let recipient = unique_recipient("hookslow");
@@ -173,9 +174,9 @@ async fn a_hanging_channel_does_not_hold_up_the_answer_and_the_timer_delivers_la
             &http_invocation(&lead_json("Jana", "jana@brno.example")),
         )
         .await;
-    // Generous: the point is not waiting for Teams' 60 s (or RETRY_BUDGET).
+    // Functional, not a timing figure: answered while Teams had not.
     assert!(
-        asked.elapsed() < std::time::Duration::from_secs(20),
+        asked.elapsed() < std::time::Duration::from_secs(9),
         "answered after {:?}",
         asked.elapsed()
     );
@@ -184,21 +185,23 @@ async fn a_hanging_channel_does_not_hold_up_the_answer_and_the_timer_delivers_la
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 
-    // Teams answers again: the timer run delivers the stored lead there,
-    // and email is not sent twice.
-    teams.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&teams)
-        .await;
+    // The card is still on its way: a timer run now finds it claimed.
     let (status, timer) = handler.invoke_timer().await;
     assert_eq!(status, 200, "{timer}");
+    assert_eq!(timer["ReturnValue"]["busy"], 1, "{timer}");
+
+    // Once Teams answers, the delivery is recorded; later runs send nothing.
+    let mut settled = Value::Null;
+    for _ in 0..60 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let (_, timer) = handler.invoke_timer().await;
+        if timer["ReturnValue"]["busy"] == 0 {
+            settled = timer;
+            break;
+        }
+    }
+    assert_eq!(settled["ReturnValue"]["busy"], 0, "never settled");
+    assert_eq!(settled["ReturnValue"]["pending"], 0, "{settled}");
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
-    let (_, again) = handler.invoke_timer().await;
-    assert_eq!(
-        teams.received_requests().await.unwrap_or_default().len(),
-        1,
-        "{again}"
-    );
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
 }

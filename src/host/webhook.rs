@@ -134,15 +134,34 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
     } else {
         format!("lead {key} stored")
     }];
-    // Stored is what the caller needs to hear: if alerting fails now, the
-    // timer's next run finds the row and retries it.
-    let rows = std::slice::from_ref(&row);
-    match pipeline.alert_rows_within(rows, Some(ALERT_BUDGET)).await {
-        Ok(summary) => logs.extend(summary.log_lines()),
-        Err(e) => {
-            eprintln!("lead-notifier: LeadWebhook stored lead {key} but alerting failed: {e}");
-            logs.push(format!("alerting failed, the timer will retry: {e}"));
+    // Stored is what the caller needs to hear. Alerting runs in a task of
+    // its own so the answer waits at most ALERT_BUDGET: a send still under
+    // way then is not cut off (that would record a retry for a message that
+    // may be arriving, and alert twice) but finishes and is recorded after
+    // the answer; whatever is left, the timer's next run finds and sends.
+    let alerting = tokio::spawn({
+        let pipeline = pipeline.clone();
+        let rows = vec![row.clone()];
+        let key = key.clone();
+        async move {
+            let result = pipeline.alert_rows_within(&rows, Some(ALERT_BUDGET)).await;
+            if let Err(e) = &result {
+                eprintln!("lead-notifier: LeadWebhook stored lead {key} but alerting failed: {e}");
+            }
+            result
         }
+    });
+    match tokio::time::timeout(ALERT_BUDGET, alerting).await {
+        Ok(Ok(Ok(summary))) => logs.extend(summary.log_lines()),
+        Ok(Ok(Err(e))) => logs.push(format!("alerting failed, the timer will retry: {e}")),
+        Ok(Err(e)) => {
+            eprintln!("lead-notifier: LeadWebhook alerting for lead {key} stopped: {e}");
+            logs.push("alerting stopped, the timer will retry".to_owned());
+        }
+        Err(_) => logs.push(format!(
+            "alerting goes on after the answer (budget {}s); the timer sends what it leaves",
+            ALERT_BUDGET.as_secs()
+        )),
     }
     let status = if stored == 0 { 200 } else { 201 };
     answer(
