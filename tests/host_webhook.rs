@@ -205,3 +205,42 @@ async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
 }
+
+/// Shutdown (the host's SIGTERM) right after the answer waits for the send
+/// still under way and records it: the next handler finds it delivered
+/// instead of a claim to take over and send again.
+#[tokio::test]
+async fn shutdown_finishes_a_send_still_under_way() {
+    let teams = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(5)))
+        .mount(&teams)
+        .await;
+    let settings = HashMap::from([
+        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
+        ("LEADS_TABLE".to_owned(), unique_table("stopleads")),
+        ("LEADS_STATE_TABLE".to_owned(), unique_table("stopstate")),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        (
+            "TEAMS_WEBHOOK_URL".to_owned(),
+            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
+        ),
+    ]);
+    let mut handler = Handler::start(&settings).await;
+    let (_, body) = handler
+        .invoke(
+            "LeadWebhook",
+            &http_invocation(&lead_json("Ota", "ota@brno.example")),
+        )
+        .await;
+    assert_eq!(res_status(&body), 201, "stored: {body}");
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+
+    assert!(handler.terminate(), "clean exit: {}", handler.stderr());
+
+    let next = Handler::start(&settings).await;
+    let (_, timer) = next.invoke_timer().await;
+    assert_eq!(timer["ReturnValue"]["busy"], 0, "left claimed: {timer}");
+    assert_eq!(timer["ReturnValue"]["pending"], 0, "{timer}");
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+}

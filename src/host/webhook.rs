@@ -139,7 +139,7 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
     // way then is not cut off (that would record a retry for a message that
     // may be arriving, and alert twice) but finishes and is recorded after
     // the answer; whatever is left, the timer's next run finds and sends.
-    let alerting = tokio::spawn({
+    let alerting = app.spawn({
         let pipeline = pipeline.clone();
         let rows = vec![row.clone()];
         let key = key.clone();
