@@ -9,7 +9,12 @@ use common::handler::Handler;
 use common::servers::{
     maildev_messages, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
 };
+use lead_notifier::config::Settings;
+use lead_notifier::lead::LeadRow;
+use lead_notifier::source::store_rows;
+use lead_notifier::storage::Storage;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -242,5 +247,47 @@ async fn shutdown_finishes_a_send_still_under_way() {
     let (_, timer) = next.invoke_timer().await;
     assert_eq!(timer["ReturnValue"]["busy"], 0, "left claimed: {timer}");
     assert_eq!(timer["ReturnValue"]["pending"], 0, "{timer}");
+    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+}
+
+/// Partner Center retries a post after midnight UTC: the retry finds the
+/// lead stored the day before (its row key comes from its content) and
+/// stores no second row, so it is alerted once, with folding off too.
+#[tokio::test]
+async fn a_retry_after_midnight_finds_the_lead_stored_the_day_before() {
+    let teams = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&teams)
+        .await;
+    let settings = HashMap::from([
+        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
+        ("LEADS_TABLE".to_owned(), unique_table("midleads")),
+        ("LEADS_STATE_TABLE".to_owned(), unique_table("midstate")),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        ("REPEAT_WINDOW".to_owned(), "0".to_owned()),
+        (
+            "TEAMS_WEBHOOK_URL".to_owned(),
+            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
+        ),
+    ]);
+    let lead = lead_json("Eva", "eva@brno.example");
+    let yesterday = OffsetDateTime::now_utc() - time::Duration::DAY;
+    let first = LeadRow::from_endpoint_json(&lead, yesterday).unwrap();
+    let config = Settings::from_map(&settings).unwrap();
+    let storage = Storage::new(&config.storage, reqwest::Client::new());
+    store_rows(&storage, &config.leads_table, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let handler = Handler::start(&settings).await;
+
+    let (_, posted) = handler.invoke("LeadWebhook", &http_invocation(&lead)).await;
+    assert_eq!(res_status(&posted), 200, "a duplicate: {posted}");
+    let answer: Value =
+        serde_json::from_str(posted["Outputs"]["res"]["body"].as_str().unwrap_or("")).unwrap();
+    assert_eq!(answer["partitionKey"], first.partition_key.as_str());
+
+    let (_, timer) = handler.invoke_timer().await;
+    assert_eq!(timer["ReturnValue"]["rows_scanned"], 1, "one row: {timer}");
     assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
 }
