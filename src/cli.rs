@@ -46,7 +46,7 @@ pub enum Command {
     /// Poll in a loop, for a container or VM without the Functions host.
     Watch {
         /// Time between polls, e.g. `60s`, `5m`.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = crate::config::bounded_duration)]
         every: Duration,
     },
     /// Validate settings and reach storage, email (SMTP or Microsoft Graph, getting
@@ -58,7 +58,7 @@ pub enum Command {
     /// customers, customers who moved on. Reads only; prints no personal data.
     Report {
         /// How far back to look, e.g. `30d`, `12h`.
-        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "30d", value_parser = crate::config::bounded_duration)]
         since: Duration,
         #[arg(long, value_enum, default_value_t = crate::report::Format::Table)]
         format: crate::report::Format,

@@ -25,6 +25,7 @@ pub use email::{
     OUTLOOK_SCOPE,
 };
 
+pub use values::bounded_duration;
 use values::invalid;
 
 /// All settings of one process.

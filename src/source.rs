@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::lead::LeadRow;
-use crate::storage::{is_conflict, is_table_missing, Storage, StorageError};
+use crate::storage::{is_conflict, is_entity_missing, is_table_missing, Storage, StorageError};
 
 type RawEntity = Map<String, Value>;
 
@@ -97,6 +97,20 @@ pub async fn probe(storage: &Storage, table: &str) -> Result<(), StorageError> {
             account: storage.account().to_owned(),
         }),
         Some(Err(e)) => Err(storage.error(e, table, format!("reading lead table {table}"))),
+    }
+}
+
+/// Whether the lead table holds the row with these keys (a table that does
+/// not exist yet holds none): one point read.
+pub async fn holds(storage: &Storage, table: &str, row: &LeadRow) -> Result<bool, StorageError> {
+    let entity = storage
+        .table(table)
+        .partition_key_client(&row.partition_key)
+        .entity_client(row.row_key.clone());
+    match entity.get::<Map<String, Value>>().await {
+        Ok(_) => Ok(true),
+        Err(e) if is_entity_missing(&e) || is_table_missing(&e) => Ok(false),
+        Err(e) => Err(storage.error(e, table, format!("reading lead table {table}"))),
     }
 }
 

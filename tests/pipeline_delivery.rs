@@ -7,8 +7,11 @@ mod common;
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use lead_notifier::lead::SkipReason;
+use lead_notifier::config::Settings;
+use lead_notifier::lead::{LeadRow, SkipReason};
+use lead_notifier::ledger::{keys, Ledger, Policy, Status};
 use lead_notifier::notify::DestinationId;
 use lead_notifier::pipeline::Pipeline;
 use lead_notifier::source::parse_timestamp;
@@ -320,4 +323,97 @@ async fn a_crashed_runs_claims_hold_the_watermark_until_their_lease_ends() {
     assert_eq!(email.delivered_keys(), vec![key(&lead)]);
     assert!(taking_over.run_once().await.unwrap().all_delivered());
     assert_eq!(email.attempts(), 1);
+}
+
+/// Two leads of one customer, one offer and one action: the second repeats
+/// the first.
+fn a_lead_and_its_repeat(tag: &str) -> (LeadRow, LeadRow) {
+    let first = row("1:2F5:2F2026", &format!("{tag}-1"));
+    let mut again = row("1:2F5:2F2026", &format!("{tag}-2"));
+    again.customer_info = first.customer_info.clone();
+    (first, again)
+}
+
+fn with_folding(settings: &Settings) -> Arc<Settings> {
+    Arc::new(Settings {
+        repeat_window: Duration::from_secs(24 * 3600),
+        ..settings.clone()
+    })
+}
+
+/// An alert already owed keeps its course: a later run that would fold
+/// the lead as a repeat (here folding was turned on in between) still sends
+/// it, instead of dropping it while the watermark moves past.
+#[tokio::test]
+async fn an_owed_alert_is_sent_even_when_it_now_looks_like_a_repeat() {
+    let unfolded = Arc::new(settings(&[("REPEAT_WINDOW", "0")]));
+    let (first, again) = a_lead_and_its_repeat("owed");
+    store(&unfolded, std::slice::from_ref(&first)).await;
+    store(&unfolded, std::slice::from_ref(&again)).await;
+    let teams = Recorder::with(DestinationId::TEAMS, Behaviour::Retryable, usize::MAX);
+    let down = Pipeline::new(unfolded.clone(), notifiers(&[&teams]))
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(down.pending, 2, "{down:?}");
+
+    teams.set(Behaviour::Deliver);
+    let folding = with_folding(&unfolded);
+    let up = Pipeline::new(folding, notifiers(&[&teams]))
+        .run_once()
+        .await
+        .unwrap();
+    assert!(up.skipped.is_empty(), "nothing new to fold: {up:?}");
+    assert_eq!(up.delivered[&DestinationId::TEAMS], 2, "{up:?}");
+    assert!(up.all_delivered(), "{up:?}");
+    assert_eq!(
+        sorted(teams.delivered_keys()),
+        sorted(vec![key(&first), key(&again)])
+    );
+}
+
+/// The webhook path judges without reading the ledger first: recording a
+/// skip must not overwrite a record that is already there.
+#[tokio::test]
+async fn a_skip_never_overwrites_a_record() {
+    let unfolded = Arc::new(settings(&[("REPEAT_WINDOW", "0")]));
+    let (first, again) = a_lead_and_its_repeat("kept");
+    store(&unfolded, &[first.clone(), again.clone()]).await;
+    let email = Recorder::new(DestinationId::EMAIL);
+    let sent = Pipeline::new(unfolded.clone(), notifiers(&[&email]))
+        .alert_rows(std::slice::from_ref(&again))
+        .await
+        .unwrap();
+    assert_eq!(sent.delivered[&DestinationId::EMAIL], 1, "{sent:?}");
+
+    // With folding on, posted again beside its twin: both look like
+    // repeats now (the twin arrives after it was alerted).
+    let folding = with_folding(&unfolded);
+    let posted = Pipeline::new(folding.clone(), notifiers(&[&email]))
+        .alert_rows(&[first.clone(), again.clone()])
+        .await
+        .unwrap();
+    assert_eq!(posted.delivered[&DestinationId::EMAIL], 0, "{posted:?}");
+    assert_eq!(
+        posted.skipped.get(&SkipReason::Repeat),
+        Some(&1),
+        "{posted:?}"
+    );
+
+    let storage = storage(&folding);
+    let policy = Policy {
+        claim_lease: Duration::from_secs(600),
+        max_attempts: 5,
+    };
+    let ledger = Ledger::new(
+        &storage,
+        &folding.state_table,
+        &folding.leads_table,
+        "check",
+        policy,
+    );
+    let row_key = keys::ledger_row(&key(&again), &DestinationId::EMAIL);
+    let record = ledger.get(&row_key).await.unwrap().expect("a record");
+    assert_eq!(record.record.status, Status::Delivered);
+    assert_eq!(email.delivered_keys(), vec![key(&again)]);
 }

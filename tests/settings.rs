@@ -648,6 +648,9 @@ fn number_and_switch_errors_name_the_setting() {
     error_naming("CLAIM_LEASE", &[("CLAIM_LEASE", "ten minutes")]);
     error_naming("SCAN_OVERLAP", &[("SCAN_OVERLAP", "5")]);
     error_naming("RETRY_BUDGET", &[("RETRY_BUDGET", "-3s")]);
+    // Would overflow date arithmetic in every run.
+    error_naming("SCAN_OVERLAP", &[("SCAN_OVERLAP", "20000years")]);
+    error_naming("LEADS_START_FROM", &[("LEADS_START_FROM", "20000years")]);
 }
 
 #[test]

@@ -42,6 +42,19 @@ pub(super) fn boolean(setting: &'static str, text: &str) -> Result<bool, ConfigE
     }
 }
 
+/// The longest duration any setting or flag takes: a century. Longer ones
+/// are typos, and would overflow date arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A humantime duration (`30s`, `10m`, `7d`) of at most a century.
+pub fn bounded_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err("longer than 100 years".to_owned());
+    }
+    Ok(d)
+}
+
 pub(super) fn duration(
     setting: &'static str,
     text: &str,
@@ -52,7 +65,7 @@ pub(super) fn duration(
     } else {
         "a duration such as 0s, 30s, 10m or 1h"
     };
-    let d = humantime::parse_duration(text).map_err(|_| invalid(setting, quoted(text), accepts))?;
+    let d = bounded_duration(text).map_err(|_| invalid(setting, quoted(text), accepts))?;
     if nonzero && d.is_zero() {
         return Err(invalid(setting, "zero", accepts));
     }
@@ -93,7 +106,7 @@ pub(super) fn start_from(setting: &'static str, text: &str) -> Result<StartFrom,
     if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(StartFrom::At(at));
     }
-    humantime::parse_duration(text)
+    bounded_duration(text)
         .map(StartFrom::LookBack)
         .map_err(|_| {
             invalid(

@@ -52,7 +52,8 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Binds `127.0.0.1:port` (the host dials IPv4 loopback) and serves until
-/// SIGTERM or Ctrl-C, letting running invocations finish.
+/// SIGTERM or Ctrl-C, letting running invocations and the alerts they left
+/// under way finish.
 pub async fn serve(port: u16, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -64,9 +65,11 @@ pub async fn serve(port: u16, settings: Result<Settings, ConfigError>) -> anyhow
         eprintln!("lead-notifier: {e}");
     }
     tracing::info!(%addr, "custom handler listening");
-    axum::serve(listener, router(App::new(settings)))
+    let app = App::new(settings);
+    axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    app.wind_down().await;
     tracing::info!("custom handler stopped");
     Ok(())
 }

@@ -20,7 +20,9 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::invocation::{parse_invocation, InvocationResponse};
 use crate::lead::LeadRow;
-use crate::source::store_rows;
+use crate::pipeline::Pipeline;
+use crate::source::{holds, store_rows};
+use crate::storage::StorageError;
 
 /// How long alerting may hold up the answer to Partner Center (whose timeout
 /// is undocumented): storing comes first, and what is not delivered within
@@ -104,7 +106,8 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
     if body.len() > MAX_LEAD_BYTES {
         return reject(413, "the body is larger than any marketplace lead");
     }
-    let row = match LeadRow::from_endpoint_json(&body, OffsetDateTime::now_utc()) {
+    let received = OffsetDateTime::now_utc();
+    let row = match LeadRow::from_endpoint_json(&body, received) {
         Ok(row) => row,
         Err(e) => return reject(400, &e.to_string()),
     };
@@ -116,38 +119,71 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
             return reject(500, "the lead could not be stored");
         }
     };
-    let stored = match store_rows(
-        &pipeline.storage(),
-        &pipeline.settings().leads_table,
-        std::slice::from_ref(&row),
-    )
-    .await
-    {
-        Ok(stored) => stored,
+    let (row, stored) = match store_once(pipeline, row, received).await {
+        Ok(done) => done,
         Err(e) => {
             eprintln!("lead-notifier: LeadWebhook could not store lead {key}: {e}");
             return reject(500, "the lead could not be stored");
         }
     };
-    let mut logs = vec![if stored == 0 {
-        format!("lead {key} was already stored")
-    } else {
+    let key = format!("{}/{}", row.partition_key, row.row_key);
+    let mut logs = vec![if stored {
         format!("lead {key} stored")
+    } else {
+        format!("lead {key} was already stored")
     }];
-    // Stored is what the caller needs to hear: if alerting fails now, the
-    // timer's next run finds the row and retries it.
-    let rows = std::slice::from_ref(&row);
-    match pipeline.alert_rows_within(rows, Some(ALERT_BUDGET)).await {
-        Ok(summary) => logs.extend(summary.log_lines()),
-        Err(e) => {
-            eprintln!("lead-notifier: LeadWebhook stored lead {key} but alerting failed: {e}");
-            logs.push(format!("alerting failed, the timer will retry: {e}"));
+    // Stored is what the caller needs to hear. Alerting runs in a task of
+    // its own so the answer waits at most ALERT_BUDGET: a send still under
+    // way then is not cut off (that would record a retry for a message that
+    // may be arriving, and alert twice) but finishes and is recorded after
+    // the answer; whatever is left, the timer's next run finds and sends.
+    let alerting = app.spawn({
+        let pipeline = pipeline.clone();
+        let rows = vec![row.clone()];
+        let key = key.clone();
+        async move {
+            let result = pipeline.alert_rows_within(&rows, Some(ALERT_BUDGET)).await;
+            if let Err(e) = &result {
+                eprintln!("lead-notifier: LeadWebhook stored lead {key} but alerting failed: {e}");
+            }
+            result
         }
+    });
+    match tokio::time::timeout(ALERT_BUDGET, alerting).await {
+        Ok(Ok(Ok(summary))) => logs.extend(summary.log_lines()),
+        Ok(Ok(Err(e))) => logs.push(format!("alerting failed, the timer will retry: {e}")),
+        Ok(Err(e)) => {
+            eprintln!("lead-notifier: LeadWebhook alerting for lead {key} stopped: {e}");
+            logs.push("alerting stopped, the timer will retry".to_owned());
+        }
+        Err(_) => logs.push(format!(
+            "alerting goes on after the answer (budget {}s); the timer sends what it leaves",
+            ALERT_BUDGET.as_secs()
+        )),
     }
-    let status = if stored == 0 { 200 } else { 201 };
+    let status = if stored { 201 } else { 200 };
     answer(
         status,
-        json!({"status": if stored == 0 { "duplicate" } else { "stored" }, "partitionKey": row.partition_key, "rowKey": row.row_key}),
+        json!({"status": if stored { "stored" } else { "duplicate" }, "partitionKey": row.partition_key, "rowKey": row.row_key}),
         logs,
     )
+}
+
+/// Stores a posted lead once. A repost (Partner Center retries) has the same
+/// content-derived row key; the partition is the day a post is received, so
+/// a retry after midnight UTC is looked for in the day before as well.
+/// Answers the row as stored and whether this post stored it.
+async fn store_once(
+    pipeline: &Pipeline,
+    row: LeadRow,
+    received: OffsetDateTime,
+) -> Result<(LeadRow, bool), StorageError> {
+    let storage = pipeline.storage();
+    let table = &pipeline.settings().leads_table;
+    let earlier = row.posted_day_before(received);
+    if holds(&storage, table, &earlier).await? {
+        return Ok((earlier, false));
+    }
+    let stored = store_rows(&storage, table, std::slice::from_ref(&row)).await?;
+    Ok((row, stored > 0))
 }

@@ -71,6 +71,19 @@ impl LeadRow {
     }
 }
 
+impl LeadRow {
+    /// This posted lead as a post received one day earlier stored it: the
+    /// place to look for it when a post may be Partner Center's retry from
+    /// before midnight UTC (the partition is the day a post is received).
+    pub fn posted_day_before(&self, received_at: OffsetDateTime) -> LeadRow {
+        let day_before = received_at.to_offset(UtcOffset::UTC) - time::Duration::DAY;
+        LeadRow {
+            partition_key: partition_key(day_before),
+            ..self.clone()
+        }
+    }
+}
+
 /// The details as compact JSON with Microsoft's key names and order; `None`
 /// when no detail is set.
 fn customer_info_json(details: &Map<String, Value>) -> Option<String> {

@@ -24,14 +24,12 @@ pub enum Write {
     Insert(Record),
     /// Replaces the record if its ETag still matches (any ETag for `None`).
     Replace(Record, Option<Etag>),
-    /// Inserts or replaces, unconditionally.
-    Upsert(Record),
 }
 
 impl Write {
     fn record(&self) -> &Record {
         match self {
-            Write::Insert(r) | Write::Replace(r, _) | Write::Upsert(r) => r,
+            Write::Insert(r) | Write::Replace(r, _) => r,
         }
     }
 }
@@ -86,11 +84,11 @@ async fn write_group(
     let context = || format!("writing {} records to table {table}", group.len());
     let mut transaction = client.partition_key_client(partition).transaction();
     for write in group {
-        let row_key = write.record().row_key.clone();
         transaction = match write {
             Write::Insert(r) => transaction.insert(r),
-            Write::Replace(r, etag) => transaction.update(row_key, r, Some(condition(etag))),
-            Write::Upsert(r) => transaction.insert_or_replace(row_key, r),
+            Write::Replace(r, etag) => {
+                transaction.update(r.row_key.clone(), r, Some(condition(etag)))
+            }
         }
         .map_err(|e| storage.error(e, table, context()))?;
     }
@@ -128,10 +126,6 @@ async fn write_one(
         },
         Write::Replace(r, etag) => match entity.update(r, condition(etag)) {
             Ok(update) => update.await.map(|done| Some(done.etag)),
-            Err(e) => Err(e),
-        },
-        Write::Upsert(r) => match entity.insert_or_replace(r) {
-            Ok(upsert) => upsert.await.map(|done| Some(done.etag)),
             Err(e) => Err(e),
         },
     };

@@ -116,20 +116,50 @@ impl<'a> Ledger<'a> {
                 format_timestamp(from)
             ));
         }
+        let mut found = HashMap::new();
+        self.query(filter, &mut found).await?;
+        Ok(found)
+    }
+
+    /// The records with these row keys (escaped by [`keys`], so they need
+    /// no quoting), by row key: a few queries, not one read per record.
+    pub async fn records(
+        &self,
+        row_keys: &[String],
+    ) -> Result<HashMap<String, Entry>, StorageError> {
+        // Keeps each filter well inside a URL's length.
+        const PER_QUERY: usize = 20;
+        let mut found = HashMap::new();
+        for group in row_keys.chunks(PER_QUERY) {
+            let rows: Vec<String> = group.iter().map(|k| format!("RowKey eq '{k}'")).collect();
+            let filter = format!(
+                "PartitionKey eq '{}' and ({})",
+                self.partition,
+                rows.join(" or ")
+            );
+            self.query(filter, &mut found).await?;
+        }
+        Ok(found)
+    }
+
+    async fn query(
+        &self,
+        filter: String,
+        found: &mut HashMap<String, Entry>,
+    ) -> Result<(), StorageError> {
         let mut pages = self
             .storage
             .table(self.state_table)
             .query()
             .filter(filter)
             .into_stream::<Record>();
-        let mut found = HashMap::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error(e, "reading the delivery ledger"))?;
             for record in page.entities {
                 found.insert(record.row_key.clone(), Entry::from_record(record));
             }
         }
-        Ok(found)
+        Ok(())
     }
 
     /// One record, read fresh.
@@ -260,7 +290,9 @@ impl<'a> Ledger<'a> {
         self.write(&writes).await.map(drop)
     }
 
-    /// Records leads that are not alerted, once per channel, batched.
+    /// Records leads that are not alerted, once per channel, batched. Only
+    /// where no record exists: a record written meanwhile (another run's
+    /// claim, or one the caller did not know of) is never overwritten.
     pub async fn skip(&self, items: Vec<(AlertKey, SkipReason)>) -> Result<(), StorageError> {
         let now = format_timestamp(OffsetDateTime::now_utc());
         let writes: Vec<Write> = items
@@ -272,7 +304,7 @@ impl<'a> Ledger<'a> {
                 record.claimed_by.clear();
                 record.claimed_at.clear();
                 record.skip_reason = reason.as_str().to_owned();
-                Write::Upsert(record)
+                Write::Insert(record)
             })
             .collect();
         self.write(&writes).await.map(drop)
@@ -293,6 +325,6 @@ impl<'a> Ledger<'a> {
 
 fn record_of(write: Write) -> Record {
     match write {
-        Write::Insert(r) | Write::Replace(r, _) | Write::Upsert(r) => r,
+        Write::Insert(r) | Write::Replace(r, _) => r,
     }
 }

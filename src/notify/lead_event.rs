@@ -23,9 +23,9 @@ pub const MAX_DESCRIPTION: usize = 8_000;
 pub struct Event {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// When the lead was written to the lead table (RFC 3339), else when it
-    /// was first sent. Part of the signed body, so it stays the same for a
-    /// lead's retries within one process.
+    /// When the lead was written to the lead table (RFC 3339); for a lead
+    /// alerted as it is posted (no table timestamp yet), when this attempt
+    /// was made. Receivers deduplicate by `webhook-id`, which never changes.
     pub timestamp: String,
     pub data: LeadData,
 }

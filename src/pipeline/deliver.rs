@@ -109,7 +109,7 @@ impl Channel {
         let won = claim(ledger, items, &mut self.tally).await?;
         let mut untried = Vec::new();
         for (owed, entry) in won {
-            if self.is_down() {
+            if self.is_down() || limits.past_deadline() {
                 self.tally.pend(&owed.alert);
                 untried.push((entry, Settlement::Untried));
                 continue;
@@ -165,6 +165,9 @@ impl Channel {
     /// went down) wait for the next run; the summary's line for a channel
     /// that went down.
     pub fn finish(&mut self) {
+        if let Some(held) = self.owed.held() {
+            self.tally.unfinished_at(held);
+        }
         for stamp in self.owed.drain() {
             self.tally.pending += 1;
             self.tally.unfinished_at(stamp);
@@ -188,13 +191,16 @@ pub(super) struct Limits {
     pub digest_after: usize,
     pub retry_budget: Duration,
     pub max_attempts: u32,
-    /// When sending must stop (the webhook's alerting budget); what is left
-    /// goes to the next run.
+    /// When sending must stop (the webhook's alerting budget): no send
+    /// starts and no retry waits past it; what is left goes to the next run.
     pub deadline: Option<Instant>,
 }
 
-const OUT_OF_TIME: &str =
-    "no answer within the real-time webhook's alerting budget; the next timer run retries";
+impl Limits {
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
 
 /// What happened on one channel in one run.
 #[derive(Default)]
@@ -320,21 +326,18 @@ fn or_none(text: &str) -> &str {
     }
 }
 
+/// Longest wait between two tries: a `Retry-After` beyond it ends the
+/// channel's run (the next run tries again) instead of waiting.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// Sends once, retrying retryable failures while the channel's budget lasts.
-/// With a deadline, an answer that has not come by then counts as a
-/// retryable failure (the message may still have arrived: a duplicate on the
-/// next run beats a lost lead), and no retry waits past it.
+/// With a deadline (the webhook's alerting budget) no retry waits past it;
+/// a send already under way is never cut off: the message may be arriving,
+/// and recording it for retry would alert twice.
 async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result<(), NotifyError> {
     let mut retries = 0u32;
     loop {
-        let sending = channel.notifier.send(alert);
-        let answer = match limits.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), sending)
-                .await
-                .unwrap_or_else(|_| Err(NotifyError::retryable(OUT_OF_TIME))),
-            None => sending.await,
-        };
-        let error = match answer {
+        let error = match channel.notifier.send(alert).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -342,8 +345,7 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
             return Err(error);
         };
         let wait = retry_after.unwrap_or_else(|| backoff(retries));
-        let past_deadline = limits.deadline.is_some_and(|d| Instant::now() + wait >= d);
-        if channel.waited + wait > limits.retry_budget || past_deadline {
+        if !may_wait(channel.waited, wait, limits, Instant::now()) {
             return Err(error);
         }
         tracing::info!(channel = %channel.id(), "send failed, retrying in {wait:?}: {}", error.reason());
@@ -351,6 +353,22 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
         channel.waited += wait;
         retries += 1;
     }
+}
+
+/// Whether a retry after `wait` stays within the channel's retry budget
+/// and the deadline. A wait from a server's `Retry-After` can be anything.
+fn may_wait(waited: Duration, wait: Duration, limits: Limits, now: Instant) -> bool {
+    if wait > MAX_WAIT {
+        return false;
+    }
+    let within_budget = waited
+        .checked_add(wait)
+        .is_some_and(|total| total <= limits.retry_budget);
+    let before_deadline = match limits.deadline {
+        None => true,
+        Some(deadline) => now.checked_add(wait).is_some_and(|at| at < deadline),
+    };
+    within_budget && before_deadline
 }
 
 /// Exponential with ±50 % jitter, so runs retrying together spread out.
@@ -373,5 +391,34 @@ mod tests {
             assert!(backoff(30) <= MAX_BACKOFF * 3 / 2);
         }
         assert!(backoff(4) > FIRST_BACKOFF * 4);
+    }
+
+    fn limits(deadline: Option<Instant>) -> Limits {
+        Limits {
+            digest_after: 20,
+            retry_budget: Duration::from_secs(30),
+            max_attempts: 5,
+            deadline,
+        }
+    }
+
+    #[test]
+    fn waits_stay_within_budget_deadline_and_any_retry_after() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert!(may_wait(Duration::ZERO, second, limits(None), now));
+        assert!(!may_wait(
+            Duration::from_secs(29),
+            2 * second,
+            limits(None),
+            now
+        ));
+        let soon = Some(now + 2 * second);
+        assert!(may_wait(Duration::ZERO, second, limits(soon), now));
+        assert!(!may_wait(Duration::ZERO, 3 * second, limits(soon), now));
+        // A server may answer `Retry-After: 18446744073709551615`.
+        assert!(!may_wait(Duration::ZERO, Duration::MAX, limits(None), now));
+        assert!(!may_wait(Duration::MAX, second, limits(None), now));
+        assert!(!may_wait(Duration::ZERO, Duration::MAX, limits(soon), now));
     }
 }

@@ -26,8 +26,8 @@ pub use summary::RunSummary;
 
 use crate::config::Settings;
 use crate::history::RunHistory;
-use crate::lead::LeadRow;
-use crate::ledger::{Ledger, Policy, Watermarks};
+use crate::lead::{LeadKey, LeadRow};
+use crate::ledger::{keys, Ledger, Policy, Watermarks};
 use crate::notify::Notifier;
 use crate::source::{self, format_timestamp, Scan};
 use crate::storage::{Storage, StorageError};
@@ -43,7 +43,9 @@ pub enum RunError {
     Storage(#[from] StorageError),
 }
 
-/// Everything a run needs; cheap to keep for the life of the process.
+/// Everything a run needs; cheap to keep for the life of the process, and
+/// to clone into a task.
+#[derive(Clone)]
 pub struct Pipeline {
     settings: Arc<Settings>,
     notifiers: Vec<Arc<dyn Notifier>>,
@@ -135,9 +137,10 @@ impl Pipeline {
         self.alert_rows_within(rows, None).await
     }
 
-    /// [`Self::alert_rows`], sending only until `budget` has passed: an
-    /// alert not delivered by then is recorded for retry (its channel counts
-    /// as down) and the next timer run sends it, since its row is stored.
+    /// [`Self::alert_rows`], starting sends and retries only until `budget`
+    /// has passed: what is left then is recorded for retry and the next
+    /// timer run sends it, since its row is stored. A send under way is
+    /// never cut off; a caller that cannot wait runs this in its own task.
     pub async fn alert_rows_within(
         &self,
         rows: &[LeadRow],
@@ -152,7 +155,20 @@ impl Pipeline {
         let mut run = self.start(&storage, &run_id);
         run.limits.deadline = budget.map(|b| started + b);
         run.summary.rows_scanned = rows.len() as u64;
-        let known = Default::default();
+        // The records there are, so a skip or a claim starts from them.
+        let row_keys: Vec<String> = rows
+            .iter()
+            .flat_map(|row| {
+                let lead = LeadKey {
+                    partition_key: row.partition_key.clone(),
+                    row_key: row.row_key.clone(),
+                };
+                run.channels
+                    .iter()
+                    .map(move |c| keys::ledger_row(&lead, &c.id()))
+            })
+            .collect();
+        let known = run.ledger.records(&row_keys).await?;
         run.judge(rows, &known).await?;
         run.deliver(&known, || Reread::Rows(rows.to_vec())).await?;
         Ok(finish(run.summary, &storage, started))

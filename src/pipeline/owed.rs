@@ -17,7 +17,8 @@ use crate::ledger::{AlertKey, Entry};
 /// A lead's identity within one run: 8 bytes instead of its two keys. Two
 /// leads of one scan sharing a tag (odds about 1 in 10^11 for 10,000 leads)
 /// cannot cause a double alert: the second pass judges each lead against the
-/// ledger again, and the claim decides.
+/// ledger again, and the claim decides. Nor can it lose one: the second is
+/// not counted, but it holds the watermark, so the next run finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct LeadTag(u64);
 
@@ -45,6 +46,9 @@ pub(super) struct Owed {
     tags: HashMap<LeadTag, OffsetDateTime>,
     /// The alerts themselves, while there are at most `DIGEST_AFTER`.
     few: Vec<OwedAlert>,
+    /// The earliest lead whose tag was already taken (the same lead twice,
+    /// or another lead with the same tag): the watermark stays before it.
+    held: Option<OffsetDateTime>,
 }
 
 impl Owed {
@@ -64,7 +68,10 @@ impl Owed {
         alert: impl FnOnce() -> OwedAlert,
     ) {
         match self.tags.entry(tag) {
-            Slot::Occupied(_) => return,
+            Slot::Occupied(_) => {
+                self.held = Some(self.held.map_or(stamp, |h| h.min(stamp)));
+                return;
+            }
             Slot::Vacant(slot) => slot.insert(stamp),
         };
         if self.tags.len() <= digest_after {
@@ -95,6 +102,11 @@ impl Owed {
     /// Puts back an alert taken by [`Self::take`] for the wrong lead.
     pub fn put_back(&mut self, tag: LeadTag, stamp: OffsetDateTime) {
         self.tags.insert(tag, stamp);
+    }
+
+    /// Where the watermark must stay at or before, though nothing is owed.
+    pub fn held(&self) -> Option<OffsetDateTime> {
+        self.held
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,6 +162,7 @@ mod tests {
         let (tag, alert) = owed("3");
         set.add(tag, at, 3, alert);
         assert_eq!(set.count(), 4, "the same lead twice counts once");
+        assert_eq!(set.held(), Some(at), "but holds the watermark");
         assert_eq!(set.take(LeadTag::of("p", "3")), Some(at));
         assert_eq!(set.take(LeadTag::of("p", "3")), None);
         assert_eq!(set.drain().count(), 3);

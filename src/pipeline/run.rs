@@ -71,6 +71,7 @@ impl Run<'_> {
                 .skip_reason(&lead)
                 .or(repeat.then_some(SkipReason::Repeat));
             let mut new = false;
+            let mut skipped = false;
             for channel in &mut self.channels {
                 // Not routed here: nothing owed, nothing recorded.
                 if !self
@@ -87,11 +88,14 @@ impl Run<'_> {
                     lead_timestamp: stamp,
                 };
                 let entry = known.get(&alert.row_key());
-                if let Some(reason) = skip {
-                    if entry.is_none() {
-                        skips.push((alert, reason));
-                        new = true;
-                    }
+                // A skip is decided once, for a lead with no record yet. A
+                // lead already on record (claimed, due a retry) keeps its
+                // course: a later history can make it look like a repeat,
+                // and skipping it then would lose an alert that is owed.
+                if let (Some(reason), None) = (skip, entry) {
+                    skips.push((alert, reason));
+                    new = true;
+                    skipped = true;
                     continue;
                 }
                 match self.ledger.judge(entry) {
@@ -126,7 +130,7 @@ impl Run<'_> {
             if new {
                 self.summary.leads_new += 1;
                 tracing::debug!(lead = %lead.key, skipped = ?skip, "new lead");
-                if let Some(reason) = skip {
+                if let (Some(reason), true) = (skip, skipped) {
                     *self.summary.skipped.entry(reason).or_default() += 1;
                 }
             }

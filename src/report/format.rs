@@ -140,9 +140,10 @@ fn cells(row: &Row) -> [String; 7] {
 }
 
 /// RFC 4180: quoted when it holds a comma, quote or line break. A leading
-/// `=`, `+` or `@` is neutralised so a spreadsheet does not run it.
+/// `=`, `+`, `-`, `@`, tab or carriage return (OWASP's list) is neutralised
+/// so a spreadsheet does not run it: offer ids come from posted leads.
 fn csv_field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '@']) {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_owned()
@@ -241,5 +242,10 @@ mod tests {
         assert_eq!(csv_field("Contoso CRM"), "Contoso CRM");
         assert_eq!(csv_field("CRM, \"Pro\""), "\"CRM, \"\"Pro\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(
+            csv_field("-2+3+cmd|' /C calc'!A0"),
+            "'-2+3+cmd|' /C calc'!A0"
+        );
+        assert_eq!(csv_field("\tSUM(1)"), "'\tSUM(1)");
     }
 }
