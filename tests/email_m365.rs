@@ -770,3 +770,48 @@ async fn graph_two_handlers_invoked_at_once_send_each_lead_exactly_once() {
     }
     assert_handler_quiet(&a, &f, &bodies, &CUSTOMER_NEEDLES);
 }
+
+/// Graph takes at most 4 MB a request. A 500-lead digest is larger than
+/// that as Graph takes it, so it goes as halves; a 413 from Graph splits a
+/// digest the same way. Every lead is emailed exactly once either way.
+#[tokio::test]
+async fn graph_digests_too_large_for_one_request_go_as_halves() {
+    let graph = Graph::start("tok", &[GraphReply::error(413, "RequestBodyTooLarge")]).await;
+    let mut f = Fixture::new(&storage_connection());
+    f.set("DIGEST_AFTER", "2");
+    let rows = lead_rows("graphbig", 12);
+    write_rows(&f, &rows).await;
+    let pipeline = graph_pipeline(&f, graph_notifier(&graph, TestTokens::new("tok")));
+
+    let summary = pipeline.run_once().await.unwrap();
+    assert!(summary.all_delivered(), "{summary:?}");
+    let statuses: Vec<u16> = graph.posts().iter().map(|p| p.status).collect();
+    assert_eq!(
+        statuses,
+        [413, 202, 202],
+        "the refused digest, then its halves"
+    );
+    let counts = graph.emails_per_lead();
+    for row in &rows {
+        assert_eq!(counts.get(&shown_key(row)), Some(&1), "{counts:?}");
+    }
+
+    let graph = Graph::start("tok", &[]).await;
+    let mut f = Fixture::new(&storage_connection());
+    f.set("DIGEST_AFTER", "2");
+    let rows = lead_rows("graphhuge", 600);
+    write_rows(&f, &rows).await;
+    let pipeline = graph_pipeline(&f, graph_notifier(&graph, TestTokens::new("tok")));
+    let summary = pipeline.run_once().await.unwrap();
+    assert!(summary.all_delivered(), "{summary:?}");
+    let posts = graph.posts();
+    assert!(posts.len() >= 3, "500 leads did not fit one request");
+    for post in &posts {
+        assert!(post.accepted());
+        // What Graph received: the base64 of the MIME message.
+        assert!(post.mime.len().div_ceil(3) * 4 <= 4 * 1024 * 1024);
+    }
+    let counts = graph.emails_per_lead();
+    assert_eq!(counts.len(), 600);
+    assert!(counts.values().all(|&n| n == 1), "each lead once");
+}

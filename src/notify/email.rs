@@ -342,7 +342,11 @@ pub fn classify(err: &SmtpError, server: &str, oauth2: bool) -> NotifyError {
         {
             "the mail server refused a recipient: check the addresses in EMAIL_TO"
         } else if code_text == "552" || lower.contains("5.3.4") || lower.contains("too large") {
-            "the mail server refused the message as too large"
+            return NotifyError::TooLarge {
+                reason: format!(
+                    "the mail server refused the message as too large ({server}: {detail})"
+                ),
+            };
         } else {
             "the mail server refused the message: check that EMAIL_FROM may send on this account and that EMAIL_TO is right"
         };

@@ -24,6 +24,10 @@ use crate::config::GraphSettings;
 use crate::identity::TokenSource;
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Graph refuses requests over 4 MB ("The maximum request length supported
+/// is 4MB"); the MIME message travels base64-encoded, a third larger. A
+/// 500-lead digest is about 3.8 MB of MIME, so digests are split to fit.
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to do about a 401 or 403: the two ways to give an identity
@@ -88,6 +92,15 @@ impl GraphNotifier {
             .await
             .map_err(|e| token_error(&e, &self.scope, self.tokens.as_ref()))?;
         let body = base64::engine::general_purpose::STANDARD.encode(mime);
+        if body.len() > MAX_REQUEST_BYTES {
+            // Graph would answer 413 after the upload.
+            return Err(NotifyError::TooLarge {
+                reason: format!(
+                    "the email is {} MB as Graph takes it, over Graph's 4 MB a request",
+                    body.len() / 1_000_000
+                ),
+            });
+        }
         let response = self
             .http
             .post(self.url.clone())
@@ -149,9 +162,11 @@ pub fn classify(
             "the EMAIL_FROM mailbox does not exist in this tenant (Graph answered {answer}): \
              set EMAIL_FROM to a licensed user or shared mailbox"
         )),
-        413 => NotifyError::permanent(format!(
-            "Microsoft Graph refused the email as too large (Graph answered {answer})"
-        )),
+        413 => NotifyError::TooLarge {
+            reason: format!(
+                "Microsoft Graph refused the email as too large (Graph answered {answer})"
+            ),
+        },
         _ => NotifyError::permanent(format!(
             "Microsoft Graph refused the email (Graph answered {answer})"
         )),

@@ -51,6 +51,11 @@ pub enum NotifyError {
     /// Trying again cannot help (rejected recipient, 4xx HTTP, bad configuration).
     #[error("{reason}")]
     Permanent { reason: String },
+    /// The service refuses a message this large (Graph takes at most 4 MB a
+    /// request, SMTP servers have their limits): a digest is sent again as
+    /// two halves; a single lead this large fails for good.
+    #[error("{reason}")]
+    TooLarge { reason: String },
 }
 
 impl NotifyError {
@@ -70,7 +75,9 @@ impl NotifyError {
     }
     pub fn reason(&self) -> &str {
         match self {
-            NotifyError::Retryable { reason, .. } | NotifyError::Permanent { reason } => reason,
+            NotifyError::Retryable { reason, .. }
+            | NotifyError::Permanent { reason }
+            | NotifyError::TooLarge { reason } => reason,
         }
     }
 }

@@ -137,28 +137,42 @@ impl Channel {
             return Ok(());
         }
         let won = claim(ledger, chunk, &mut self.tally).await?;
-        if won.is_empty() {
-            return Ok(());
-        }
-        let digest: Vec<&Lead> = won.iter().map(|(o, _)| &*o.lead).collect();
-        let sent = send(
-            self,
-            limits,
-            Alert::Digest {
+        // A digest the service finds too large goes again as two halves,
+        // each settled on its own answer.
+        let mut parts = vec![won];
+        while let Some(mut part) = parts.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            if self.is_down() {
+                part.iter().for_each(|(o, _)| self.tally.pend(&o.alert));
+                let untried = part.into_iter().map(|(_, e)| (e, Settlement::Untried));
+                ledger.settle(untried.collect()).await?;
+                continue;
+            }
+            let digest: Vec<&Lead> = part.iter().map(|(o, _)| &*o.lead).collect();
+            let alert = Alert::Digest {
                 leads: &digest,
                 total,
-            },
-        )
-        .await;
-        drop(digest);
-        let settled = won
-            .into_iter()
-            .map(|(owed, entry)| {
-                let settlement = settle(self, limits, &owed, &entry, &sent);
-                (entry, settlement)
-            })
-            .collect();
-        ledger.settle(settled).await
+            };
+            let sent = send(self, limits, alert).await;
+            drop(digest);
+            if matches!(sent, Err(NotifyError::TooLarge { .. })) && part.len() > 1 {
+                let back = part.split_off(part.len() / 2);
+                parts.push(back);
+                parts.push(part);
+                continue;
+            }
+            let settled = part
+                .into_iter()
+                .map(|(owed, entry)| {
+                    let settlement = settle(self, limits, &owed, &entry, &sent);
+                    (entry, settlement)
+                })
+                .collect();
+            ledger.settle(settled).await?;
+        }
+        Ok(())
     }
 
     /// Alerts still owed after sending (not found again, or their channel
@@ -304,6 +318,13 @@ fn settle(
                 channel.tally.pend(&owed.alert);
                 Settlement::Retry { error }
             }
+        }
+        Err(e @ NotifyError::TooLarge { .. }) => {
+            // This lead alone is too large (a digest was split down to it):
+            // its own problem, not the channel's.
+            let error = e.reason().to_owned();
+            channel.tally.give_up(&owed.alert, &error);
+            Settlement::Failed { error }
         }
         Err(e) => {
             // Permanent errors are mostly configuration (a refused sender, a
