@@ -250,7 +250,7 @@ impl Bench<'_> {
             "peak RSS of the handler (VmHWM)",
             Unit::MB,
             rss,
-            below(30.0),
+            below(20.0),
         );
         let [handler_cpu, azurite_cpu, maildev_cpu] = busy;
         r.add("CPU time: handler", Unit::Seconds, handler_cpu, None);
