@@ -265,6 +265,32 @@ async fn permanent_refusals_explain_the_fix() {
     );
 }
 
+/// A size refusal lets the pipeline split a digest; a full mailbox (also
+/// 552) is an ordinary permanent refusal that splitting cannot help.
+#[tokio::test]
+async fn size_refusals_are_told_apart_from_a_full_mailbox() {
+    let err = send_scripted(
+        Script {
+            after_data: Some("552 5.3.4 Message size exceeds fixed maximum message size".into()),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(matches!(err, NotifyError::TooLarge { .. }), "{err:?}");
+
+    let err = send_scripted(
+        Script {
+            after_data: Some("552 5.2.2 Mailbox full".into()),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(matches!(err, NotifyError::Permanent { .. }), "{err:?}");
+    assert!(err.reason().contains("full mailbox"), "{err}");
+}
+
 #[tokio::test]
 async fn a_connection_lost_after_data_is_retryable_and_flagged_as_possibly_delivered() {
     let err = send_scripted(

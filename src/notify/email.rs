@@ -341,12 +341,20 @@ pub fn classify(err: &SmtpError, server: &str, oauth2: bool) -> NotifyError {
             || lower.contains("rcpt")
         {
             "the mail server refused a recipient: check the addresses in EMAIL_TO"
-        } else if code_text == "552" || lower.contains("5.3.4") || lower.contains("too large") {
+        } else if lower.contains("5.3.4")
+            || lower.contains("too large")
+            || lower.contains("too big")
+            || (lower.contains("size") && lower.contains("exceed"))
+        {
+            // Only a size refusal: a bare 552 is also "mailbox full", which
+            // splitting a digest cannot help.
             return NotifyError::TooLarge {
                 reason: format!(
                     "the mail server refused the message as too large ({server}: {detail})"
                 ),
             };
+        } else if code_text == "552" {
+            "the mail server refused the message (552: a full mailbox or a size limit)"
         } else {
             "the mail server refused the message: check that EMAIL_FROM may send on this account and that EMAIL_TO is right"
         };
