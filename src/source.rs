@@ -100,16 +100,20 @@ pub async fn probe(storage: &Storage, table: &str) -> Result<(), StorageError> {
     }
 }
 
-/// Whether the lead table holds the row with these keys (a table that does
-/// not exist yet holds none): one point read.
-pub async fn holds(storage: &Storage, table: &str, row: &LeadRow) -> Result<bool, StorageError> {
+/// The row with `row`'s keys as the lead table holds it (`None` also when
+/// the table does not exist yet): one point read.
+pub async fn stored_row(
+    storage: &Storage,
+    table: &str,
+    row: &LeadRow,
+) -> Result<Option<LeadRow>, StorageError> {
     let entity = storage
         .table(table)
         .partition_key_client(&row.partition_key)
         .entity_client(row.row_key.clone());
-    match entity.get::<Map<String, Value>>().await {
-        Ok(_) => Ok(true),
-        Err(e) if is_entity_missing(&e) || is_table_missing(&e) => Ok(false),
+    match entity.get::<RawEntity>().await {
+        Ok(found) => Ok(Some(lead_row(found.entity))),
+        Err(e) if is_entity_missing(&e) || is_table_missing(&e) => Ok(None),
         Err(e) => Err(storage.error(e, table, format!("reading lead table {table}"))),
     }
 }

@@ -21,7 +21,7 @@ use super::app::App;
 use super::invocation::{parse_invocation, InvocationResponse};
 use crate::lead::LeadRow;
 use crate::pipeline::Pipeline;
-use crate::source::{holds, store_rows};
+use crate::source::{store_rows, stored_row};
 use crate::storage::StorageError;
 
 /// How long alerting may hold up the answer to Partner Center (whose timeout
@@ -180,8 +180,7 @@ async fn store_once(
 ) -> Result<(LeadRow, bool), StorageError> {
     let storage = pipeline.storage();
     let table = &pipeline.settings().leads_table;
-    let earlier = row.posted_day_before(received);
-    if holds(&storage, table, &earlier).await? {
+    if let Some(earlier) = stored_row(&storage, table, &row.posted_day_before(received)).await? {
         return Ok((earlier, false));
     }
     let stored = store_rows(&storage, table, std::slice::from_ref(&row)).await?;
