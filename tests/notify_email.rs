@@ -279,6 +279,20 @@ async fn size_refusals_are_told_apart_from_a_full_mailbox() {
     .await;
     assert!(matches!(err, NotifyError::TooLarge { .. }), "{err:?}");
 
+    // Exchange's per-sender limit, worded like a sender refusal.
+    let err = send_scripted(
+        Script {
+            after_data: Some(
+                "550 5.2.3 RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender"
+                    .into(),
+            ),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(matches!(err, NotifyError::TooLarge { .. }), "{err:?}");
+
     let err = send_scripted(
         Script {
             after_data: Some("552 5.2.2 Mailbox full".into()),

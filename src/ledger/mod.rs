@@ -127,8 +127,9 @@ impl<'a> Ledger<'a> {
         &self,
         row_keys: &[String],
     ) -> Result<HashMap<String, Entry>, StorageError> {
-        // Keeps each filter well inside a URL's length.
-        const PER_QUERY: usize = 20;
+        // Table storage allows at most 15 comparisons in one filter: the
+        // partition and 14 row keys.
+        const PER_QUERY: usize = 14;
         let mut found = HashMap::new();
         for group in row_keys.chunks(PER_QUERY) {
             let rows: Vec<String> = group.iter().map(|k| format!("RowKey eq '{k}'")).collect();
@@ -293,7 +294,11 @@ impl<'a> Ledger<'a> {
     /// Records leads that are not alerted, once per channel, batched. Only
     /// where no record exists: a record written meanwhile (another run's
     /// claim, or one the caller did not know of) is never overwritten.
-    pub async fn skip(&self, items: Vec<(AlertKey, SkipReason)>) -> Result<(), StorageError> {
+    /// Answers one outcome per item: a conflict means a record was there.
+    pub async fn skip(
+        &self,
+        items: Vec<(AlertKey, SkipReason)>,
+    ) -> Result<Vec<Outcome>, StorageError> {
         let now = format_timestamp(OffsetDateTime::now_utc());
         let writes: Vec<Write> = items
             .into_iter()
@@ -307,7 +312,7 @@ impl<'a> Ledger<'a> {
                 Write::Insert(record)
             })
             .collect();
-        self.write(&writes).await.map(drop)
+        self.write(&writes).await
     }
 
     async fn write(&self, writes: &[Write]) -> Result<Vec<Outcome>, StorageError> {

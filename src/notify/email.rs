@@ -300,6 +300,18 @@ fn io_kind(err: &SmtpError) -> Option<std::io::ErrorKind> {
     None
 }
 
+/// A refusal of the message's size (which a smaller digest can pass), told
+/// apart from a full mailbox or quota (which it cannot). Exchange words its
+/// size limits as `5.2.3 … SendSizeLimit … message too large`.
+fn is_size_refusal(lower: &str) -> bool {
+    let size = lower.contains("5.3.4")
+        || lower.contains("5.2.3")
+        || lower.contains("too large")
+        || lower.contains("too big")
+        || (lower.contains("size") && lower.contains("exceed"));
+    size && !lower.contains("mailbox") && !lower.contains("quota")
+}
+
 /// Sorts an SMTP failure into retryable or permanent, with the likely fix.
 ///
 /// SMTP has no idempotency key: only failures that clearly happened before
@@ -315,6 +327,13 @@ pub fn classify(err: &SmtpError, server: &str, oauth2: bool) -> NotifyError {
             return NotifyError::retryable(format!(
                 "the mail server at {server} answered with a temporary error ({detail})"
             ));
+        }
+        if is_size_refusal(&lower) {
+            return NotifyError::TooLarge {
+                reason: format!(
+                    "the mail server refused the message as too large ({server}: {detail})"
+                ),
+            };
         }
         let fix = if lower.contains("5.7.30")
             || lower.contains("basic authentication is not supported")
@@ -341,18 +360,6 @@ pub fn classify(err: &SmtpError, server: &str, oauth2: bool) -> NotifyError {
             || lower.contains("rcpt")
         {
             "the mail server refused a recipient: check the addresses in EMAIL_TO"
-        } else if lower.contains("5.3.4")
-            || lower.contains("too large")
-            || lower.contains("too big")
-            || (lower.contains("size") && lower.contains("exceed"))
-        {
-            // Only a size refusal: a bare 552 is also "mailbox full", which
-            // splitting a digest cannot help.
-            return NotifyError::TooLarge {
-                reason: format!(
-                    "the mail server refused the message as too large ({server}: {detail})"
-                ),
-            };
         } else if code_text == "552" {
             "the mail server refused the message (552: a full mailbox or a size limit)"
         } else {

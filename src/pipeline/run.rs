@@ -19,7 +19,7 @@ use super::summary::RunSummary;
 use crate::config::Settings;
 use crate::history::RunHistory;
 use crate::lead::{Lead, LeadRow, SkipReason};
-use crate::ledger::{keys, AlertKey, Entry, Ledger, Settlement, Verdict};
+use crate::ledger::{keys, AlertKey, Entry, Ledger, Outcome, Settlement, Verdict};
 use crate::storage::StorageError;
 
 pub(super) struct Run<'a> {
@@ -136,7 +136,16 @@ impl Run<'_> {
             }
         }
         if !skips.is_empty() {
-            self.ledger.skip(skips).await?;
+            let stamps: Vec<OffsetDateTime> = skips.iter().map(|(a, _)| a.lead_timestamp).collect();
+            let outcomes = self.ledger.skip(skips).await?;
+            for (stamp, outcome) in stamps.into_iter().zip(outcomes) {
+                // A record written since the ledger was read (another run's
+                // claim): its fate is not known here, so the watermark
+                // stays before it and the next run judges that record.
+                if outcome == Outcome::Conflict {
+                    earliest(&mut self.unfinished, stamp);
+                }
+            }
         }
         if !exhausted.is_empty() {
             self.ledger.settle(exhausted).await?;
