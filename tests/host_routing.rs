@@ -238,27 +238,60 @@ async fn a_mixed_batch_reaches_exactly_the_routed_destinations_once() {
 }
 
 /// The ledger and watermark entities the single email + Teams version wrote,
-/// exactly as it wrote them.
+/// exactly as it wrote them: every lead delivered on both channels.
 fn old_state(f: &Fixture, rows: &[LeadRow]) -> Vec<Value> {
+    let records: Vec<(&LeadRow, &str)> = rows.iter().map(|row| (row, "delivered")).collect();
+    old_state_with(f, &records)
+}
+
+/// The same, with each lead's records (email and Teams) in a given status.
+/// A `claimed` record is an hour old: its claim has expired.
+fn old_state_with(f: &Fixture, records: &[(&LeadRow, &str)]) -> Vec<Value> {
     let table = f.leads_table().to_ascii_lowercase();
     let at = format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
     let mut entities = vec![json!({
         "PartitionKey": "watermark", "RowKey": table, "LeadTable": f.leads_table(),
         "Watermark": at, "RunId": "5f0c2a9e1b7d3c48", "UpdatedAt": at,
     })];
-    for row in rows {
+    for (row, status) in records {
+        let (attempts, claimed_by, last_error, skip_reason) = match *status {
+            "retry" => (1, "5f0c2a9e1b7d3c48", "Teams answered 503 (will retry)", ""),
+            "skipped" => (0, "", "", "do_not_contact"),
+            _ => (1, "5f0c2a9e1b7d3c48", "", ""),
+        };
+        let claimed_at = if claimed_by.is_empty() {
+            ""
+        } else {
+            at.as_str()
+        };
         for channel in ["email", "teams"] {
             entities.push(json!({
                 "PartitionKey": format!("ledger-{table}"),
                 "RowKey": format!("{}|{}|{channel}", row.partition_key, row.row_key),
-                "Status": "delivered", "Attempts": 1, "LeadTimestamp": at,
+                "Status": status, "Attempts": attempts, "LeadTimestamp": at,
                 "LeadPartitionKey": row.partition_key, "LeadRowKey": row.row_key,
-                "Channel": channel, "ClaimedBy": "5f0c2a9e1b7d3c48", "ClaimedAt": at,
-                "LastError": "", "SkipReason": "", "UpdatedAt": at,
+                "Channel": channel, "ClaimedBy": claimed_by, "ClaimedAt": claimed_at,
+                "LastError": last_error, "SkipReason": skip_reason, "UpdatedAt": at,
             }));
         }
     }
     entities
+}
+
+/// Writes `entities` into the fixture's state table, as the old version left it.
+async fn write_old_state(f: &Fixture, entities: &[Value]) {
+    let storage = f.storage();
+    storage
+        .create_table_if_missing(f.state_table())
+        .await
+        .expect("state table");
+    for entity in entities {
+        let insert = storage
+            .table(f.state_table())
+            .insert::<_, Value>(entity)
+            .expect("insert");
+        insert.await.expect("old entity written");
+    }
 }
 
 #[tokio::test]
@@ -270,20 +303,9 @@ async fn an_upgrade_from_single_email_and_teams_re_alerts_nothing() {
         .smtp(maildev_smtp_port(), &recipient)
         .teams(&teams);
     let rows = lead_rows("upgrade", 4);
+    assert!(rows[0].partition_key == LEAD_PARTITION);
     write_rows(&f, &rows[..3]).await;
-    let storage = f.storage();
-    storage
-        .create_table_if_missing(f.state_table())
-        .await
-        .expect("state table");
-    for entity in old_state(&f, &rows[..3]) {
-        assert!(rows[0].partition_key == LEAD_PARTITION);
-        let insert = storage
-            .table(f.state_table())
-            .insert::<_, Value>(&entity)
-            .expect("insert");
-        insert.await.expect("old entity written");
-    }
+    write_old_state(&f, &old_state(&f, &rows[..3])).await;
     let handler = Handler::start(&f.settings).await;
     let (status, body) = handler.invoke_timer().await;
     assert_eq!(status, 200, "{body}");
@@ -359,4 +381,43 @@ async fn check_shows_routes_and_refuses_bad_ones() {
         text.contains("outbox, slack:marketing") || text.contains("slack:marketing, outbox"),
         "{text}"
     );
+}
+
+/// What the old version still owed is sent once after the upgrade, and
+/// what it finished stays finished: two leads due a retry (the same
+/// customer, offer and action twice, which the new version would fold as a
+/// repeat, but they were owed before folding existed), one abandoned
+/// claim, one recorded skip, one delivered lead.
+#[tokio::test]
+async fn an_upgrade_sends_what_the_old_version_owed_once_and_nothing_else() {
+    let teams = Teams::start(&[], Duration::ZERO).await;
+    let recipient = unique_recipient("upowed");
+    let mut f = Fixture::new(&storage_connection());
+    f.without("OUTBOX_DIR")
+        .smtp(maildev_smtp_port(), &recipient)
+        .teams(&teams);
+    let mut rows = lead_rows("upowed", 5);
+    rows[1].customer_info = rows[0].customer_info.clone();
+    // Written one after the other: the second is the later click.
+    for row in &rows {
+        write_rows(&f, std::slice::from_ref(row)).await;
+    }
+    let statuses = ["retry", "retry", "claimed", "skipped", "delivered"];
+    let records: Vec<(&LeadRow, &str)> = rows.iter().zip(statuses).collect();
+    write_old_state(&f, &old_state_with(&f, &records)).await;
+
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "email"), 3, "{body}");
+    assert_eq!(count(&body, "delivered", "teams"), 3, "{body}");
+    let owed = counts(&[(&rows[0], 1), (&rows[1], 1), (&rows[2], 1)]);
+    assert_eq!(teams.cards_per_lead(), owed);
+    assert_eq!(emails_per_lead(&recipient).await, owed);
+
+    let (status, again) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(count(&again, "delivered", "email"), 0, "{again}");
+    assert_eq!(count(&again, "delivered", "teams"), 0, "{again}");
+    assert_eq!(teams.cards_per_lead(), owed);
 }
