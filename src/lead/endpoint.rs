@@ -69,9 +69,7 @@ impl LeadRow {
             offer_display_name: offer_title,
         })
     }
-}
 
-impl LeadRow {
     /// This posted lead as a post received one day earlier stored it: the
     /// place to look for it when a post may be Partner Center's retry from
     /// before midnight UTC (the partition is the day a post is received).

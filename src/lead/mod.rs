@@ -57,6 +57,16 @@ pub struct LeadRow {
     pub offer_display_name: Option<String>,
 }
 
+impl LeadRow {
+    /// The row's identity in the lead table.
+    pub fn key(&self) -> LeadKey {
+        LeadKey {
+            partition_key: self.partition_key.clone(),
+            row_key: self.row_key.clone(),
+        }
+    }
+}
+
 /// A parsed lead. Optional text fields are `None` when missing or blank.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lead {
@@ -127,10 +137,7 @@ impl Lead {
             Some(Err(warning)) => (Customer::default(), Some(warning)),
         };
         Lead {
-            key: LeadKey {
-                partition_key: row.partition_key.clone(),
-                row_key: row.row_key.clone(),
-            },
+            key: row.key(),
             timestamp: row
                 .timestamp
                 .as_deref()

@@ -297,13 +297,13 @@ impl<'a> Ledger<'a> {
     /// Answers one outcome per item: a conflict means a record was there.
     pub async fn skip(
         &self,
-        items: Vec<(AlertKey, SkipReason)>,
+        items: &[(AlertKey, SkipReason)],
     ) -> Result<Vec<Outcome>, StorageError> {
         let now = format_timestamp(OffsetDateTime::now_utc());
         let writes: Vec<Write> = items
-            .into_iter()
+            .iter()
             .map(|(alert, reason)| {
-                let mut record = self.claimed_record(&alert, None, &now);
+                let mut record = self.claimed_record(alert, None, &now);
                 record.status = Status::Skipped;
                 record.attempts = 0;
                 record.claimed_by.clear();

@@ -86,11 +86,6 @@ impl GraphNotifier {
     }
 
     async fn post(&self, mime: Vec<u8>) -> Result<(), NotifyError> {
-        let token = self
-            .tokens
-            .token(&self.scope)
-            .await
-            .map_err(|e| token_error(&e, &self.scope, self.tokens.as_ref()))?;
         let body = base64::engine::general_purpose::STANDARD.encode(mime);
         if body.len() > MAX_REQUEST_BYTES {
             // Graph would answer 413 after the upload.
@@ -101,6 +96,11 @@ impl GraphNotifier {
                 ),
             });
         }
+        let token = self
+            .tokens
+            .token(&self.scope)
+            .await
+            .map_err(|e| token_error(&e, &self.scope, self.tokens.as_ref()))?;
         let response = self
             .http
             .post(self.url.clone())

@@ -26,7 +26,7 @@ pub use summary::RunSummary;
 
 use crate::config::Settings;
 use crate::history::RunHistory;
-use crate::lead::{LeadKey, LeadRow};
+use crate::lead::LeadRow;
 use crate::ledger::{keys, Ledger, Policy, Watermarks};
 use crate::notify::Notifier;
 use crate::source::{self, format_timestamp, Scan};
@@ -159,10 +159,7 @@ impl Pipeline {
         let row_keys: Vec<String> = rows
             .iter()
             .flat_map(|row| {
-                let lead = LeadKey {
-                    partition_key: row.partition_key.clone(),
-                    row_key: row.row_key.clone(),
-                };
+                let lead = row.key();
                 run.channels
                     .iter()
                     .map(move |c| keys::ledger_row(&lead, &c.id()))

@@ -136,14 +136,13 @@ impl Run<'_> {
             }
         }
         if !skips.is_empty() {
-            let stamps: Vec<OffsetDateTime> = skips.iter().map(|(a, _)| a.lead_timestamp).collect();
-            let outcomes = self.ledger.skip(skips).await?;
-            for (stamp, outcome) in stamps.into_iter().zip(outcomes) {
+            let outcomes = self.ledger.skip(&skips).await?;
+            for ((alert, _), outcome) in skips.iter().zip(outcomes) {
                 // A record written since the ledger was read (another run's
                 // claim): its fate is not known here, so the watermark
                 // stays before it and the next run judges that record.
                 if outcome == Outcome::Conflict {
-                    earliest(&mut self.unfinished, stamp);
+                    earliest(&mut self.unfinished, alert.lead_timestamp);
                 }
             }
         }

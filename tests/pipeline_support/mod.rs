@@ -97,10 +97,7 @@ pub async fn store(settings: &Settings, rows: &[LeadRow]) {
 }
 
 pub fn key(row: &LeadRow) -> LeadKey {
-    LeadKey {
-        partition_key: row.partition_key.clone(),
-        row_key: row.row_key.clone(),
-    }
+    row.key()
 }
 
 /// What the recorder answers.
