@@ -44,6 +44,38 @@ fn lead_json(first: &str, email: &str) -> String {
     .to_string()
 }
 
+/// Settings on fresh tables with Teams at the stand-in `teams` (its URL
+/// carries the secret `HOOKSECRET`).
+fn settings_for(tag: &str, teams: &MockServer) -> HashMap<String, String> {
+    HashMap::from([
+        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
+        (
+            "LEADS_TABLE".to_owned(),
+            unique_table(&format!("{tag}leads")),
+        ),
+        (
+            "LEADS_STATE_TABLE".to_owned(),
+            unique_table(&format!("{tag}state")),
+        ),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        (
+            "TEAMS_WEBHOOK_URL".to_owned(),
+            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
+        ),
+    ])
+}
+
+/// Email alerts to `recipient` through the shared MailDev.
+fn email_to_maildev(settings: &mut HashMap<String, String>, recipient: &str) {
+    settings.extend([
+        ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
+        ("SMTP_SECURITY".to_owned(), "none".to_owned()),
+        ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
+        ("EMAIL_TO".to_owned(), recipient.to_owned()),
+    ]);
+}
+
 fn res_status(body: &Value) -> u64 {
     body["Outputs"]["res"]["statusCode"].as_u64().unwrap_or(0)
 }
@@ -56,21 +88,8 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         .mount(&teams)
         .await;
     let recipient = unique_recipient("hook");
-    let settings = HashMap::from([
-        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
-        ("LEADS_TABLE".to_owned(), unique_table("hookleads")),
-        ("LEADS_STATE_TABLE".to_owned(), unique_table("hookstate")),
-        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
-        ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
-        ("SMTP_SECURITY".to_owned(), "none".to_owned()),
-        ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
-        ("EMAIL_TO".to_owned(), recipient.clone()),
-        (
-            "TEAMS_WEBHOOK_URL".to_owned(),
-            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
-        ),
-    ]);
+    let mut settings = settings_for("hook", &teams);
+    email_to_maildev(&mut settings, &recipient);
     let handler = Handler::start(&settings).await;
 
     // The lead table does not exist yet: the first POST creates it.
@@ -155,21 +174,8 @@ async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
         .mount(&teams)
         .await;
     let recipient = unique_recipient("hookslow");
-    let settings = HashMap::from([
-        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
-        ("LEADS_TABLE".to_owned(), unique_table("slowleads")),
-        ("LEADS_STATE_TABLE".to_owned(), unique_table("slowstate")),
-        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
-        ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("SMTP_PORT".to_owned(), maildev_smtp_port().to_string()),
-        ("SMTP_SECURITY".to_owned(), "none".to_owned()),
-        ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
-        ("EMAIL_TO".to_owned(), recipient.clone()),
-        (
-            "TEAMS_WEBHOOK_URL".to_owned(),
-            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
-        ),
-    ]);
+    let mut settings = settings_for("slow", &teams);
+    email_to_maildev(&mut settings, &recipient);
     let handler = Handler::start(&settings).await;
 
     let asked = std::time::Instant::now();
@@ -221,16 +227,7 @@ async fn shutdown_finishes_a_send_still_under_way() {
         .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(5)))
         .mount(&teams)
         .await;
-    let settings = HashMap::from([
-        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
-        ("LEADS_TABLE".to_owned(), unique_table("stopleads")),
-        ("LEADS_STATE_TABLE".to_owned(), unique_table("stopstate")),
-        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
-        (
-            "TEAMS_WEBHOOK_URL".to_owned(),
-            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
-        ),
-    ]);
+    let settings = settings_for("stop", &teams);
     let mut handler = Handler::start(&settings).await;
     let (_, body) = handler
         .invoke(
@@ -260,17 +257,8 @@ async fn a_retry_after_midnight_finds_the_lead_stored_the_day_before() {
         .respond_with(ResponseTemplate::new(202))
         .mount(&teams)
         .await;
-    let settings = HashMap::from([
-        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
-        ("LEADS_TABLE".to_owned(), unique_table("midleads")),
-        ("LEADS_STATE_TABLE".to_owned(), unique_table("midstate")),
-        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
-        ("REPEAT_WINDOW".to_owned(), "0".to_owned()),
-        (
-            "TEAMS_WEBHOOK_URL".to_owned(),
-            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
-        ),
-    ]);
+    let mut settings = settings_for("mid", &teams);
+    settings.insert("REPEAT_WINDOW".to_owned(), "0".to_owned());
     let lead = lead_json("Eva", "eva@brno.example");
     let yesterday = OffsetDateTime::now_utc() - time::Duration::DAY;
     let first = LeadRow::from_endpoint_json(&lead, yesterday).unwrap();

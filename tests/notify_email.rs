@@ -212,14 +212,7 @@ async fn temporary_refusals_are_retryable() {
     assert!(err.is_retryable(), "{err}");
     assert!(err.reason().contains("451"), "{err}");
 
-    let err = send_scripted(
-        Script {
-            after_data: Some("452 4.3.1 out of storage".into()),
-            ..Script::default()
-        },
-        false,
-    )
-    .await;
+    let err = refused_after_data("452 4.3.1 out of storage").await;
     assert!(err.is_retryable(), "{err}");
 }
 
@@ -265,42 +258,32 @@ async fn permanent_refusals_explain_the_fix() {
     );
 }
 
+/// The error for a message the server refuses after DATA with `reply`.
+async fn refused_after_data(reply: &str) -> NotifyError {
+    send_scripted(
+        Script {
+            after_data: Some(reply.into()),
+            ..Script::default()
+        },
+        false,
+    )
+    .await
+}
+
 /// A size refusal lets the pipeline split a digest; a full mailbox (also
 /// 552) is an ordinary permanent refusal that splitting cannot help.
 #[tokio::test]
 async fn size_refusals_are_told_apart_from_a_full_mailbox() {
-    let err = send_scripted(
-        Script {
-            after_data: Some("552 5.3.4 Message size exceeds fixed maximum message size".into()),
-            ..Script::default()
-        },
-        false,
-    )
-    .await;
-    assert!(matches!(err, NotifyError::TooLarge { .. }), "{err:?}");
+    for size in [
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+        // Exchange's per-sender limit, worded like a sender refusal.
+        "550 5.2.3 RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender",
+    ] {
+        let err = refused_after_data(size).await;
+        assert!(matches!(err, NotifyError::TooLarge { .. }), "{err:?}");
+    }
 
-    // Exchange's per-sender limit, worded like a sender refusal.
-    let err = send_scripted(
-        Script {
-            after_data: Some(
-                "550 5.2.3 RESOLVER.RST.SendSizeLimit.Sender; message too large for this sender"
-                    .into(),
-            ),
-            ..Script::default()
-        },
-        false,
-    )
-    .await;
-    assert!(matches!(err, NotifyError::TooLarge { .. }), "{err:?}");
-
-    let err = send_scripted(
-        Script {
-            after_data: Some("552 5.2.2 Mailbox full".into()),
-            ..Script::default()
-        },
-        false,
-    )
-    .await;
+    let err = refused_after_data("552 5.2.2 Mailbox full").await;
     assert!(matches!(err, NotifyError::Permanent { .. }), "{err:?}");
     assert!(err.reason().contains("full mailbox"), "{err}");
 }
