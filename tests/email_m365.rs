@@ -774,14 +774,12 @@ async fn graph_two_handlers_invoked_at_once_send_each_lead_exactly_once() {
 /// One digest run of `n` fresh leads through Graph answering `replies`
 /// first; every alert delivered. Answers the stand-in and the rows.
 async fn graph_digest_run(
-    tag: &str,
-    n: usize,
+    rows: Vec<lead_notifier::lead::LeadRow>,
     replies: &[GraphReply],
 ) -> (Graph, Vec<lead_notifier::lead::LeadRow>) {
     let graph = Graph::start("tok", replies).await;
     let mut f = Fixture::new(&storage_connection());
     f.set("DIGEST_AFTER", "2");
-    let rows = lead_rows(tag, n);
     write_rows(&f, &rows).await;
     let pipeline = graph_pipeline(&f, graph_notifier(&graph, TestTokens::new("tok")));
     let summary = pipeline.run_once().await.unwrap();
@@ -789,14 +787,14 @@ async fn graph_digest_run(
     (graph, rows)
 }
 
-/// Graph takes at most 4 MB a request. A 500-lead digest is larger than
-/// that as Graph takes it, so it goes as halves; a 413 from Graph splits a
-/// digest the same way. Every lead is emailed exactly once either way.
+/// Graph takes at most 4 MB a request. A 500-lead digest of leads with
+/// long descriptions is larger than that as Graph takes it, so it goes as
+/// halves; a 413 from Graph splits a digest the same way. Every lead is
+/// emailed exactly once either way.
 #[tokio::test]
 async fn graph_digests_too_large_for_one_request_go_as_halves() {
     let (graph, rows) = graph_digest_run(
-        "graphbig",
-        12,
+        lead_rows("graphbig", 12),
         &[GraphReply::error(413, "RequestBodyTooLarge")],
     )
     .await;
@@ -811,7 +809,12 @@ async fn graph_digests_too_large_for_one_request_go_as_halves() {
         assert_eq!(counts.get(&shown_key(row)), Some(&1), "{counts:?}");
     }
 
-    let (graph, _) = graph_digest_run("graphhuge", 600, &[]).await;
+    let mut rows = lead_rows("graphhuge", 600);
+    for row in &mut rows {
+        // About 8 KB a lead, twice in the message (text and HTML).
+        row.description = Some("Forty seats, single sign-on, a pilot in Q1.\n".repeat(180));
+    }
+    let (graph, _) = graph_digest_run(rows, &[]).await;
     let posts = graph.posts();
     assert!(posts.len() >= 3, "500 leads did not fit one request");
     for post in &posts {

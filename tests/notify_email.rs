@@ -407,3 +407,29 @@ fn snapshot_of_a_lead_email() {
     let html = render_html(Alert::Lead(&lead)).replace("<tr>", "\n<tr>");
     insta::assert_snapshot!("lead_email_html", html);
 }
+
+/// Every class a body uses is defined in its head. A digest leaves the look
+/// of its repeated cells to those classes (inline, it was four times the
+/// size); a single alert repeats each inline too, for clients that drop a
+/// head's styles.
+#[test]
+fn every_class_is_defined_and_only_single_alerts_repeat_it_inline() {
+    let lead = returning_jane();
+    let leads = [&lead, &lead];
+    let single = render_html(Alert::Lead(&lead));
+    let digest = render_html(Alert::Digest {
+        leads: &leads,
+        total: 2,
+    });
+    for (html, inline) in [(&single, true), (&digest, false)] {
+        let (head, body) = html.split_once("</head>").unwrap();
+        let mut used = 0;
+        for tail in body.split(" class=\"").skip(1) {
+            let (class, rest) = tail.split_once('"').unwrap();
+            assert!(head.contains(&format!(".{class}{{")), "{class} undefined");
+            assert_eq!(rest.starts_with(" style=\""), inline, "{class}");
+            used += 1;
+        }
+        assert!(used >= 15, "{used} classes used");
+    }
+}

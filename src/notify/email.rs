@@ -180,7 +180,7 @@ impl Notifier for EmailNotifier {
             // What lettre's `send(message)` does, but with the message's
             // encoded bodies freed before the send: the SMTP client copies
             // the formatted bytes once more (dot-stuffing), so a 500-lead
-            // digest (3.8 MB) was held three times at once.
+            // digest (1.5 MB) was held three times at once.
             let envelope = message.envelope().clone();
             let raw = message.formatted();
             drop(message);

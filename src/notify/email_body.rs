@@ -1,8 +1,15 @@
 //! The two bodies of an alert email: plain text and HTML. Both carry every
-//! field; the HTML is built with maud, which escapes all lead text, and uses
-//! tables with inline styles because Outlook ignores most CSS.
+//! field; the HTML is built with maud, which escapes all lead text, and is
+//! laid out with tables, which every client including Outlook honours.
+//!
+//! Every repeated element's look is a class defined once in the head. A
+//! single alert also carries it inline, for clients that drop a head's
+//! styles; a digest does not: inline, the same few declarations on every
+//! cell made up 80 % of a 500-lead digest (3.2 MB of HTML, and the SMTP
+//! client holds the message twice). A client that drops the head shows a
+//! digest's tables plain, with every field still there.
 
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::text::{self, Field, FieldKind, Limits};
 use super::Alert;
@@ -116,10 +123,107 @@ fn lead_text(out: &mut String, lead: &Lead) {
     out.push('\n');
 }
 
-const FONT: &str = "font-family:'Segoe UI',Arial,Helvetica,sans-serif;";
-const CELL_LABEL: &str = "padding:6px 12px 6px 0;width:130px;vertical-align:top;color:#4b5563;border-bottom:1px solid #e5e7eb;";
-const CELL_VALUE: &str =
-    "padding:6px 0;vertical-align:top;color:#111827;border-bottom:1px solid #e5e7eb;";
+macro_rules! font {
+    () => {
+        "font-family:'Segoe UI',Arial,Helvetica,sans-serif;"
+    };
+}
+
+/// One repeated element's look: a class in the head, inline where the
+/// [`Look`] asks for it.
+#[derive(Clone, Copy)]
+struct Style {
+    class: &'static str,
+    css: &'static str,
+}
+
+const LEAD_TITLE: Style = Style {
+    class: "t",
+    css: concat!(
+        "padding:20px 24px 0 24px;font-size:16px;font-weight:bold;color:#0f6cbd;",
+        font!()
+    ),
+};
+const SUMMARY: Style = Style {
+    class: "s",
+    css: concat!("padding:12px 24px 0 24px;font-size:15px;", font!()),
+};
+const HISTORY: Style = Style {
+    class: "h",
+    css: concat!("padding:12px 24px 0 24px;", font!()),
+};
+const FIELDS: Style = Style {
+    class: "f",
+    css: "padding:8px 24px 0 24px;",
+};
+const LABEL: Style = Style {
+    class: "l",
+    css: concat!(
+        "padding:6px 12px 6px 0;width:130px;vertical-align:top;color:#4b5563;border-bottom:1px solid #e5e7eb;",
+        font!()
+    ),
+};
+const VALUE: Style = Style {
+    class: "v",
+    css: concat!(
+        "padding:6px 0;vertical-align:top;color:#111827;border-bottom:1px solid #e5e7eb;",
+        font!()
+    ),
+};
+const MAIL_LINK: Style = Style {
+    class: "m",
+    css: "color:#0f6cbd;",
+};
+const REPLY_ROW: Style = Style {
+    class: "r",
+    css: "padding:16px 24px 0 24px;",
+};
+const BUTTON: Style = Style {
+    class: "b",
+    css: "background-color:#0f6cbd;padding:8px 16px;",
+};
+const BUTTON_LINK: Style = Style {
+    class: "bl",
+    css: concat!(
+        "color:#ffffff;text-decoration:none;font-weight:bold;",
+        font!()
+    ),
+};
+const STYLES: [Style; 10] = [
+    LEAD_TITLE,
+    SUMMARY,
+    HISTORY,
+    FIELDS,
+    LABEL,
+    VALUE,
+    MAIL_LINK,
+    REPLY_ROW,
+    BUTTON,
+    BUTTON_LINK,
+];
+
+/// Whether styles are repeated inline or left to the head's classes.
+#[derive(Clone, Copy)]
+enum Look {
+    Inline,
+    Classes,
+}
+
+impl Look {
+    fn inline(self, style: Style) -> Option<&'static str> {
+        match self {
+            Look::Inline => Some(style.css),
+            Look::Classes => None,
+        }
+    }
+}
+
+fn stylesheet() -> String {
+    STYLES
+        .iter()
+        .map(|s| format!(".{}{{{}}}", s.class, s.css))
+        .collect()
+}
 
 /// The HTML part.
 pub fn render_html(alert: Alert<'_>) -> String {
@@ -127,7 +231,7 @@ pub fn render_html(alert: Alert<'_>) -> String {
     let content = match alert {
         Alert::Lead(lead) => html! {
             (heading(&format!("New lead: {}", text::offer(lead))))
-            (lead_html(lead))
+            (lead_html(lead, Look::Inline))
         },
         Alert::Digest { leads, total } => html! {
             (heading(&text::digest_subject(leads, total)))
@@ -136,10 +240,10 @@ pub fn render_html(alert: Alert<'_>) -> String {
                 (counts_html("By action", &text::by_action(leads)))
             } }
             @for (i, lead) in leads.iter().enumerate() {
-                tr { td style={"padding:20px 24px 0 24px;font-size:16px;font-weight:bold;color:#0f6cbd;" (FONT)} {
+                tr { td class=(LEAD_TITLE.class) {
                     (i + 1) ". " (text::offer(lead))
                 } }
-                (lead_html(lead))
+                (lead_html(lead, Look::Classes))
             }
         },
     };
@@ -150,14 +254,15 @@ pub fn render_html(alert: Alert<'_>) -> String {
                 meta http-equiv="Content-Type" content="text/html; charset=utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
+                style { (PreEscaped(stylesheet())) }
             }
             body style="margin:0;padding:0;background-color:#f3f4f6;" {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background-color:#f3f4f6;" {
                     tr { td align="center" style="padding:24px 12px;" {
                         table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0"
-                            style={"width:640px;max-width:640px;background-color:#ffffff;border:1px solid #d1d5db;font-size:14px;color:#111827;" (FONT)} {
+                            style=(concat!("width:640px;max-width:640px;background-color:#ffffff;border:1px solid #d1d5db;font-size:14px;color:#111827;", font!())) {
                             (content)
-                            tr { td style={"padding:20px 24px;font-size:12px;color:#6b7280;" (FONT)} { (FOOTER) } }
+                            tr { td style=(concat!("padding:20px 24px;font-size:12px;color:#6b7280;", font!())) { (FOOTER) } }
                         }
                     } }
                 }
@@ -169,7 +274,7 @@ pub fn render_html(alert: Alert<'_>) -> String {
 
 fn heading(title: &str) -> Markup {
     html! {
-        tr { td style={"padding:16px 24px;background-color:#0f6cbd;color:#ffffff;font-size:20px;font-weight:bold;" (FONT)} {
+        tr { td style=(concat!("padding:16px 24px;background-color:#0f6cbd;color:#ffffff;font-size:20px;font-weight:bold;", font!())) {
             (title)
         } }
     }
@@ -177,24 +282,24 @@ fn heading(title: &str) -> Markup {
 
 fn counts_html(title: &str, counts: &[(String, usize)]) -> Markup {
     html! {
-        p style={"margin:0 0 6px 0;font-weight:bold;" (FONT)} { (title) }
+        p style=(concat!("margin:0 0 6px 0;font-weight:bold;", font!())) { (title) }
         table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 12px 0;" {
             @for (name, n) in counts {
                 tr {
-                    td align="right" style={"padding:2px 12px 2px 0;" (FONT)} { (n) }
-                    td style={"padding:2px 0;" (FONT)} { (name) }
+                    td align="right" style=(concat!("padding:2px 12px 2px 0;", font!())) { (n) }
+                    td style=(concat!("padding:2px 0;", font!())) { (name) }
                 }
             }
         }
     }
 }
 
-fn lead_html(lead: &Lead) -> Markup {
+fn lead_html(lead: &Lead, look: Look) -> Markup {
     let reply = text::reply_link(lead);
     html! {
-        tr { td style={"padding:12px 24px 0 24px;font-size:15px;" (FONT)} { (summary(lead)) } }
+        tr { td class=(SUMMARY.class) style=[look.inline(SUMMARY)] { (summary(lead)) } }
         @if let Some(history) = text::history(lead, text::HISTORY_SHOWN) {
-            tr { td style={"padding:12px 24px 0 24px;" (FONT)} {
+            tr { td class=(HISTORY.class) style=[look.inline(HISTORY)] {
                 strong { (history.status) }
                 @for line in &history.earlier {
                     br; "• " (line)
@@ -207,7 +312,7 @@ fn lead_html(lead: &Lead) -> Markup {
         @if let Some((warning, raw)) = text::customer_problem(lead, RAW_CUSTOMER_MAX) {
             tr { td style="padding:12px 24px 0 24px;" {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
-                    tr { td style={"padding:10px 12px;background-color:#fff4ce;border:1px solid #f2c94c;" (FONT)} {
+                    tr { td style=(concat!("padding:10px 12px;background-color:#fff4ce;border:1px solid #f2c94c;", font!())) {
                         strong { (warning) }
                         @if let Some(raw) = raw {
                             br; "Raw customer details as received:" br;
@@ -217,21 +322,21 @@ fn lead_html(lead: &Lead) -> Markup {
                 }
             } }
         }
-        tr { td style="padding:8px 24px 0 24px;" {
+        tr { td class=(FIELDS.class) style=[look.inline(FIELDS)] {
             table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
                 @for field in text::fields(lead, LIMITS) {
                     tr {
-                        td style={(CELL_LABEL) (FONT)} { (field.label) }
-                        td style={(CELL_VALUE) (FONT)} { (field_value(&field, reply.as_deref())) }
+                        td class=(LABEL.class) style=[look.inline(LABEL)] { (field.label) }
+                        td class=(VALUE.class) style=[look.inline(VALUE)] { (field_value(&field, reply.as_deref(), look)) }
                     }
                 }
             }
         } }
-        @if let Some(link) = reply {
-            tr { td style="padding:16px 24px 0 24px;" {
+        @if let Some(link) = &reply {
+            tr { td class=(REPLY_ROW.class) style=[look.inline(REPLY_ROW)] {
                 table role="presentation" cellpadding="0" cellspacing="0" border="0" {
-                    tr { td style="background-color:#0f6cbd;padding:8px 16px;" {
-                        a href=(link) style={"color:#ffffff;text-decoration:none;font-weight:bold;" (FONT)} { "Reply to the customer" }
+                    tr { td class=(BUTTON.class) style=[look.inline(BUTTON)] {
+                        a href=(link) class=(BUTTON_LINK.class) style=[look.inline(BUTTON_LINK)] { "Reply to the customer" }
                     } }
                 }
             } }
@@ -239,10 +344,10 @@ fn lead_html(lead: &Lead) -> Markup {
     }
 }
 
-fn field_value(field: &Field, reply: Option<&str>) -> Markup {
+fn field_value(field: &Field, reply: Option<&str>, look: Look) -> Markup {
     match (field.kind, reply) {
         (FieldKind::Email, Some(link)) => {
-            html! { a href=(link) style="color:#0f6cbd;" { (field.value) } }
+            html! { a href=(link) class=(MAIL_LINK.class) style=[look.inline(MAIL_LINK)] { (field.value) } }
         }
         (FieldKind::Long, _) => lines(&field.value),
         _ => html! { (field.value) },

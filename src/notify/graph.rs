@@ -26,7 +26,8 @@ use crate::identity::TokenSource;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Graph refuses requests over 4 MB ("The maximum request length supported
 /// is 4MB"); the MIME message travels base64-encoded, a third larger. A
-/// 500-lead digest is about 3.8 MB of MIME, so digests are split to fit.
+/// 500-lead digest is about 1.5 MB of MIME, but long descriptions can make
+/// it larger: such digests are split to fit.
 const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
