@@ -10,7 +10,8 @@
 mod run;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,9 +29,10 @@ pub const KEPT: usize = 20;
 /// Offer names longer than this are cut in the stored record.
 const OFFER_NAME_MAX: usize = 100;
 
-/// A customer's identity: the SHA-256 of their normalised address, in hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CustomerId(String);
+/// A customer's identity: the SHA-256 of their normalised address. Kept as
+/// bytes (a run's book holds one per customer), shown as hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerId([u8; 32]);
 
 impl CustomerId {
     /// `None` for a blank address: such leads are never grouped.
@@ -44,7 +46,7 @@ impl CustomerId {
         // other systems may also store.
         hash.update(b"lead-notifier customer\n");
         hash.update(normal.as_bytes());
-        Some(CustomerId(hex::encode(hash.finalize())))
+        Some(CustomerId(hash.finalize().into()))
     }
 
     /// The customer a lead belongs to, if it carries an address.
@@ -55,9 +57,16 @@ impl CustomerId {
             .and_then(CustomerId::from_email)
     }
 
+    /// The id a record's row key spells (`None`: not one of ours).
+    pub fn from_hex(text: &str) -> Option<CustomerId> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(CustomerId(bytes))
+    }
+
     /// Hex text: safe as a table key and in logs.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
 }
 
@@ -66,23 +75,28 @@ impl CustomerId {
 pub struct PastLead {
     pub key: LeadKey,
     pub action: Action,
-    pub offer_id: Option<String>,
-    pub offer_name: Option<String>,
+    /// Shared: a publisher has a handful of offers and a run thousands of
+    /// leads (see [`Offers`]).
+    pub offer_id: Option<Arc<str>>,
+    pub offer_name: Option<Arc<str>>,
     /// When the lead was written (its row's `Timestamp`).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
 
 impl PastLead {
-    pub fn of(lead: &Lead, at: OffsetDateTime) -> PastLead {
+    pub fn of(lead: &Lead, at: OffsetDateTime, offers: &mut Offers) -> PastLead {
         PastLead {
             key: lead.key.clone(),
             action: lead.action.clone(),
-            offer_id: lead.offer_id.clone(),
-            offer_name: lead
-                .offer_name
-                .as_deref()
-                .map(|n| n.chars().take(OFFER_NAME_MAX).collect()),
+            offer_id: lead.offer_id.as_deref().map(|id| offers.share(id)),
+            offer_name: lead.offer_name.as_deref().map(|name| {
+                let end = name
+                    .char_indices()
+                    .nth(OFFER_NAME_MAX)
+                    .map_or(name.len(), |(i, _)| i);
+                offers.share(&name[..end])
+            }),
             at,
         }
     }
@@ -91,7 +105,7 @@ impl PastLead {
     fn same_step(&self, lead: &Lead) -> bool {
         let offer = match (&self.offer_id, &lead.offer_id) {
             (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            (None, None) => self.offer_name == lead.offer_name,
+            (None, None) => self.offer_name.as_deref() == lead.offer_name.as_deref(),
             _ => false,
         };
         offer && self.action == lead.action
@@ -129,16 +143,35 @@ impl History {
     }
 }
 
+/// Offer ids and names, each held once however many leads name it.
+#[derive(Debug, Default)]
+pub struct Offers(HashSet<Arc<str>>);
+
+impl Offers {
+    pub fn share(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(Arc::clone(&shared));
+        shared
+    }
+}
+
 /// The histories of the customers a run has looked up, with the leads the
 /// run has added since.
 #[derive(Debug, Default)]
 pub struct Book {
     customers: HashMap<CustomerId, Stored>,
+    offers: Offers,
 }
 
 impl Book {
     pub fn new(found: HashMap<CustomerId, Stored>) -> Book {
-        Book { customers: found }
+        Book {
+            customers: found,
+            offers: Offers::default(),
+        }
     }
 
     /// Whether `id` has been looked up (or added) already.
@@ -198,8 +231,8 @@ impl Book {
     /// Records the lead in the customer's history (once: by key). Returns
     /// whether that changed anything.
     pub fn add(&mut self, id: &CustomerId, lead: &Lead, at: OffsetDateTime) -> bool {
-        let stored = self.customers.entry(id.clone()).or_default();
-        stored.add(PastLead::of(lead, at))
+        let past = PastLead::of(lead, at, &mut self.offers);
+        self.customers.entry(*id).or_default().add(past)
     }
 
     pub fn get(&self, id: &CustomerId) -> Option<&Stored> {
@@ -226,8 +259,8 @@ impl From<&PastLead> for Compact {
         Compact {
             k: (p.key.partition_key.clone(), p.key.row_key.clone()),
             a: p.action.code().to_owned(),
-            o: p.offer_id.clone(),
-            n: p.offer_name.clone(),
+            o: p.offer_id.as_deref().map(str::to_owned),
+            n: p.offer_name.as_deref().map(str::to_owned),
             t: format_timestamp(p.at),
         }
     }
@@ -241,8 +274,8 @@ impl Compact {
                 row_key: self.k.1,
             },
             action: Action::parse(&self.a),
-            offer_id: self.o,
-            offer_name: self.n,
+            offer_id: self.o.map(Arc::from),
+            offer_name: self.n.map(Arc::from),
             at: parse_timestamp(&self.t)?,
         })
     }
@@ -287,8 +320,10 @@ mod tests {
         let a = CustomerId::from_email(" Jane.Doe@Contoso.com ").unwrap();
         let b = CustomerId::from_email("jane.doe@contoso.com").unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.as_str().len(), 64);
-        assert!(!a.as_str().contains("jane"));
+        assert_eq!(a.to_hex().len(), 64);
+        assert!(!a.to_hex().contains("jane"));
+        assert_eq!(CustomerId::from_hex(&a.to_hex()), Some(a.clone()));
+        assert_eq!(CustomerId::from_hex("not hex"), None);
         assert_ne!(a, CustomerId::from_email("john@contoso.com").unwrap());
         assert_eq!(CustomerId::from_email("  "), None);
         assert_eq!(CustomerId::of(&lead("r", "", "PLT", "o")), None);
@@ -344,7 +379,8 @@ mod tests {
         let mut stored = Stored::default();
         for i in 0..(KEPT + 5) {
             let l = lead(&format!("r{i:03}"), "jane@contoso.com", "PLT", "o");
-            stored.add(PastLead::of(&l, t0 + Duration::from_secs(i as u64)));
+            let at = t0 + Duration::from_secs(i as u64);
+            stored.add(PastLead::of(&l, at, &mut Offers::default()));
         }
         assert_eq!(stored.leads.len(), KEPT);
         assert_eq!(stored.total, KEPT + 5);

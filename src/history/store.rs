@@ -92,7 +92,10 @@ struct Entity {
 }
 
 impl Entity {
-    fn into_stored(self) -> (CustomerId, Stored) {
+    /// `None` for a row that is not a customer record (its key is not an
+    /// id this version writes).
+    fn into_stored(self) -> Option<(CustomerId, Stored)> {
+        let id = CustomerId::from_hex(&self.row_key)?;
         let leads = decode(&self.leads);
         let total = (self.total as usize).max(leads.len());
         let stored = Stored {
@@ -101,7 +104,7 @@ impl Entity {
             etag: self.etag.map(Etag::from),
             dirty: false,
         };
-        (CustomerId(self.row_key), stored)
+        Some((id, stored))
     }
 }
 
@@ -157,7 +160,7 @@ impl<'a> HistoryStore<'a> {
         // Row keys are hex: nothing to escape.
         let rows = ids
             .iter()
-            .map(|id| format!("RowKey eq '{}'", id.as_str()))
+            .map(|id| format!("RowKey eq '{}'", id.to_hex()))
             .collect::<Vec<_>>()
             .join(" or ");
         self.read(format!("PartitionKey eq '{}' and ({rows})", self.partition))
@@ -174,7 +177,7 @@ impl<'a> HistoryStore<'a> {
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error(e, "reading customer histories"))?;
-            found.extend(page.entities.into_iter().map(Entity::into_stored));
+            found.extend(page.entities.into_iter().filter_map(Entity::into_stored));
         }
         Ok(found)
     }
@@ -204,7 +207,7 @@ impl<'a> HistoryStore<'a> {
         let leads = stored.text();
         Entity {
             partition_key: self.partition.clone(),
-            row_key: id.as_str().to_owned(),
+            row_key: id.to_hex(),
             leads,
             total: u32::try_from(stored.total).unwrap_or(u32::MAX),
             updated_at: format_timestamp(OffsetDateTime::now_utc()),
@@ -227,7 +230,7 @@ impl<'a> HistoryStore<'a> {
             let entity = self.entity(id, stored);
             transaction = match &stored.etag {
                 Some(etag) => transaction.update(
-                    id.as_str(),
+                    entity.row_key.clone(),
                     &entity,
                     Some(IfMatchCondition::Etag(etag.clone())),
                 ),
@@ -255,7 +258,7 @@ impl<'a> HistoryStore<'a> {
         let client = self.storage.table(self.state_table);
         let entity_client = client
             .partition_key_client(&self.partition)
-            .entity_client(id.as_str());
+            .entity_client(id.to_hex());
         for _ in 0..MAX_RACES {
             let Some(stored) = book.customers.get_mut(id) else {
                 return Ok(());
@@ -309,13 +312,13 @@ impl<'a> HistoryStore<'a> {
             .storage
             .table(self.state_table)
             .partition_key_client(&self.partition)
-            .entity_client(id.as_str());
+            .entity_client(id.to_hex());
         match client.get::<Entity>().await {
-            Ok(found) => {
-                let (_, mut stored) = found.entity.into_stored();
+            // Read by its own id's key, so it always is a customer record.
+            Ok(found) => Ok(found.entity.into_stored().map(|(_, mut stored)| {
                 stored.etag = Some(found.etag);
-                Ok(Some(stored))
-            }
+                stored
+            })),
             Err(e) if is_entity_missing(&e) => Ok(None),
             Err(e) => Err(self.error(e, "reading a customer history")),
         }

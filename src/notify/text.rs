@@ -313,7 +313,7 @@ pub fn history(lead: &Lead, shown: usize) -> Option<HistoryText> {
 fn past_lead(past: &PastLead) -> String {
     let offer = [&past.offer_name, &past.offer_id]
         .into_iter()
-        .find_map(non_empty)
+        .find_map(|text| text.as_deref().map(one_line).filter(|s| !s.is_empty()))
         .unwrap_or_else(|| "unknown offer".to_owned());
     format!(
         "{} — {} — {}",
