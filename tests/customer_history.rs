@@ -135,7 +135,7 @@ async fn two_runs_writing_one_customer_keep_both_leads() {
     store.save(&mut one).await.unwrap();
     store.save(&mut two).await.unwrap();
 
-    let found = store.lookup(&[id.clone(), other_id.clone()]).await.unwrap();
+    let found = store.lookup(&[id, other_id]).await.unwrap();
     let mut keys: Vec<&str> = found[&id]
         .leads
         .iter()

@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.to_hex().len(), 64);
         assert!(!a.to_hex().contains("jane"));
-        assert_eq!(CustomerId::from_hex(&a.to_hex()), Some(a.clone()));
+        assert_eq!(CustomerId::from_hex(&a.to_hex()), Some(a));
         assert_eq!(CustomerId::from_hex("not hex"), None);
         assert_ne!(a, CustomerId::from_email("john@contoso.com").unwrap());
         assert_eq!(CustomerId::from_email("  "), None);
@@ -393,7 +393,7 @@ mod tests {
         let latest = lead("r999", "jane@contoso.com", "PLT", "o");
         let mut book = Book::default();
         let id = CustomerId::of(&latest).unwrap();
-        book.customers.insert(id.clone(), stored);
+        book.customers.insert(id, stored);
         let h = book.history(&id, &latest, t0 + Duration::from_secs(3600));
         assert_eq!((h.earlier.len(), h.more), (KEPT, 5));
         assert_eq!(h.earlier[0].key.row_key, "r024");

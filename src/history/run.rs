@@ -106,7 +106,7 @@ impl<'a> RunHistory<'a> {
             self.book.extend(all);
             self.complete = true;
         } else {
-            let unknown: Vec<CustomerId> = unknown.into_iter().cloned().collect();
+            let unknown: Vec<CustomerId> = unknown.into_iter().copied().collect();
             let found = self.store.lookup(&unknown).await?;
             self.book.extend(found);
             // Looked up and not found: new customers, not to ask about again.

@@ -189,7 +189,7 @@ impl<'a> HistoryStore<'a> {
             .customers
             .iter()
             .filter(|(_, s)| s.dirty)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| *id)
             .collect();
         dirty.sort();
         for group in dirty.chunks(PER_TRANSACTION) {

@@ -207,12 +207,12 @@ fn tally(
             }
         }
         if let Some(id) = &lead.customer {
-            customers.insert(id.clone());
-            everyone.insert(id.clone());
+            customers.insert(*id);
+            everyone.insert(*id);
             paths
                 .entry(lead.offer_id.clone())
                 .or_default()
-                .entry(id.clone())
+                .entry(*id)
                 .or_default()
                 .push(lead);
         }
