@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::earliest;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
@@ -110,8 +111,7 @@ impl Channel {
         let mut untried = Vec::new();
         for (owed, entry) in won {
             if self.is_down() || limits.past_deadline() {
-                self.tally.pend(&owed.alert);
-                untried.push((entry, Settlement::Untried));
+                untried.push((owed, entry));
                 continue;
             }
             let sent = send(self, limits, Alert::Lead(&owed.lead)).await;
@@ -119,10 +119,7 @@ impl Channel {
             // Recorded at once: after a crash, fewer claims to take over and resend.
             ledger.settle(vec![(entry, settlement)]).await?;
         }
-        if !untried.is_empty() {
-            ledger.settle(untried).await?;
-        }
-        Ok(())
+        self.leave_untried(ledger, untried).await
     }
 
     async fn send_digest(
@@ -145,9 +142,7 @@ impl Channel {
                 continue;
             }
             if self.is_down() {
-                part.iter().for_each(|(o, _)| self.tally.pend(&o.alert));
-                let untried = part.into_iter().map(|(_, e)| (e, Settlement::Untried));
-                ledger.settle(untried.collect()).await?;
+                self.leave_untried(ledger, part).await?;
                 continue;
             }
             let digest: Vec<&Lead> = part.iter().map(|(o, _)| &*o.lead).collect();
@@ -175,16 +170,32 @@ impl Channel {
         Ok(())
     }
 
+    /// Claims won but not sent (the channel went down, or the deadline
+    /// passed): pending in the tally and recorded as untried, so the next
+    /// run sends them without counting an attempt.
+    async fn leave_untried(
+        &mut self,
+        ledger: &Ledger<'_>,
+        won: Vec<(OwedAlert, Entry)>,
+    ) -> Result<(), StorageError> {
+        if won.is_empty() {
+            return Ok(());
+        }
+        won.iter().for_each(|(o, _)| self.tally.pend(&o.alert));
+        let untried = won.into_iter().map(|(_, e)| (e, Settlement::Untried));
+        ledger.settle(untried.collect()).await
+    }
+
     /// Alerts still owed after sending (not found again, or their channel
     /// went down) wait for the next run; the summary's line for a channel
     /// that went down.
     pub fn finish(&mut self) {
         if let Some(held) = self.owed.held() {
-            self.tally.unfinished_at(held);
+            earliest(&mut self.tally.unfinished, held);
         }
         for stamp in self.owed.drain() {
             self.tally.pending += 1;
-            self.tally.unfinished_at(stamp);
+            earliest(&mut self.tally.unfinished, stamp);
         }
         if let Some(reason) = &self.down {
             if self.tally.pending > 0 {
@@ -229,12 +240,8 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    fn unfinished_at(&mut self, t: OffsetDateTime) {
-        self.unfinished = Some(self.unfinished.map_or(t, |u| u.min(t)));
-    }
-
     fn unfinished(&mut self, alert: &AlertKey) {
-        self.unfinished_at(alert.lead_timestamp);
+        earliest(&mut self.unfinished, alert.lead_timestamp);
     }
 
     fn pend(&mut self, alert: &AlertKey) {

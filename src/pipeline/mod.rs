@@ -240,3 +240,9 @@ fn finish(mut summary: RunSummary, storage: &Storage, started: Instant) -> RunSu
 fn new_run_id() -> String {
     format!("{:016x}", fastrand::u64(..))
 }
+
+/// Keeps in `slot` the earliest of the times it is given: where the
+/// watermark must stay before an unfinished lead.
+fn earliest(slot: &mut Option<OffsetDateTime>, t: OffsetDateTime) {
+    *slot = Some(slot.map_or(t, |u| u.min(t)));
+}

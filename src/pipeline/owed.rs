@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::earliest;
+
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Entry};
 
@@ -69,7 +71,7 @@ impl Owed {
     ) {
         match self.tags.entry(tag) {
             Slot::Occupied(_) => {
-                self.held = Some(self.held.map_or(stamp, |h| h.min(stamp)));
+                earliest(&mut self.held, stamp);
                 return;
             }
             Slot::Vacant(slot) => slot.insert(stamp),

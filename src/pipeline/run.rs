@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::deliver::{Channel, Limits};
 use super::digests::{send_digests, Reread};
+use super::earliest;
 use super::owed::{LeadTag, OwedAlert};
 use super::summary::RunSummary;
 use crate::config::Settings;
@@ -233,8 +234,4 @@ impl Run<'_> {
         }
         first_error.map_or(Ok(()), Err)
     }
-}
-
-fn earliest(slot: &mut Option<OffsetDateTime>, t: OffsetDateTime) {
-    *slot = Some(slot.map_or(t, |u| u.min(t)));
 }
