@@ -4,7 +4,9 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use common::faults::Teams;
 use common::handler::Handler;
 use common::servers::{
     maildev_messages, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
@@ -15,8 +17,6 @@ use lead_notifier::source::store_rows;
 use lead_notifier::storage::Storage;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The invocation the host sends for an HTTP trigger named `req`.
 fn http_invocation(body: &str) -> Value {
@@ -46,7 +46,7 @@ fn lead_json(first: &str, email: &str) -> String {
 
 /// Settings on fresh tables with Teams at the stand-in `teams` (its URL
 /// carries the secret `HOOKSECRET`).
-fn settings_for(tag: &str, teams: &MockServer) -> HashMap<String, String> {
+fn settings_for(tag: &str, teams: &Teams) -> HashMap<String, String> {
     HashMap::from([
         ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
         (
@@ -60,7 +60,7 @@ fn settings_for(tag: &str, teams: &MockServer) -> HashMap<String, String> {
         ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
         (
             "TEAMS_WEBHOOK_URL".to_owned(),
-            format!("{}/hook?sig=HOOKSECRET", teams.uri()),
+            format!("{}/hook?sig=HOOKSECRET", teams.server.uri()),
         ),
     ])
 }
@@ -82,11 +82,7 @@ fn res_status(body: &Value) -> u64 {
 
 #[tokio::test]
 async fn a_posted_lead_is_stored_and_alerted_once() {
-    let teams = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&teams)
-        .await;
+    let teams = Teams::start(&[], Duration::ZERO).await;
     let recipient = unique_recipient("hook");
     let mut settings = settings_for("hook", &teams);
     email_to_maildev(&mut settings, &recipient);
@@ -105,7 +101,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         .as_str()
         .is_some_and(|b| b.contains("stored")));
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 
     // Partner Center retries: the same lead again is stored once, alerted once.
     let (_, again) = handler
@@ -124,7 +120,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         "the row is in the table: {timer}"
     );
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 
     // Partner Center's validation lead is stored (so validation succeeds) and not alerted.
     let t = "MSFT_TEST_636573304831318844";
@@ -139,7 +135,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
         .await;
     assert_eq!(res_status(&body), 201, "validation lead stored: {body}");
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 
     // Not a lead: 400 with a reason, and nothing stored.
     for bad in ["{nope", "[1,2]", "{\"hello\":\"world\"}"] {
@@ -168,11 +164,7 @@ async fn a_posted_lead_is_stored_and_alerted_once() {
 /// sends the card again.
 #[tokio::test]
 async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
-    let teams = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(10)))
-        .mount(&teams)
-        .await;
+    let teams = Teams::start(&[], Duration::from_secs(10)).await;
     let recipient = unique_recipient("hookslow");
     let mut settings = settings_for("slow", &teams);
     email_to_maildev(&mut settings, &recipient);
@@ -187,14 +179,14 @@ async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
         .await;
     // Functional, not a timing figure: answered while Teams had not.
     assert!(
-        asked.elapsed() < std::time::Duration::from_secs(9),
+        asked.elapsed() < Duration::from_secs(9),
         "answered after {:?}",
         asked.elapsed()
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(res_status(&body), 201, "stored: {body}");
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 
     // The card is still on its way: a timer run now finds it claimed.
     let (status, timer) = handler.invoke_timer().await;
@@ -204,7 +196,7 @@ async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
     // Once Teams answers, the delivery is recorded; later runs send nothing.
     let mut settled = Value::Null;
     for _ in 0..60 {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let (_, timer) = handler.invoke_timer().await;
         if timer["ReturnValue"]["busy"] == 0 {
             settled = timer;
@@ -213,7 +205,7 @@ async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
     }
     assert_eq!(settled["ReturnValue"]["busy"], 0, "never settled");
     assert_eq!(settled["ReturnValue"]["pending"], 0, "{settled}");
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
     assert_eq!(maildev_messages(&recipient).await.len(), 1);
 }
 
@@ -222,11 +214,7 @@ async fn a_slow_channel_does_not_hold_up_the_answer_and_is_not_sent_twice() {
 /// instead of a claim to take over and send again.
 #[tokio::test]
 async fn shutdown_finishes_a_send_still_under_way() {
-    let teams = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202).set_delay(std::time::Duration::from_secs(5)))
-        .mount(&teams)
-        .await;
+    let teams = Teams::start(&[], Duration::from_secs(5)).await;
     let settings = settings_for("stop", &teams);
     let mut handler = Handler::start(&settings).await;
     let (_, body) = handler
@@ -236,7 +224,7 @@ async fn shutdown_finishes_a_send_still_under_way() {
         )
         .await;
     assert_eq!(res_status(&body), 201, "stored: {body}");
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 
     assert!(handler.terminate(), "clean exit: {}", handler.stderr());
 
@@ -244,7 +232,7 @@ async fn shutdown_finishes_a_send_still_under_way() {
     let (_, timer) = next.invoke_timer().await;
     assert_eq!(timer["ReturnValue"]["busy"], 0, "left claimed: {timer}");
     assert_eq!(timer["ReturnValue"]["pending"], 0, "{timer}");
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 }
 
 /// Partner Center retries a post after midnight UTC: the retry finds the
@@ -252,11 +240,7 @@ async fn shutdown_finishes_a_send_still_under_way() {
 /// stores no second row, so it is alerted once, with folding off too.
 #[tokio::test]
 async fn a_retry_after_midnight_finds_the_lead_stored_the_day_before() {
-    let teams = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&teams)
-        .await;
+    let teams = Teams::start(&[], Duration::ZERO).await;
     let mut settings = settings_for("mid", &teams);
     settings.insert("REPEAT_WINDOW".to_owned(), "0".to_owned());
     let lead = lead_json("Eva", "eva@brno.example");
@@ -277,5 +261,5 @@ async fn a_retry_after_midnight_finds_the_lead_stored_the_day_before() {
 
     let (_, timer) = handler.invoke_timer().await;
     assert_eq!(timer["ReturnValue"]["rows_scanned"], 1, "one row: {timer}");
-    assert_eq!(teams.received_requests().await.unwrap_or_default().len(), 1);
+    assert_eq!(teams.posts().len(), 1);
 }
