@@ -294,14 +294,21 @@ async fn write_old_state(f: &Fixture, entities: &[Value]) {
     }
 }
 
-#[tokio::test]
-async fn an_upgrade_from_single_email_and_teams_re_alerts_nothing() {
+/// The two channels the previous version had: email to MailDev for a
+/// recipient of its own, and Teams at a stand-in; no outbox.
+async fn email_and_teams(tag: &str) -> (Teams, String, Fixture) {
     let teams = Teams::start(&[], Duration::ZERO).await;
-    let recipient = unique_recipient("upgrade");
+    let recipient = unique_recipient(tag);
     let mut f = Fixture::new(&storage_connection());
     f.without("OUTBOX_DIR")
         .smtp(maildev_smtp_port(), &recipient)
         .teams(&teams);
+    (teams, recipient, f)
+}
+
+#[tokio::test]
+async fn an_upgrade_from_single_email_and_teams_re_alerts_nothing() {
+    let (teams, recipient, f) = email_and_teams("upgrade").await;
     let rows = lead_rows("upgrade", 4);
     assert!(rows[0].partition_key == LEAD_PARTITION);
     write_rows(&f, &rows[..3]).await;
@@ -390,12 +397,7 @@ async fn check_shows_routes_and_refuses_bad_ones() {
 /// claim, one recorded skip, one delivered lead.
 #[tokio::test]
 async fn an_upgrade_sends_what_the_old_version_owed_once_and_nothing_else() {
-    let teams = Teams::start(&[], Duration::ZERO).await;
-    let recipient = unique_recipient("upowed");
-    let mut f = Fixture::new(&storage_connection());
-    f.without("OUTBOX_DIR")
-        .smtp(maildev_smtp_port(), &recipient)
-        .teams(&teams);
+    let (teams, recipient, f) = email_and_teams("upowed").await;
     let mut rows = lead_rows("upowed", 5);
     rows[1].customer_info = rows[0].customer_info.clone();
     // Written one after the other: the second is the later click.
