@@ -111,7 +111,7 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
         Ok(row) => row,
         Err(e) => return reject(400, &e.to_string()),
     };
-    let key = format!("{}/{}", row.partition_key, row.row_key);
+    let key = row.key().to_string();
     let pipeline = match app.pipeline().await {
         Ok(p) => p,
         Err(reason) => {
@@ -126,7 +126,7 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> WebhookOutput
             return reject(500, "the lead could not be stored");
         }
     };
-    let key = format!("{}/{}", row.partition_key, row.row_key);
+    let key = row.key().to_string();
     let mut logs = vec![if stored {
         format!("lead {key} stored")
     } else {
