@@ -170,6 +170,50 @@ async fn maildev_receives_a_digest_with_every_lead() {
     assert!(text.contains("By action:\n     3  Contact me"), "{text}");
 }
 
+/// SMTP doubles a dot that starts a line, into a copy of the whole message
+/// sized for none: so no line of ours starts with one (a digest would be
+/// copied twice), and a real server still reads every dot as written.
+#[tokio::test]
+async fn dots_that_start_lines_arrive_as_written_and_none_is_sent_bare() {
+    let to = unique_recipient("dots");
+    let mut dotty = jane();
+    dotty.description = Some(".NET shop\n.\n..two dots\nends with a dot.".into());
+    let mut ken = lead(
+        "k2",
+        json!({"FirstName": "Ken", "Email": "ken@fabrikam.example"}),
+        &format!("{}.NET", "F".repeat(60)),
+    );
+    ken.description = Some(format!("{}.{}", "x".repeat(73), ".".repeat(300)));
+    let leads = [&dotty, &ken];
+    let digest = Alert::Digest {
+        leads: &leads,
+        total: 2,
+    };
+    let from = "leads@publisher.example".parse().unwrap();
+    let raw = render_message(digest, &from, &[to.parse().unwrap()])
+        .unwrap()
+        .formatted();
+    let raw = String::from_utf8(raw).unwrap();
+    assert!(!raw.contains("\r\n."), "{raw}");
+    assert!(raw.contains("=2E"), "no dot had to be encoded: {raw}");
+
+    let notifier = notifier(&settings(maildev_smtp_port()), std::slice::from_ref(&to));
+    notifier.send(digest).await.unwrap();
+    let m = &maildev_messages(&to, 1).await[0];
+    let text = m["text"].as_str().unwrap();
+    let html = m["html"].as_str().unwrap();
+    for part in [text, html] {
+        for written in [
+            ".NET shop",
+            "..two dots",
+            "ends with a dot.",
+            &".".repeat(300),
+        ] {
+            assert!(part.contains(written), "{written:?} missing: {part}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn check_reaches_the_server_without_sending() {
     let server = ScriptedSmtp::start(Script::default()).await;

@@ -228,25 +228,6 @@ fn stylesheet() -> String {
 /// The HTML part.
 pub fn render_html(alert: Alert<'_>) -> String {
     let title = subject(alert);
-    let content = match alert {
-        Alert::Lead(lead) => html! {
-            (heading(&format!("New lead: {}", text::offer(lead))))
-            (lead_html(lead, Look::Inline))
-        },
-        Alert::Digest { leads, total } => html! {
-            (heading(&text::digest_subject(leads, total)))
-            tr { td style="padding:16px 24px 0 24px;" {
-                (counts_html("By offer", &text::by_offer(leads)))
-                (counts_html("By action", &text::by_action(leads)))
-            } }
-            @for (i, lead) in leads.iter().enumerate() {
-                tr { td class=(LEAD_TITLE.class) {
-                    (i + 1) ". " (text::offer(lead))
-                } }
-                (lead_html(lead, Look::Classes))
-            }
-        },
-    };
     let page = html! {
         (DOCTYPE)
         html {
@@ -261,7 +242,25 @@ pub fn render_html(alert: Alert<'_>) -> String {
                     tr { td align="center" style="padding:24px 12px;" {
                         table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0"
                             style=(concat!("width:640px;max-width:640px;background-color:#ffffff;border:1px solid #d1d5db;font-size:14px;color:#111827;", font!())) {
-                            (content)
+                            @match alert {
+                                Alert::Lead(lead) => {
+                                    (heading(&format!("New lead: {}", text::offer(lead))))
+                                    (lead_html(lead, Look::Inline))
+                                }
+                                Alert::Digest { leads, total } => {
+                                    (heading(&text::digest_subject(leads, total)))
+                                    tr { td style="padding:16px 24px 0 24px;" {
+                                        (counts_html("By offer", &text::by_offer(leads)))
+                                        (counts_html("By action", &text::by_action(leads)))
+                                    } }
+                                    @for (i, lead) in leads.iter().enumerate() {
+                                        tr { td class=(LEAD_TITLE.class) {
+                                            (i + 1) ". " (text::offer(lead))
+                                        } }
+                                        (lead_html(lead, Look::Classes))
+                                    }
+                                }
+                            }
                             tr { td style=(concat!("padding:20px 24px;font-size:12px;color:#6b7280;", font!())) { (FOOTER) } }
                         }
                     } }

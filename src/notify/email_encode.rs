@@ -1,19 +1,31 @@
-//! Rendered text → MIME body, in linear time.
+//! Rendered text → MIME body, in linear time, with no line that starts
+//! with a dot.
 //!
 //! lettre's `Body::new` turns bare `\n` into `\r\n` with one `String::insert`
 //! per line, shifting the rest of the body each time: quadratic in the body's
 //! size, and a 500-lead digest has thousands of lines (glibc's vectorised
 //! `memmove` hides it; musl's does not). Here the line endings are converted
-//! in one pass first, so lettre finds nothing left to insert. The bytes are
-//! the same as `Body::new` would have made: the transfer encoding is chosen
-//! on the text as rendered, exactly as lettre chooses it.
+//! in one pass first, so lettre finds nothing left to insert. The transfer
+//! encoding is chosen on the text as rendered, exactly as lettre chooses it.
+//!
+//! SMTP doubles a dot that starts a line, and lettre does that into a copy
+//! of the whole message sized for no dots: one such line and the copy is
+//! made twice, a 1.5 MB digest held three times at once. So no line here
+//! starts with one: quoted-printable writes it `=2E` (the same character to
+//! every reader), and a 7- or 8-bit body with such a line is sent
+//! quoted-printable instead.
 
 use email_encoding::body::Encoding;
 use lettre::message::header::ContentTransferEncoding;
 use lettre::message::Body;
+use quoted_printable::Options;
 
-/// The MIME body lettre's `Body::new(text)` would make, without its
-/// quadratic line-ending step.
+/// Quoted-printable lines are at most 76 characters (RFC 2045); two fewer
+/// leave room for a leading dot's `=2E`.
+const QP_LINE: usize = 74;
+
+/// The MIME body for `text`: lettre's `Body::new(text)` without its
+/// quadratic line-ending step, and without lines that start with a dot.
 pub fn body(text: String) -> Body {
     // lettre decides on the text before its CRLF step, for 7-bit-only
     // transports (`supports_utf8` false): the same call gives the same answer.
@@ -23,58 +35,83 @@ pub fn body(text: String) -> Body {
         Encoding::QuotedPrintable => ContentTransferEncoding::QuotedPrintable,
         Encoding::Base64 => ContentTransferEncoding::Base64,
     };
-    // Converted in place: a digest's HTML is 3 MB, and every extra copy is
-    // fresh pages for musl's allocator, which returns them to the kernel.
+    // Converted in place: a digest's HTML is about a megabyte, and every
+    // extra copy is fresh pages for the allocator.
     let text = crlf(text);
     match encoding {
         // What `Body::new` stores for these: the CRLF text as it is. The
         // CRLF text can fail lettre's own line-length check (one more byte a
         // line) that the rendered text passed, so it is not asked again.
-        ContentTransferEncoding::SevenBit | ContentTransferEncoding::EightBit => {
+        ContentTransferEncoding::SevenBit | ContentTransferEncoding::EightBit
+            if dot_lines(&text).is_empty() =>
+        {
             Body::dangerous_pre_encoded(text, encoding)
         }
-        // The call lettre's `Body::new` makes for this encoding (the same
-        // crate and version); done here, lettre's second choice of encoding
-        // and second line-ending scan over the whole text are skipped.
-        ContentTransferEncoding::QuotedPrintable => {
-            Body::dangerous_pre_encoded(quoted_printable::encode(text), encoding)
-        }
-        // Always accepted, and encoded as `Body::new` does.
+        ContentTransferEncoding::SevenBit
+        | ContentTransferEncoding::EightBit
+        | ContentTransferEncoding::QuotedPrintable => Body::dangerous_pre_encoded(
+            quoted_printable(&text),
+            ContentTransferEncoding::QuotedPrintable,
+        ),
+        // Always accepted, and encoded as `Body::new` does; base64 has no
+        // dots.
         _ => Body::new_with_encoding(text, encoding).unwrap_or_else(Body::new),
     }
 }
 
-/// Every bare `\n` becomes `\r\n` (an existing `\r\n` stays as it is), in
-/// place and in linear time: the text grows by one byte per bare line end
-/// and is moved from the back, one line at a time.
+/// Quoted-printable as lettre writes it, lines two characters shorter, and
+/// a dot that starts a line written `=2E`.
+fn quoted_printable(text: &[u8]) -> Vec<u8> {
+    let encoded =
+        quoted_printable::encode_with_options(text, Options::default().line_length_limit(QP_LINE))
+            .into_bytes();
+    let dots = dot_lines(&encoded);
+    widen(encoded, &dots, b"=2E")
+}
+
+/// Where a line starts with a dot (lines end with CRLF).
+fn dot_lines(bytes: &[u8]) -> Vec<usize> {
+    let starts = std::iter::once(0).chain(
+        bytes
+            .windows(2)
+            .enumerate()
+            .filter(|(_, pair)| pair == b"\r\n")
+            .map(|(i, _)| i + 2),
+    );
+    starts.filter(|&i| bytes.get(i) == Some(&b'.')).collect()
+}
+
+/// Every bare `\n` becomes `\r\n` (an existing `\r\n` stays as it is).
 fn crlf(text: String) -> Vec<u8> {
-    let mut bytes = text.into_bytes();
-    let bare = bytes
+    let bytes = text.into_bytes();
+    let bare: Vec<usize> = bytes
         .iter()
         .enumerate()
         .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
-        .count();
+        .map(|(i, _)| i)
+        .collect();
+    widen(bytes, &bare, b"\r\n")
+}
+
+/// Replaces the byte at each of `spots` (ascending) with `with`, in place
+/// and in linear time: the text grows by `with.len() - 1` bytes a spot and
+/// is moved from the back, one stretch at a time.
+fn widen(mut bytes: Vec<u8>, spots: &[usize], with: &[u8]) -> Vec<u8> {
     let mut read = bytes.len();
-    bytes.resize(read + bare, 0);
+    bytes.resize(read + spots.len() * (with.len() - 1), 0);
     // Everything below `read` is still the original text; `write` is where
-    // the converted text already moved starts. `write - read` is the number
-    // of bare line ends still to convert, so a write never reaches below
-    // the line end being looked at.
+    // the text already moved starts. `write - read` is the growth still to
+    // come, so a write never reaches below the spot being looked at.
     let mut write = bytes.len();
-    while let Some(newline) = bytes[..read].iter().rposition(|&b| b == b'\n') {
-        let line = newline + 1..read;
-        write -= line.len();
-        bytes.copy_within(line, write);
-        let carriage_return = newline > 0 && bytes[newline - 1] == b'\r';
-        write -= 1;
-        bytes[write] = b'\n';
-        if !carriage_return {
-            write -= 1;
-            bytes[write] = b'\r';
-        }
-        read = newline;
+    for &spot in spots.iter().rev() {
+        let tail = spot + 1..read;
+        write -= tail.len();
+        bytes.copy_within(tail, write);
+        write -= with.len();
+        bytes[write..write + with.len()].copy_from_slice(with);
+        read = spot;
     }
-    // The first line has not moved: every bare line end is converted.
+    // What is left in front of the first spot has not moved.
     debug_assert_eq!(read, write);
     bytes
 }
@@ -89,8 +126,23 @@ mod tests {
         (body.as_ref().to_vec(), body.encoding())
     }
 
+    /// What a reader of the body gets back.
+    fn decoded(body: &[u8], encoding: ContentTransferEncoding) -> Vec<u8> {
+        match encoding {
+            ContentTransferEncoding::QuotedPrintable => {
+                quoted_printable::decode(body, quoted_printable::ParseMode::Strict).unwrap()
+            }
+            _ => body.to_vec(),
+        }
+    }
+
+    fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+        body.split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    }
+
     #[test]
-    fn bodies_match_lettres_byte_for_byte() {
+    fn bodies_read_as_lettres_do_and_no_line_starts_with_a_dot() {
         let long = "x".repeat(75);
         let wide = "ä".repeat(400);
         let cases = [
@@ -107,13 +159,51 @@ mod tests {
             format!("{wide}\n"),
             "\u{1}\u{2}\u{3}binary-ish\n".repeat(50),
             "<p>html &amp; text</p>\n".repeat(2_000),
+            // Dots where lines start, as written and after a soft break.
+            ".NET shop\n.\n..two\nends with a dot.\n".to_owned(),
+            ".Zoë\n".to_owned(),
+            ".".repeat(500),
+            (0..200)
+                .map(|n| format!("{}.{}\n", "w".repeat(n % 90), "ü".repeat(n % 3)))
+                .collect(),
         ];
         for text in cases {
             let ours = body(text.clone());
-            let (bytes, encoding) = lettre_body(&text);
-            assert_eq!(ours.encoding(), encoding, "{text:?}");
-            assert_eq!(ours.as_ref(), &bytes[..], "{text:?}");
+            let (theirs, encoding) = lettre_body(&text);
+            let dot_line = lines(&theirs).any(|l| l.starts_with(b"."));
+            let expected = match encoding {
+                ContentTransferEncoding::SevenBit | ContentTransferEncoding::EightBit
+                    if dot_line =>
+                {
+                    ContentTransferEncoding::QuotedPrintable
+                }
+                other => other,
+            };
+            assert_eq!(ours.encoding(), expected, "{text:?}");
+            assert_eq!(
+                decoded(ours.as_ref(), ours.encoding()),
+                decoded(&theirs, encoding),
+                "{text:?}"
+            );
+            if ours.encoding() == encoding && encoding != ContentTransferEncoding::QuotedPrintable {
+                assert_eq!(ours.as_ref(), &theirs[..], "{text:?}");
+            }
+            for line in lines(ours.as_ref()) {
+                assert!(!line.starts_with(b"."), "{text:?}: {line:?}");
+                if ours.encoding() == ContentTransferEncoding::QuotedPrintable {
+                    assert!(line.len() <= 76, "{text:?}: {} characters", line.len());
+                }
+            }
         }
+    }
+
+    #[test]
+    fn a_dot_after_a_soft_break_is_encoded() {
+        // 73 characters fill the first line up to its soft break.
+        let ours = body(format!("{}.rest", "a".repeat(QP_LINE - 1)));
+        assert_eq!(ours.encoding(), ContentTransferEncoding::QuotedPrintable);
+        let expected = format!("{}=\r\n=2Erest", "a".repeat(QP_LINE - 1));
+        assert_eq!(ours.as_ref(), expected.as_bytes());
     }
 
     #[test]
