@@ -242,6 +242,8 @@ pub fn render_html(alert: Alert<'_>) -> String {
                     tr { td align="center" style="padding:24px 12px;" {
                         table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0"
                             style=(concat!("width:640px;max-width:640px;background-color:#ffffff;border:1px solid #d1d5db;font-size:14px;color:#111827;", font!())) {
+                            // Written straight into the page: a digest's content
+                            // built apart and copied in was held twice (1 MB each).
                             @match alert {
                                 Alert::Lead(lead) => {
                                     (heading(&format!("New lead: {}", text::offer(lead))))
