@@ -97,8 +97,11 @@ pub fn action_label(action: &Action) -> String {
     one_line(action.wording())
 }
 
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(one_line).filter(|s| !s.is_empty())
+fn non_empty<S: AsRef<str>>(value: &Option<S>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|s| one_line(s.as_ref()))
+        .filter(|s| !s.is_empty())
 }
 
 /// The offer's display name, else its id.
@@ -313,7 +316,7 @@ pub fn history(lead: &Lead, shown: usize) -> Option<HistoryText> {
 fn past_lead(past: &PastLead) -> String {
     let offer = [&past.offer_name, &past.offer_id]
         .into_iter()
-        .find_map(|text| text.as_deref().map(one_line).filter(|s| !s.is_empty()))
+        .find_map(non_empty)
         .unwrap_or_else(|| "unknown offer".to_owned());
     format!(
         "{} — {} — {}",
