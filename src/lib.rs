@@ -11,6 +11,7 @@ pub mod host;
 pub mod identity;
 pub mod lead;
 pub mod ledger;
+pub mod memory;
 pub mod notify;
 pub mod pipeline;
 pub mod report;

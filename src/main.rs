@@ -1,9 +1,12 @@
 //! The `lead-notifier` binary. The static musl build that `cargo xtask
 //! package` ships allocates with jemalloc: musl's own allocator costs it
 //! about a third more CPU than the glibc build on a backlog (its slower
-//! small allocations, and every freed page back to the kernel). jemalloc is
-//! told to return freed pages at once too (`dirty_decay_ms:0`), and to keep
-//! one arena, so memory stays what the run holds (BENCHMARKS.md, issue 11).
+//! small allocations, and every freed page back to the kernel). jemalloc
+//! keeps one arena; buffers of 256 KiB and more (a digest's bodies) go back
+//! to the system as soon as they are freed, smaller freed memory is kept up
+//! to a second for reuse and handed back before each digest
+//! (`lead_notifier::memory`), so memory stays what the run holds
+//! (BENCHMARKS.md, issue 11).
 
 #[cfg(target_env = "musl")]
 #[global_allocator]
@@ -14,8 +17,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// environment still overrides it.
 #[cfg(target_env = "musl")]
 #[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: MallocConf =
-    MallocConf(c"narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0".as_ptr());
+static MALLOC_CONF: MallocConf = MallocConf(
+    c"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:262144".as_ptr(),
+);
 
 #[cfg(target_env = "musl")]
 #[repr(transparent)]

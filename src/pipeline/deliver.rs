@@ -12,6 +12,7 @@ use super::earliest;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
+use crate::memory;
 use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
 
@@ -145,6 +146,9 @@ impl Channel {
                 self.leave_untried(ledger, part).await?;
                 continue;
             }
+            // A digest is a run's memory peak: what the allocator kept for
+            // reuse goes back first, so the peak is what the run holds.
+            memory::release_freed();
             let digest: Vec<&Lead> = part.iter().map(|(o, _)| &*o.lead).collect();
             let alert = Alert::Digest {
                 leads: &digest,
