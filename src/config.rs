@@ -57,14 +57,15 @@ pub struct Settings {
     /// `ALERT_MAX_ATTEMPTS`, default 20: runs that may try one alert before it
     /// is marked failed for good.
     pub max_attempts: u32,
-    /// `CLAIM_LEASE`, default `10m`: how long a claim blocks other runs before
-    /// it counts as abandoned by a crashed run.
+    /// `CLAIM_LEASE`, default `10m`: how long a claim blocks other runs, by
+    /// the storage service's clock, before it counts as abandoned by a
+    /// crashed run. A live run renews its claims before half of it passes.
     pub claim_lease: Duration,
     /// `SCAN_OVERLAP`, default `5m`: how far behind the watermark each scan
     /// starts, because rows commit slightly out of timestamp order.
     pub scan_overlap: Duration,
-    /// `RETRY_BUDGET`, default `30s`: the most one run spends waiting between
-    /// retries of one channel.
+    /// `RETRY_BUDGET`, default `30s`: the most time one run spends on a
+    /// failing channel, failed tries and the waits between them together.
     pub retry_budget: Duration,
     /// `REPEAT_WINDOW`, default `24h`: a lead with the same customer, offer
     /// and action as one this recent is folded as a repeat; zero turns it off.

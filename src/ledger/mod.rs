@@ -10,6 +10,7 @@
 //! may have come after the send).
 
 mod batch;
+mod clock;
 pub mod keys;
 mod record;
 pub mod watermark;
@@ -20,12 +21,13 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 
 pub use batch::{Outcome, Write};
+pub use clock::ServerClock;
 pub use record::{Entry, Policy, Record, Status, Verdict};
 pub use watermark::{Watermark, Watermarks};
 
 use crate::lead::{LeadKey, SkipReason};
 use crate::notify::DestinationId;
-use crate::source::format_timestamp;
+use crate::source::{format_timestamp, parse_timestamp};
 use crate::storage::{is_entity_missing, Storage, StorageError};
 
 /// One alert: a lead on a channel.
@@ -80,6 +82,7 @@ pub struct Ledger<'a> {
     partition: String,
     run_id: &'a str,
     policy: Policy,
+    clock: ServerClock,
 }
 
 impl<'a> Ledger<'a> {
@@ -96,11 +99,17 @@ impl<'a> Ledger<'a> {
             partition: keys::ledger_partition(lead_table),
             run_id,
             policy,
+            clock: ServerClock::default(),
         }
     }
 
+    /// Judged by the storage service's clock as its answers so far tell it.
     pub fn judge(&self, entry: Option<&Entry>) -> Verdict {
-        self.policy.judge(entry, OffsetDateTime::now_utc())
+        self.policy.judge(entry, self.clock.now())
+    }
+
+    pub fn claim_lease(&self) -> std::time::Duration {
+        self.policy.claim_lease
     }
 
     /// Every record of leads written at or after `from`, by row key: one
@@ -156,6 +165,19 @@ impl<'a> Ledger<'a> {
             .into_stream::<Record>();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error(e, "reading the delivery ledger"))?;
+            self.clock
+                .observe(page.common_storage_response_headers.date);
+            // Every record was written before now by the service's clock:
+            // the latest one (to 100 ns, where `Date` has whole seconds)
+            // tells its time more closely.
+            let latest = page
+                .entities
+                .iter()
+                .filter_map(|r| r.timestamp.as_deref())
+                .max();
+            if let Some(at) = latest.and_then(parse_timestamp) {
+                self.clock.observe(at);
+            }
             for record in page.entities {
                 found.insert(record.row_key.clone(), Entry::from_record(record));
             }
@@ -171,10 +193,17 @@ impl<'a> Ledger<'a> {
             .partition_key_client(&self.partition)
             .entity_client(row_key);
         match client.get::<Record>().await {
-            Ok(found) => Ok(Some(Entry {
-                record: found.entity,
-                etag: Some(found.etag),
-            })),
+            Ok(found) => {
+                self.clock
+                    .observe(found.common_storage_response_headers.date);
+                if let Some(at) = found.entity.timestamp.as_deref().and_then(parse_timestamp) {
+                    self.clock.observe(at);
+                }
+                Ok(Some(Entry {
+                    record: found.entity,
+                    etag: Some(found.etag),
+                }))
+            }
             Err(e) if is_entity_missing(&e) => Ok(None),
             Err(e) => Err(self.error(e, "reading a ledger record")),
         }
@@ -249,8 +278,44 @@ impl<'a> Ledger<'a> {
             last_error,
             skip_reason: String::new(),
             updated_at: now.to_owned(),
+            timestamp: None,
             etag: None,
         }
+    }
+
+    /// Renews claims this run holds, batched, so no other run takes them
+    /// over while they wait or are being sent. Answers per entry the renewed
+    /// claim, or `None` where the claim was lost (taken over meanwhile).
+    /// A claim whose write answered no ETag cannot be renewed safely (an
+    /// unconditional write could undo a takeover) and counts as lost.
+    pub async fn renew(&self, entries: &[&Entry]) -> Result<Vec<Option<Entry>>, StorageError> {
+        let now = format_timestamp(OffsetDateTime::now_utc());
+        let mut provable = Vec::with_capacity(entries.len());
+        let mut writes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            provable.push(entry.etag.is_some());
+            if let Some(etag) = &entry.etag {
+                let mut record = entry.record.clone();
+                record.claimed_at = now.clone();
+                record.updated_at = now.clone();
+                writes.push(Write::Replace(record, Some(etag.clone())));
+            }
+        }
+        let outcomes = self.write(&writes).await?;
+        let mut renewed = writes
+            .into_iter()
+            .zip(outcomes)
+            .map(|(write, outcome)| match outcome {
+                Outcome::Written(etag) => Some(Entry {
+                    record: record_of(write),
+                    etag,
+                }),
+                _ => None,
+            });
+        Ok(provable
+            .into_iter()
+            .map(|ok| if ok { renewed.next().flatten() } else { None })
+            .collect())
     }
 
     /// Records how claimed alerts ended, batched. A claim taken over by

@@ -58,6 +58,10 @@ pub struct Record {
     pub skip_reason: String,
     #[serde(default)]
     pub updated_at: String,
+    /// When the service last wrote the record, by its own clock. Read from
+    /// query results; never written.
+    #[serde(rename = "Timestamp", default, skip_serializing)]
+    pub timestamp: Option<String>,
     /// Read from query results; never written.
     #[serde(rename = "odata.etag", default, skip_serializing)]
     pub etag: Option<String>,
@@ -74,6 +78,18 @@ impl Entry {
     pub fn from_record(mut record: Record) -> Entry {
         let etag = record.etag.take().map(Etag::from);
         Entry { record, etag }
+    }
+
+    /// When the claim on it was taken or last renewed: the service's
+    /// `Timestamp` where the record was read (every claim write sets it),
+    /// else the claiming run's own `ClaimedAt`.
+    fn claimed_since(&self) -> Option<OffsetDateTime> {
+        let record = &self.record;
+        record
+            .timestamp
+            .as_deref()
+            .and_then(parse_timestamp)
+            .or_else(|| parse_timestamp(&record.claimed_at))
     }
 }
 
@@ -98,6 +114,7 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// `now` is the storage service's time (see [`super::ServerClock`]).
     pub fn judge(&self, entry: Option<&Entry>, now: OffsetDateTime) -> Verdict {
         let Some(entry) = entry else {
             return Verdict::Owed { prior: None };
@@ -115,7 +132,8 @@ impl Policy {
                 prior: Some(entry.clone()),
             },
             Status::Claimed => {
-                let live = parse_timestamp(&record.claimed_at)
+                let live = entry
+                    .claimed_since()
                     .is_some_and(|at| now - at < self.claim_lease);
                 if live {
                     Verdict::Busy
@@ -155,6 +173,7 @@ mod tests {
                 last_error: String::new(),
                 skip_reason: String::new(),
                 updated_at: String::new(),
+                timestamp: None,
                 etag: None,
             },
             etag: Some(Etag::from("W/\"1\"")),
@@ -181,6 +200,23 @@ mod tests {
         assert!(matches!(
             POLICY.judge(Some(&worn), later),
             Verdict::Exhausted { .. }
+        ));
+    }
+
+    #[test]
+    fn leases_run_on_the_service_clock() {
+        // The claiming machine's clock was an hour slow: its `ClaimedAt`
+        // says 08:00 while the service stamped the claim at 09:00.
+        let mut claimed = entry(Status::Claimed, 1, datetime!(2026-01-01 08:00 UTC));
+        claimed.record.timestamp = Some("2026-01-01T09:00:00.0000000Z".into());
+        let service_now = datetime!(2026-01-01 09:05 UTC);
+        assert!(matches!(
+            POLICY.judge(Some(&claimed), service_now),
+            Verdict::Busy
+        ));
+        assert!(matches!(
+            POLICY.judge(Some(&claimed), service_now + Duration::from_secs(600)),
+            Verdict::Owed { prior: Some(_) }
         ));
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::earliest;
+use super::lease::Held;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
@@ -33,8 +34,9 @@ pub(super) struct Channel {
     pub owed: Owed,
     /// What happened so far.
     pub tally: Tally,
-    /// Time spent waiting between retries so far.
-    waited: Duration,
+    /// Time spent on failed tries and waiting between them so far: what
+    /// the retry budget bounds.
+    spent: Duration,
     /// Why the channel was given up for this run.
     down: Option<String>,
 }
@@ -45,7 +47,7 @@ impl Channel {
             notifier,
             owed: Owed::default(),
             tally: Tally::default(),
-            waited: Duration::ZERO,
+            spent: Duration::ZERO,
             down: None,
         }
     }
@@ -108,19 +110,31 @@ impl Channel {
             items.iter().for_each(|o| self.tally.pend(&o.alert));
             return Ok(());
         }
-        let won = claim(ledger, items, &mut self.tally).await?;
-        let mut untried = Vec::new();
-        for (owed, entry) in won {
+        let since = Instant::now();
+        let (owed, entries): (Vec<OwedAlert>, Vec<Entry>) = claim(ledger, items, &mut self.tally)
+            .await?
+            .into_iter()
+            .unzip();
+        let mut held = Held::new(entries, since, ledger.claim_lease());
+        for (i, owed) in owed.iter().enumerate() {
             if self.is_down() || limits.past_deadline() {
-                untried.push((owed, entry));
+                break;
+            }
+            held.refresh(ledger).await?;
+            if !held.is_held(i) {
+                self.tally.lost(&owed.alert);
                 continue;
             }
-            let sent = send(self, limits, Alert::Lead(&owed.lead)).await;
-            let settlement = settle(self, limits, &owed, &entry, &sent);
+            let sent = held
+                .during(ledger, send(self, limits, Alert::Lead(&owed.lead)))
+                .await;
+            let entry = held.take(i);
+            let settlement = settle(self, limits, owed, &entry, &sent);
             // Recorded at once: after a crash, fewer claims to take over and resend.
             ledger.settle(vec![(entry, settlement)]).await?;
         }
-        self.leave_untried(ledger, untried).await
+        let untried = held.rest().into_iter().map(|(i, e)| (&owed[i], e));
+        self.leave_untried(ledger, untried.collect()).await
     }
 
     async fn send_digest(
@@ -143,6 +157,7 @@ impl Channel {
                 continue;
             }
             if self.is_down() {
+                let part = part.iter().map(|(o, e)| (o, e.clone())).collect();
                 self.leave_untried(ledger, part).await?;
                 continue;
             }
@@ -180,7 +195,7 @@ impl Channel {
     async fn leave_untried(
         &mut self,
         ledger: &Ledger<'_>,
-        won: Vec<(OwedAlert, Entry)>,
+        won: Vec<(&OwedAlert, Entry)>,
     ) -> Result<(), StorageError> {
         if won.is_empty() {
             return Ok(());
@@ -250,6 +265,12 @@ impl Tally {
 
     fn pend(&mut self, alert: &AlertKey) {
         self.pending += 1;
+        self.unfinished(alert);
+    }
+
+    /// Claimed by this run, then taken over by another before it was sent.
+    fn lost(&mut self, alert: &AlertKey) {
+        self.busy += 1;
         self.unfinished(alert);
     }
 
@@ -363,28 +384,55 @@ fn or_none(text: &str) -> &str {
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 /// Sends once, retrying retryable failures while the channel's budget lasts.
-/// With a deadline (the webhook's alerting budget) no retry waits past it;
-/// a send already under way is never cut off: the message may be arriving,
-/// and recording it for retry would alert twice.
+/// The budget bounds the channel's failing time: each failed try and each
+/// wait counts, and a try is cut off where it would pass the budget (a
+/// service that never answers holds the run no longer than that). With a
+/// deadline (the webhook's alerting budget) no retry waits past it, and the
+/// deadline never cuts a send off: the message may be arriving, and
+/// recording it for retry would alert twice.
 async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result<(), NotifyError> {
     let mut retries = 0u32;
     loop {
-        let error = match channel.notifier.send(alert).await {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
+        let tried = Instant::now();
+        let error =
+            match try_within_budget(limits, channel.spent, channel.notifier.send(alert)).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+        channel.spent += tried.elapsed();
         let NotifyError::Retryable { retry_after, .. } = &error else {
             return Err(error);
         };
         let wait = retry_after.unwrap_or_else(|| backoff(retries));
-        if !may_wait(channel.waited, wait, limits, Instant::now()) {
+        if !may_wait(channel.spent, wait, limits, Instant::now()) {
             return Err(error);
         }
         tracing::info!(channel = %channel.id(), "send failed, retrying in {wait:?}: {}", error.reason());
         tokio::time::sleep(wait).await;
-        channel.waited += wait;
+        channel.spent += wait;
         retries += 1;
     }
+}
+
+/// One try, given what is left of the retry budget after `spent` (`0`
+/// turns retries off: the one try then runs to the client's own timeout).
+async fn try_within_budget(
+    limits: Limits,
+    spent: Duration,
+    attempt: impl std::future::Future<Output = Result<(), NotifyError>>,
+) -> Result<(), NotifyError> {
+    if limits.retry_budget.is_zero() {
+        return attempt.await;
+    }
+    let left = limits.retry_budget.saturating_sub(spent);
+    tokio::time::timeout(left, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(NotifyError::retryable(format!(
+                "no answer within the retry budget (RETRY_BUDGET={})",
+                humantime::format_duration(limits.retry_budget)
+            )))
+        })
 }
 
 /// Whether a retry after `wait` stays within the channel's retry budget

@@ -13,6 +13,7 @@
 
 mod deliver;
 mod digests;
+mod lease;
 mod owed;
 mod run;
 mod summary;
