@@ -68,6 +68,10 @@ pub enum Command {
         /// How many leads to write.
         #[arg(long, default_value_t = 10)]
         count: usize,
+        /// Write the fake leads even though the account is not the storage
+        /// emulator: every run then alerts sales about them.
+        #[arg(long)]
+        into_real_account: bool,
     },
 }
 
@@ -144,7 +148,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", report.render(format));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Seed { count } => {
+        Command::Seed {
+            count,
+            into_real_account,
+        } => {
+            if !into_real_account && !settings.storage.is_local_emulator() {
+                eprintln!(
+                    "seed writes fake customers into lead table {} of account {}, which is not \
+                     the storage emulator (Azurite): every run would alert sales about them. \
+                     Run it against Azurite, or add --into-real-account if this account is only \
+                     for testing.",
+                    settings.leads_table,
+                    settings.storage.account()
+                );
+                return Ok(ExitCode::from(2));
+            }
             let written = crate::seed::seed(&settings, count).await?;
             println!(
                 "wrote {written} sample leads into table {} of account {}",

@@ -108,6 +108,18 @@ impl StorageConnection {
         }
     }
 
+    /// The storage emulator (Azurite) on this machine, not a real account:
+    /// `UseDevelopmentStorage=true`, or a table endpoint on a loopback host.
+    pub fn is_local_emulator(&self) -> bool {
+        match self {
+            StorageConnection::Emulator => true,
+            StorageConnection::Account { table_endpoint, .. }
+            | StorageConnection::Identity { table_endpoint, .. } => table_endpoint
+                .host_str()
+                .is_some_and(values::is_loopback_host),
+        }
+    }
+
     /// The identity of a keyless connection.
     pub fn credential(&self) -> Option<&crate::identity::Credential> {
         match self {
@@ -254,8 +266,13 @@ impl Settings {
             })
             .transpose()?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
-        let duration = |name: &'static str, default: &str, nonzero: bool| {
-            values::duration(name, get(name).unwrap_or(default), nonzero)
+        let duration = |name: &'static str, default: &str, min: u64, accepts: &'static str| {
+            values::duration(
+                name,
+                get(name).unwrap_or(default),
+                Duration::from_secs(min),
+                accepts,
+            )
         };
         Ok(Settings {
             storage,
@@ -290,14 +307,24 @@ impl Settings {
                 1,
                 "a whole number of attempts, 1 or more",
             )?,
-            claim_lease: duration("CLAIM_LEASE", "10m", true)?,
-            scan_overlap: duration("SCAN_OVERLAP", "5m", false)?,
-            retry_budget: duration("RETRY_BUDGET", "30s", false)?,
-            repeat_window: duration("REPEAT_WINDOW", "24h", false)?,
+            claim_lease: duration("CLAIM_LEASE", "10m", 1, AT_LEAST_A_SECOND)?,
+            // Rows commit slightly out of timestamp order: without any
+            // overlap, one committed late behind the watermark is never read.
+            scan_overlap: duration(
+                "SCAN_OVERLAP",
+                "5m",
+                1,
+                "a duration of at least 1s (rows commit slightly out of order) such as 30s, 5m or 1h",
+            )?,
+            retry_budget: duration("RETRY_BUDGET", "30s", 0, ANY_DURATION)?,
+            repeat_window: duration("REPEAT_WINDOW", "24h", 0, ANY_DURATION)?,
             ssl_cert_file,
         })
     }
 }
+
+const AT_LEAST_A_SECOND: &str = "a duration of at least 1s such as 30s, 10m or 1h";
+const ANY_DURATION: &str = "a duration such as 0s, 30s, 10m or 1h";
 
 /// Reads a `local.settings.json` file's `Values` (for `--settings FILE`).
 /// Numbers and booleans become text, as the Functions host passes them.

@@ -171,3 +171,27 @@ fn watch_polls_until_sigterm() {
         "later polls sent nothing again"
     );
 }
+
+#[test]
+fn seed_refuses_an_account_that_is_not_the_emulator() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let mut s = settings(outbox.path());
+    s.insert(
+        "LEADS_STORAGE_CONNECTION".to_owned(),
+        format!(
+            "DefaultEndpointsProtocol=https;AccountName=contosoleads;AccountKey={};\
+             EndpointSuffix=core.windows.net",
+            common::servers::DEV_KEY
+        ),
+    );
+    let refused = lead_notifier(&s, &["seed", "--count", "4"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let said = text(&refused);
+    assert!(
+        said.contains("contosoleads")
+            && said.contains("not the storage emulator")
+            && said.contains("--into-real-account"),
+        "{said}"
+    );
+    assert!(!said.contains("Eby8vdM02x"), "account key printed");
+}

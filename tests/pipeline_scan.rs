@@ -48,14 +48,16 @@ async fn thousands_of_rows_over_partitions_are_alerted_each_exactly_once() {
 
 #[tokio::test]
 async fn an_idle_run_makes_at_most_three_storage_requests_with_a_long_history() {
-    // No overlap window: all 2,500 rows were written just now, where a real
-    // history would be older than the window.
-    let settings = Arc::new(settings(&[("SCAN_OVERLAP", "0s")]));
+    // The shortest overlap window, and one row written after it: the 2,500
+    // rows written just now are history to later runs, as in a real table.
+    let settings = Arc::new(settings(&[("SCAN_OVERLAP", "1s")]));
     store(&settings, &rows("hist", 2500, 5)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    store(&settings, &rows("late", 1, 1)).await;
     let outbox = Recorder::new(DestinationId::OUTBOX);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&outbox]));
     let first = pipeline.run_once().await.unwrap();
-    assert_eq!(first.delivered[&DestinationId::OUTBOX], 2500);
+    assert_eq!(first.delivered[&DestinationId::OUTBOX], 2501);
     assert!(first.storage_requests > 3, "{first:?}");
 
     for _ in 0..2 {

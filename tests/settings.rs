@@ -354,6 +354,27 @@ fn email_via_graph_and_its_cloud() {
 }
 
 #[test]
+fn a_password_is_never_sent_without_tls_to_another_machine() {
+    let login = [
+        ("SMTP_USERNAME", "leads@contoso.example"),
+        ("SMTP_PASSWORD", "hunter2"),
+        ("SMTP_SECURITY", "none"),
+    ];
+    let m = error_naming("SMTP_SECURITY", &smtp(&login));
+    assert!(
+        m.contains("smtp.example.com") && m.contains("unencrypted") && !m.contains("hunter2"),
+        "{m}"
+    );
+    for local in ["127.0.0.1", "localhost", "::1"] {
+        let mut pairs = smtp(&login);
+        pairs.push(("SMTP_HOST", local));
+        assert!(with(&pairs).is_ok(), "{local}");
+    }
+    // Without a login, plain SMTP to a relay stays allowed.
+    assert!(with(&smtp(&[("SMTP_SECURITY", "none")])).is_ok());
+}
+
+#[test]
 fn smtp_auth_oauth2_and_the_password_default() {
     let oauth = |extra: &[(&str, &str)]| {
         let mut pairs = APP.to_vec();
@@ -619,7 +640,7 @@ fn numbers_and_switches() {
         ("SKIP_DO_NOT_CONTACT", "1"),
         ("ALERT_MAX_ATTEMPTS", "3"),
         ("CLAIM_LEASE", "2m 30s"),
-        ("SCAN_OVERLAP", "0s"),
+        ("SCAN_OVERLAP", "1s"),
         ("RETRY_BUDGET", "1s"),
     ])
     .unwrap();
@@ -627,7 +648,7 @@ fn numbers_and_switches() {
     assert!(!s.filters.skip_test_leads && !s.filters.skip_edu && s.filters.skip_do_not_contact);
     assert_eq!(s.max_attempts, 3);
     assert_eq!(s.claim_lease, Duration::from_secs(150));
-    assert_eq!(s.scan_overlap, Duration::ZERO);
+    assert_eq!(s.scan_overlap, Duration::from_secs(1));
     assert_eq!(s.retry_budget, Duration::from_secs(1));
     for (yes, no) in [("true", "false"), ("YES", "No"), ("1", "0")] {
         assert!(with(&[("SKIP_EDU", yes)]).unwrap().filters.skip_edu);
@@ -647,6 +668,11 @@ fn number_and_switch_errors_name_the_setting() {
     error_naming("CLAIM_LEASE", &[("CLAIM_LEASE", "0s")]);
     error_naming("CLAIM_LEASE", &[("CLAIM_LEASE", "ten minutes")]);
     error_naming("SCAN_OVERLAP", &[("SCAN_OVERLAP", "5")]);
+    // Rows that commit slightly out of order would be missed for good.
+    for short in ["0s", "0", "500ms"] {
+        let message = error_naming("SCAN_OVERLAP", &[("SCAN_OVERLAP", short)]);
+        assert!(message.contains("at least 1s"), "{message}");
+    }
     error_naming("RETRY_BUDGET", &[("RETRY_BUDGET", "-3s")]);
     // Would overflow date arithmetic in every run.
     error_naming("SCAN_OVERLAP", &[("SCAN_OVERLAP", "20000years")]);

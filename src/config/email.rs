@@ -208,16 +208,21 @@ fn smtp<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<SmtpSettings, Conf
         values::integer("SMTP_PORT", v, 1u16, "a TCP port number from 1 to 65535")
     })?;
     let auth = smtp_auth(get)?;
-    // A bearer token travels only encrypted, except to this machine.
-    if matches!(auth, SmtpAuth::OAuth2 { .. })
+    // A login (password or bearer token) travels only encrypted, except to
+    // this machine.
+    if !matches!(auth, SmtpAuth::None)
         && security == SmtpSecurity::None
         && !values::is_loopback_host(host)
     {
-        return Err(ConfigError::Conflict {
-            setting: "SMTP_SECURITY",
-            with: "SMTP_AUTH=oauth2",
-            fix: "SMTP_SECURITY=none would send the OAuth token unencrypted; use starttls (port 587) or tls (port 465)",
-        });
+        return Err(values::invalid(
+            "SMTP_SECURITY",
+            format!(
+                "none, which would send the SMTP login (SMTP_PASSWORD or the OAuth token) \
+                 unencrypted to {host}"
+            ),
+            "starttls (port 587) or tls (port 465) for a login; none only for a server on this \
+             machine (localhost, 127.0.0.1, ::1) or without a login",
+        ));
     }
     Ok(SmtpSettings {
         host: host.to_owned(),

@@ -55,19 +55,20 @@ pub fn bounded_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A duration of at least `min`; `accepts` says so.
 pub(super) fn duration(
     setting: &'static str,
     text: &str,
-    nonzero: bool,
+    min: Duration,
+    accepts: &'static str,
 ) -> Result<Duration, ConfigError> {
-    let accepts = if nonzero {
-        "a positive duration such as 30s, 10m or 1h"
-    } else {
-        "a duration such as 0s, 30s, 10m or 1h"
-    };
     let d = bounded_duration(text).map_err(|_| invalid(setting, quoted(text), accepts))?;
-    if nonzero && d.is_zero() {
-        return Err(invalid(setting, "zero", accepts));
+    if d < min {
+        return Err(invalid(
+            setting,
+            format!("{} is too short", quoted(text)),
+            accepts,
+        ));
     }
     Ok(d)
 }
