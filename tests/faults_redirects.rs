@@ -165,14 +165,12 @@ async fn graph_redirects_fail_for_good_and_the_token_goes_nowhere_else() {
         let landing = format!("/landing-{}", unique_table("gloc"));
         let graph = redirecting(status, &format!("{}{landing}", target.uri())).await;
         let mut f = Fixture::new(&storage_connection());
-        f.without("OUTBOX_DIR")
-            .set("EMAIL_VIA", "graph")
-            .set("GRAPH_ENDPOINT", graph.uri())
-            .set("EMAIL_FROM", "Lead alerts <leads@contoso.example>")
-            .set("EMAIL_TO", "sales@contoso.example")
-            .set("IDENTITY_ENDPOINT", &entra.identity_endpoint)
-            .set("IDENTITY_HEADER", &entra.identity_header);
-        f.secrets.extend([entra.identity_header.clone(), landing]);
+        f.without("OUTBOX_DIR").graph(
+            &graph.uri(),
+            &entra.identity_endpoint,
+            &entra.identity_header,
+        );
+        f.secrets.push(landing);
         write_rows(&f, &lead_rows(&format!("graphredirect{status}"), 1)).await;
         let handler = Handler::start(&f.settings).await;
 
@@ -222,14 +220,13 @@ async fn an_identity_endpoint_redirect_is_not_followed_and_names_the_setting() {
     let header = format!("identity-header-{}", unique_table("ih"));
     let mut f = Fixture::new(&storage_connection());
     f.without("OUTBOX_DIR")
-        .set("EMAIL_VIA", "graph")
-        .set("GRAPH_ENDPOINT", graph.uri())
-        .set("EMAIL_FROM", "Lead alerts <leads@contoso.example>")
-        .set("EMAIL_TO", "sales@contoso.example")
-        .set("IDENTITY_ENDPOINT", format!("{}/msi/token", identity.uri()))
-        .set("IDENTITY_HEADER", &header)
+        .graph(
+            &graph.uri(),
+            &format!("{}/msi/token", identity.uri()),
+            &header,
+        )
         .set("RETRY_BUDGET", "0s");
-    f.secrets.extend([header, landing]);
+    f.secrets.push(landing);
     write_rows(&f, &lead_rows("identityredirect", 1)).await;
     let handler = Handler::start(&f.settings).await;
 
@@ -327,6 +324,29 @@ impl HugeAnswers {
             .max()
             .unwrap_or(0)
     }
+
+    /// Checks, after a run, that `handler` asked and read only a little:
+    /// its peak resident memory stayed small, and no connection took more
+    /// than a quarter of the body (the rest of what was written sat in
+    /// socket buffers).
+    fn assert_read_little(&self, handler: &Handler, what: &str) {
+        let peak = peak_rss_kb(handler.pid());
+        eprintln!(
+            "{what}: peak RSS {peak} kB; {} connection(s), at most {} body bytes written on one",
+            self.connections(),
+            self.most_sent()
+        );
+        assert!(self.connections() >= 1, "{what} was asked");
+        assert!(
+            peak < MAX_PEAK_RSS_KB,
+            "{what}: the handler's peak resident memory was {peak} kB reading a {HUGE}-byte answer"
+        );
+        assert!(
+            self.most_sent() < HUGE / 4,
+            "{what}: the handler read on: {} bytes written on one connection",
+            self.most_sent()
+        );
+    }
 }
 
 impl Drop for HugeAnswers {
@@ -409,12 +429,7 @@ async fn a_receiver_answering_500_with_a_huge_body_leaves_the_handler_small() {
     let handler = Handler::start(&f.settings).await;
 
     let (status, body) = handler.invoke_timer().await;
-    let peak = peak_rss_kb(handler.pid());
-    eprintln!(
-        "peak RSS {peak} kB; {} connection(s), at most {} body bytes written on one",
-        huge.connections(),
-        huge.most_sent()
-    );
+    huge.assert_read_little(&handler, "Teams");
     assert_eq!(status, 500, "{body}");
     assert_eq!(count(&body, "delivered", "teams"), 0, "{body}");
     assert_eq!(
@@ -425,16 +440,6 @@ async fn a_receiver_answering_500_with_a_huge_body_leaves_the_handler_small() {
     let teams = record(&records, "teams");
     assert_eq!(teams.status, "retry", "{teams:?}");
     assert!(teams.last_error.contains("500"), "{teams:?}");
-    assert!(huge.connections() >= 1, "the receiver was asked");
-    assert!(
-        peak < MAX_PEAK_RSS_KB,
-        "the handler's peak resident memory was {peak} kB reading a {HUGE}-byte answer"
-    );
-    assert!(
-        huge.most_sent() < HUGE / 4,
-        "the handler read on: {} bytes written on one connection",
-        huge.most_sent()
-    );
     assert_handler_quiet(&handler, &f, &[&body], &CUSTOMER_NEEDLES);
 }
 
@@ -453,24 +458,17 @@ async fn an_identity_endpoint_answering_a_huge_body_leaves_the_handler_small() {
         let graph = location_target().await;
         let mut f = Fixture::new(&storage_connection());
         f.without("OUTBOX_DIR")
-            .set("EMAIL_VIA", "graph")
-            .set("GRAPH_ENDPOINT", graph.uri())
-            .set("EMAIL_FROM", "Lead alerts <leads@contoso.example>")
-            .set("EMAIL_TO", "sales@contoso.example")
-            .set("IDENTITY_ENDPOINT", huge.url("/msi/token"))
-            .set("IDENTITY_HEADER", "identity-header-HugeToken")
+            .graph(
+                &graph.uri(),
+                &huge.url("/msi/token"),
+                "identity-header-HugeToken",
+            )
             .set("RETRY_BUDGET", "0s");
-        f.secrets.push("identity-header-HugeToken".to_owned());
         write_rows(&f, &lead_rows("hugetoken", 1)).await;
         let handler = Handler::start(&f.settings).await;
 
         let (status, body) = handler.invoke_timer().await;
-        let peak = peak_rss_kb(handler.pid());
-        eprintln!(
-            "{answer}: peak RSS {peak} kB; {} connection(s), at most {} body bytes written on one",
-            huge.connections(),
-            huge.most_sent()
-        );
+        huge.assert_read_little(&handler, &format!("identity endpoint, {answer}"));
         assert_eq!(status, 500, "{answer}: {body}");
         let records = ledger(&f).await;
         let email = record(&records, "email");
@@ -488,16 +486,6 @@ async fn an_identity_endpoint_answering_a_huge_body_leaves_the_handler_small() {
             email.last_error.len()
         );
         assert!(requests(&graph).await.is_empty(), "no token, no email");
-        assert!(huge.connections() >= 1, "a token was asked for");
-        assert!(
-            peak < MAX_PEAK_RSS_KB,
-            "{answer}: the handler's peak resident memory was {peak} kB reading a {HUGE}-byte answer"
-        );
-        assert!(
-            huge.most_sent() < HUGE / 4,
-            "{answer}: {} bytes written",
-            huge.most_sent()
-        );
         let printed = format!("{}{}", handler.stdout(), handler.stderr());
         assert!(
             printed.len() < 64 * 1024,
