@@ -15,14 +15,20 @@ use azure_identity::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::credential::{Credential, CredentialKind};
-use super::transport::ReqwestTransport;
+use super::transport::{RefusedAnswer, ReqwestTransport};
 use super::{resource_of, AccessToken, IdentityError, TokenFuture, TokenSource};
+
+/// The most of an SDK error quoted: enough for its reason and an error
+/// code from the answer, never a whole answer.
+const MAX_CAUSE_CHARS: usize = 600;
 
 /// A credential of `azure_identity`, or why it could not be made.
 pub(super) struct EntraTokenSource {
     credential: Result<Arc<dyn TokenCredential>, String>,
     description: String,
     settings: String,
+    /// The setting naming where tokens are asked for.
+    endpoint_setting: &'static str,
 }
 
 impl EntraTokenSource {
@@ -32,11 +38,41 @@ impl EntraTokenSource {
             credential: build(credential.kind()).map_err(|e| one_line(&e)),
             description: credential.describe(),
             settings: credential.settings().to_owned(),
+            endpoint_setting: match credential.kind() {
+                CredentialKind::ManagedIdentity { .. } => "IDENTITY_ENDPOINT",
+                CredentialKind::ClientSecret { .. } => "AZURE_AUTHORITY_HOST",
+            },
         }
     }
 
-    fn failure(&self, scope: &str, cause: &str) -> IdentityError {
+    /// Why `error` gave no token, on one line and short (the SDK quotes an
+    /// error answer's body, which the endpoint chooses). An answer the
+    /// transport refused is named after the endpoint's setting alone.
+    fn get_failure(&self, scope: &str, error: &azure_core_1::Error) -> IdentityError {
+        let refused =
+            std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .find_map(|e| e.downcast_ref::<RefusedAnswer>());
+        match refused {
+            Some(refused) => {
+                let cause = format!("{} {refused}", self.endpoint_setting);
+                self.failure(scope, &cause, true)
+            }
+            None => {
+                let cause = crate::notify::text::truncate(&one_line(error), MAX_CAUSE_CHARS);
+                self.failure(scope, &cause, false)
+            }
+        }
+    }
+
+    /// `endpoint`: the cause is the endpoint's answer, so its setting is
+    /// one to check.
+    fn failure(&self, scope: &str, cause: &str, endpoint: bool) -> IdentityError {
         let mut check = self.settings.clone();
+        if endpoint && !check.contains(self.endpoint_setting) {
+            check = format!("{}, and {check}", self.endpoint_setting);
+        }
         if cause.contains("certificate") {
             check
                 .push_str(", and SSL_CERT_FILE if the endpoint's certificate is from a private CA");
@@ -57,11 +93,11 @@ impl TokenSource for EntraTokenSource {
             let credential = self
                 .credential
                 .as_ref()
-                .map_err(|cause| self.failure(scope, cause))?;
+                .map_err(|cause| self.failure(scope, cause, false))?;
             let token = credential
                 .get_token(&[scope], None)
                 .await
-                .map_err(|e| self.failure(scope, &one_line(&e)))?;
+                .map_err(|e| self.get_failure(scope, &e))?;
             Ok(AccessToken {
                 token: SecretString::from(token.token.secret().to_owned()),
                 expires_on: token.expires_on,

@@ -15,20 +15,28 @@ pub(super) struct ReqwestTransport(reqwest::Client);
 
 impl ReqwestTransport {
     pub(super) fn new() -> ReqwestTransport {
-        let client = crate::tls::http_client_builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(30))
-            // A client secret is posted: never follow it anywhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::error!(
-                    "cannot build the identity HTTP client ({e}); using the default one"
-                );
-                reqwest::Client::new()
-            });
-        ReqwestTransport(client)
+        // Redirects are never followed (see `http_client_builder`): a client
+        // secret or the identity header would travel to the `Location`.
+        ReqwestTransport(crate::tls::build_client(
+            crate::tls::http_client_builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(std::time::Duration::from_secs(30)),
+            "identity HTTP client",
+        ))
     }
+}
+
+/// An answer the transport does not hand to the SDK. Not retried by the
+/// SDK (it is no transport error); [`super::entra`] names the endpoint's
+/// setting.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RefusedAnswer {
+    #[error(
+        "answered {0} (a redirect, which is not followed: the token request carries a secret)"
+    )]
+    Redirect(u16),
+    #[error("answered {0} with more than {kib} KiB, which is no token answer", kib = crate::tls::MAX_ANSWER_BYTES / 1024)]
+    TooLarge(u16),
 }
 
 #[async_trait::async_trait]
@@ -77,6 +85,13 @@ impl HttpClient for ReqwestTransport {
             Error::with_error(kind, e, "the token request failed")
         })?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(Error::with_error(
+                ErrorKind::Other,
+                RefusedAnswer::Redirect(status),
+                "the token request was redirected",
+            ));
+        }
         let headers: HashMap<HeaderName, HeaderValue> = response
             .headers()
             .iter()
@@ -88,9 +103,21 @@ impl HttpClient for ReqwestTransport {
                 ))
             })
             .collect();
-        let bytes = response.bytes().await.map_err(|e| {
-            Error::with_error(ErrorKind::Io, e, "reading the token response failed")
-        })?;
+        let body = crate::tls::read_prefix(response, crate::tls::MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| {
+                Error::with_error(ErrorKind::Io, e, "reading the token response failed")
+            })?;
+        // An error answer's start is enough for the SDK's message; a token
+        // answer cut short would only fail to parse, so it is refused here.
+        if !body.complete && (200..300).contains(&status) {
+            return Err(Error::with_error(
+                ErrorKind::Other,
+                RefusedAnswer::TooLarge(status),
+                "the token answer is too large",
+            ));
+        }
+        let bytes = bytes::Bytes::from(body.bytes);
         Ok(AsyncRawResponse::from_bytes(
             status.into(),
             Headers::from(headers),

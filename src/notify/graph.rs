@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
 use super::email::{render_message, token_error, MAX_DIGEST_LEADS};
-use super::http::chain;
+use super::http::{chain, redirected};
 use super::teams::{error_code, parse_retry_after};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::GraphSettings;
@@ -127,8 +127,13 @@ impl GraphNotifier {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let code = error_code(&response.text().await.unwrap_or_default());
-        Err(classify(status, code.as_deref(), retry_after))
+        // Only the start: Graph's error documents are short, and a proxy
+        // in GRAPH_ENDPOINT's place could answer anything.
+        let body = crate::tls::read_prefix(response, crate::tls::MAX_ANSWER_BYTES)
+            .await
+            .map(|prefix| prefix.text())
+            .unwrap_or_default();
+        Err(classify(status, error_code(&body).as_deref(), retry_after))
     }
 }
 
@@ -144,6 +149,14 @@ pub fn classify(
         None => status.as_u16().to_string(),
     };
     match status.as_u16() {
+        // The product's clients never follow one: the token and the email
+        // would go to the `Location`.
+        300..=399 => redirected(
+            "GRAPH_ENDPOINT",
+            status,
+            "set it to the Microsoft Graph endpoint of the mailbox's cloud itself \
+             (https://graph.microsoft.com, or a national cloud's)",
+        ),
         408 | 429 | 500..=599 => NotifyError::Retryable {
             reason: format!(
                 "Microsoft Graph is throttling or unavailable (Graph answered {answer})"

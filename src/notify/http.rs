@@ -1,6 +1,7 @@
 //! What the webhook-style notifiers (Teams, Slack, signed webhook) share: a URL that
 //! is a secret, one POST with a timeout, the answer's status, `Retry-After`
 //! and a short error code, and a reachability check that posts nothing.
+//! Graph shares the wording of a redirect ([`redirected`]).
 
 use std::time::Duration;
 
@@ -21,10 +22,31 @@ pub struct Target {
     url: SecretString,
     /// The setting it came from, e.g. `SLACK_WEBHOOK_URL_MARKETING`.
     pub setting: String,
-    /// "the Slack webhook", for messages.
-    pub service: &'static str,
+    pub service: Service,
+}
+
+/// Who answers at a [`Target`], for messages.
+pub struct Service {
+    /// "the Slack webhook".
+    pub name: &'static str,
     /// "Slack", as in "Slack answered 404".
     pub answerer: &'static str,
+    /// What to set the URL setting to when it answers a redirect, e.g. "set
+    /// it to the workflow's URL itself".
+    pub redirect_fix: &'static str,
+}
+
+/// A 3xx answer, which no client of the product follows: following would
+/// post the lead (or a token) again to wherever `Location` points, or turn
+/// the post into an empty GET whose 200 would count as delivered. A
+/// permanent failure: the setting names a URL that is not the service's
+/// own, and only changing it helps. `Location` is never quoted (it may hold
+/// a secret, like the URL itself).
+pub fn redirected(setting: &str, status: reqwest::StatusCode, fix: &str) -> NotifyError {
+    NotifyError::permanent(format!(
+        "{setting} answered {} (a redirect, which is not followed): {fix}",
+        status.as_u16()
+    ))
 }
 
 /// A non-success answer.
@@ -49,7 +71,7 @@ impl Target {
         http: reqwest::Client,
         url: &SecretString,
         setting: String,
-        (service, answerer): (&'static str, &'static str),
+        service: Service,
     ) -> Result<Target, NotifyError> {
         let parsed = url::Url::parse(url.expose_secret())
             .map_err(|_| NotifyError::permanent(format!("{setting} is not a valid URL")))?;
@@ -63,7 +85,6 @@ impl Target {
             url: url.clone(),
             setting,
             service,
-            answerer,
         })
     }
 
@@ -82,7 +103,9 @@ impl Target {
     }
 
     /// Posts `body` as JSON once. `Ok(None)` is a 2xx answer; `Ok(Some)` any
-    /// other; a network failure or timeout is a retryable error.
+    /// other but a redirect, which is a permanent error ([`redirected`]); a
+    /// network failure or timeout is a retryable error. Only the start of an
+    /// error body is read ([`crate::tls::MAX_ANSWER_BYTES`]).
     pub async fn post(
         &self,
         body: Vec<u8>,
@@ -100,7 +123,7 @@ impl Target {
             .map_err(|e| {
                 NotifyError::retryable(self.scrub(format!(
                     "could not reach {}: {}",
-                    self.service,
+                    self.service.name,
                     chain(&e.without_url())
                 )))
             })?;
@@ -108,12 +131,18 @@ impl Target {
         if status.is_success() {
             return Ok(None);
         }
+        if status.is_redirection() {
+            return Err(redirected(&self.setting, status, self.service.redirect_fix));
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let body = response.text().await.unwrap_or_default();
+        let body = crate::tls::read_prefix(response, crate::tls::MAX_ANSWER_BYTES)
+            .await
+            .map(|prefix| prefix.text())
+            .unwrap_or_default();
         Ok(Some(Answer {
             status,
             retry_after,
@@ -127,7 +156,10 @@ impl Target {
             Some(code) => format!("{}, {code}", answer.status),
             None => answer.status.to_string(),
         };
-        self.scrub(format!("{text} ({} answered {answered})", self.answerer))
+        self.scrub(format!(
+            "{text} ({} answered {answered})",
+            self.service.answerer
+        ))
     }
 
     /// Opens a TCP connection to the URL's host: posting anything would
@@ -142,11 +174,11 @@ impl Target {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(NotifyError::retryable(format!(
                 "could not connect to the host of {}: {e}; check {} and outbound network access",
-                self.service, self.setting
+                self.service.name, self.setting
             ))),
             Err(_) => Err(NotifyError::retryable(format!(
                 "the host of {} did not answer in time; check outbound network access",
-                self.service
+                self.service.name
             ))),
         }
     }
@@ -196,7 +228,11 @@ mod tests {
             reqwest::Client::new(),
             &url,
             "SLACK_WEBHOOK_URL".into(),
-            ("the Slack webhook", "Slack"),
+            Service {
+                name: "the Slack webhook",
+                answerer: "Slack",
+                redirect_fix: "",
+            },
         )
         .unwrap();
         let text = target.scrub(

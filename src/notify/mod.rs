@@ -145,18 +145,9 @@ pub fn from_settings(
     for slack in &named.slack {
         notifiers.push(Arc::new(slack::SlackNotifier::new(slack, http.clone())?));
     }
-    if !named.webhooks.is_empty() {
-        // Standard Webhooks counts a redirect as a failure; following one
-        // could also carry the event to another host.
-        let no_redirects = crate::tls::http_client_builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| NotifyError::permanent(format!("could not set up HTTPS: {e}")))?;
-        for webhook in &named.webhooks {
-            let notifier = signed::SignedWebhookNotifier::new(webhook, no_redirects.clone())?;
-            notifiers.push(Arc::new(notifier));
-        }
+    for webhook in &named.webhooks {
+        let notifier = signed::SignedWebhookNotifier::new(webhook, http.clone())?;
+        notifiers.push(Arc::new(notifier));
     }
     if let Some(dir) = &settings.outbox_dir {
         let (from, to) = match &settings.email {

@@ -11,7 +11,7 @@ use standardwebhooks::{
 };
 use time::OffsetDateTime;
 
-use super::http::{Answer, Target};
+use super::http::{Answer, Service, Target};
 use super::lead_event::Event;
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::WebhookSettings;
@@ -24,8 +24,9 @@ pub struct SignedWebhookNotifier {
 }
 
 impl SignedWebhookNotifier {
-    /// `http` must not follow redirects: Standard Webhooks counts a 3xx as a
-    /// failure, and a redirect must not carry the event to another host.
+    /// `http` is the product's (no redirects, see [`crate::tls`]): Standard
+    /// Webhooks counts a 3xx as a failure, and a redirect must not carry
+    /// the event to another host.
     pub fn new(
         settings: &WebhookSettings,
         http: reqwest::Client,
@@ -43,7 +44,11 @@ impl SignedWebhookNotifier {
                 http,
                 &settings.url,
                 format!("WEBHOOK_URL{suffix}"),
-                ("the webhook receiver", "the receiver"),
+                Service {
+                    name: "the webhook receiver",
+                    answerer: "the receiver",
+                    redirect_fix: "Standard Webhooks counts a redirected delivery as failed; set it to the receiver's final address",
+                },
             )?,
             signer,
         })
@@ -88,9 +93,6 @@ impl SignedWebhookNotifier {
             },
             410 => NotifyError::permanent(reason(format!(
                 "the receiver says this webhook is gone: set {setting} to its new address, or remove it"
-            ))),
-            300..=399 => NotifyError::permanent(reason(format!(
-                "the receiver redirected the event, which Standard Webhooks counts as a failure: set {setting} to the final address"
             ))),
             _ => NotifyError::permanent(reason(format!(
                 "the receiver refused the event: check {setting}, and that the receiver uses the secret in WEBHOOK_SECRET{}",

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use super::http::{Answer, Target};
+use super::http::{Answer, Service, Target};
 use super::text::{self, Limits};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::SlackSettings;
@@ -38,7 +38,11 @@ impl SlackNotifier {
                 http,
                 &settings.webhook_url,
                 setting,
-                ("the Slack webhook", "Slack"),
+                Service {
+                    name: "the Slack webhook",
+                    answerer: "Slack",
+                    redirect_fix: "set it to the incoming webhook's URL itself (https://hooks.slack.com/services/…)",
+                },
             )?,
         })
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::http::Target;
+use super::http::{Service, Target};
 use super::text::{self, Limits};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::TeamsSettings;
@@ -34,7 +34,11 @@ impl TeamsNotifier {
             http,
             &settings.webhook_url,
             "TEAMS_WEBHOOK_URL".to_owned(),
-            ("the Teams webhook", "Teams"),
+            Service {
+                name: "the Teams webhook",
+                answerer: "Teams",
+                redirect_fix: "set it to the workflow's URL itself, copied from the Teams workflow",
+            },
         )
         .map_err(|e| {
             NotifyError::permanent(format!(

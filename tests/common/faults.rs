@@ -222,6 +222,24 @@ impl Fixture {
             .set("EMAIL_TO", recipient)
     }
 
+    /// Email through Microsoft Graph at `endpoint` (`GRAPH_ENDPOINT`), with
+    /// tokens from the App Service managed identity endpoint; the identity
+    /// header joins the secrets that must never be printed.
+    pub fn graph(
+        &mut self,
+        endpoint: &str,
+        identity_endpoint: &str,
+        identity_header: &str,
+    ) -> &mut Fixture {
+        self.secrets.push(identity_header.to_owned());
+        self.set("EMAIL_VIA", "graph")
+            .set("GRAPH_ENDPOINT", endpoint)
+            .set("EMAIL_FROM", "Lead alerts <leads@contoso.example>")
+            .set("EMAIL_TO", "sales@contoso.example")
+            .set("IDENTITY_ENDPOINT", identity_endpoint)
+            .set("IDENTITY_HEADER", identity_header)
+    }
+
     /// SMTP login; the password joins the secrets that must never be printed.
     pub fn smtp_login(&mut self) -> &mut Fixture {
         let password = format!("PW{}", unique_table("smtp"));
