@@ -2,9 +2,29 @@
 //! characters Table storage forbids in keys (`/ \ # ?`, control characters) or
 //! that break the SDK's entity URLs (`'`), so they are escaped. The escape
 //! character is `~`, not `%`: Azure mishandles `%` in keys of point requests.
+//!
+//! Escaping can make a key too long to store (every non-ASCII byte takes
+//! three characters), so a ledger key longer than [`MAX_KEY`] is stored as a
+//! hash instead. Keys are users' data: every key that fits keeps the form
+//! earlier versions wrote, so their records are still found.
+
+use sha2::{Digest, Sha256};
 
 use crate::lead::LeadKey;
 use crate::notify::DestinationId;
+
+/// The longest PartitionKey or RowKey Table storage takes, in UTF-16 code
+/// units: "up to 1 KiB", and it keeps strings as UTF-16. Azurite refuses a
+/// key of 513 units with 400 InvalidInput; Azure answers 400
+/// KeyValueTooLarge. Escaped keys are ASCII, one unit a character, so a
+/// ledger key of this length or less could always be written and keeps its
+/// escaped form; only longer ones, which no version could store, are hashed.
+pub const MAX_KEY: usize = 512;
+
+/// Starts a hashed ledger key. [`encode`] escapes `!` and destination ids
+/// are letters, digits and `:`, so no escaped key contains it: the two forms
+/// never meet.
+const HASHED: char = '!';
 
 /// Partition of the watermarks of all lead tables.
 pub const WATERMARK_PARTITION: &str = "watermark";
@@ -40,14 +60,21 @@ pub fn watermark_row(lead_table: &str) -> String {
     table_id(lead_table)
 }
 
-/// One (lead, channel) ledger record.
+/// One (lead, channel) ledger record: `encode(pk)|encode(rk)|channel`, or
+/// when that is longer than [`MAX_KEY`], `!` and the hex SHA-256 of it (65
+/// characters). Never change either form: records are found by it.
 pub fn ledger_row(lead: &LeadKey, channel: &DestinationId) -> String {
-    format!(
+    let row = format!(
         "{}|{}|{}",
         encode(&lead.partition_key),
         encode(&lead.row_key),
         channel
-    )
+    );
+    if row.encode_utf16().count() <= MAX_KEY {
+        row
+    } else {
+        format!("{HASHED}{}", hex::encode(Sha256::digest(row.as_bytes())))
+    }
 }
 
 #[cfg(test)]
@@ -95,5 +122,47 @@ mod tests {
             "ledger-marketplaceleads"
         );
         assert_eq!(encode("Jürgen"), "J~C3~BCrgen");
+    }
+
+    /// `pk|rk|email` of exactly `len` characters, the row key all ASCII.
+    fn of_length(len: usize) -> LeadKey {
+        key(
+            "9:2F28:2F2018",
+            &"r".repeat(len - "9:2F28:2F2018||email".len()),
+        )
+    }
+
+    #[test]
+    fn keys_that_fit_keep_their_escaped_form() {
+        let at_limit = ledger_row(&of_length(MAX_KEY), &DestinationId::EMAIL);
+        assert_eq!(at_limit.len(), MAX_KEY);
+        assert_eq!(
+            at_limit,
+            format!("9:2F28:2F2018|{}|email", "r".repeat(MAX_KEY - 20))
+        );
+        // 82 × `é` escapes to 492 characters: 512 with the rest.
+        let accents = key("9:2F28:2F2018", &"é".repeat(82));
+        let row = ledger_row(&accents, &DestinationId::EMAIL);
+        assert_eq!(row, format!("9:2F28:2F2018|{}|email", "~C3~A9".repeat(82)));
+        assert_eq!(row.len(), MAX_KEY);
+    }
+
+    #[test]
+    fn longer_keys_are_hashed_to_a_form_no_escaped_key_has() {
+        let over = ledger_row(&of_length(MAX_KEY + 1), &DestinationId::EMAIL);
+        assert_eq!(over.len(), 65, "{over}");
+        assert!(over.starts_with(HASHED), "{over}");
+        assert!(over[1..].bytes().all(|b| b.is_ascii_hexdigit()), "{over}");
+        let long = key("9:2F28:2F2018", &"é".repeat(300));
+        let email = ledger_row(&long, &DestinationId::EMAIL);
+        let teams = ledger_row(&long, &DestinationId::TEAMS);
+        assert_ne!(email, teams);
+        assert_eq!(email, ledger_row(&long, &DestinationId::EMAIL));
+        assert!(email.len() <= MAX_KEY);
+        let other = key("9:2F28:2F2018", &format!("{}è", "é".repeat(299)));
+        assert_ne!(email, ledger_row(&other, &DestinationId::EMAIL));
+        // The marker is escaped wherever lead text holds it.
+        let marked = ledger_row(&key("!", "!"), &DestinationId::EMAIL);
+        assert_eq!(marked, "~21|~21|email");
     }
 }
