@@ -3,7 +3,9 @@
 //! A transaction is all or nothing and answers `Ok` even when it failed, so
 //! every operation's status is checked; when any failed (one claim lost a
 //! race, say), the group is redone one write at a time so the others still
-//! happen and each gets its own answer.
+//! happen and each gets its own answer. A write the service refuses for
+//! what it holds (a key or value it does not take) is that write's answer,
+//! not an error of the whole batch.
 
 use azure_core::Etag;
 use azure_data_tables::prelude::TableClient;
@@ -11,7 +13,7 @@ use azure_data_tables::IfMatchCondition;
 
 use super::record::Record;
 use crate::storage::{
-    is_conflict, is_entity_missing, is_precondition_failed, Storage, StorageError,
+    http_status, is_conflict, is_entity_missing, is_precondition_failed, Storage, StorageError,
 };
 
 /// Operations per transaction: Table storage's limit.
@@ -27,7 +29,7 @@ pub enum Write {
 }
 
 impl Write {
-    fn record(&self) -> &Record {
+    pub fn record(&self) -> &Record {
         match self {
             Write::Insert(r) | Write::Replace(r, _) => r,
         }
@@ -44,6 +46,10 @@ pub enum Outcome {
     Stale,
     /// 404: a replace found no record.
     Missing,
+    /// 400 or 413: the service does not take this record (a key or a value
+    /// too large, a character it refuses). Trying again cannot help; the
+    /// reason names the record's key and the service's error code.
+    Refused(String),
 }
 
 /// Applies `writes` (all in one partition), answering one outcome each, in order.
@@ -131,10 +137,42 @@ async fn write_one(
     };
     match result {
         Ok(etag) => Ok(Outcome::Written(etag)),
-        Err(e) if is_conflict(&e) => Ok(Outcome::Conflict),
-        Err(e) if is_precondition_failed(&e) => Ok(Outcome::Stale),
-        Err(e) if is_entity_missing(&e) => Ok(Outcome::Missing),
-        Err(e) => Err(storage.error(e, table, context())),
+        Err(e) => match outcome_of(&e, &record.row_key) {
+            Some(outcome) => Ok(outcome),
+            None => Err(storage.error(e, table, context())),
+        },
+    }
+}
+
+/// The answer a failed single write gives, when it is about this record
+/// alone; `None` for failures of the request or the account (auth,
+/// throttling that outlasted the retries, the network), which fail the run.
+fn outcome_of(error: &azure_core::Error, row_key: &str) -> Option<Outcome> {
+    if is_conflict(error) {
+        return Some(Outcome::Conflict);
+    }
+    if is_precondition_failed(error) {
+        return Some(Outcome::Stale);
+    }
+    if is_entity_missing(error) {
+        return Some(Outcome::Missing);
+    }
+    match http_status(error) {
+        Some((status @ (400 | 413), code)) => Some(Outcome::Refused(format!(
+            "the state table refused ledger record {}: HTTP {status} {}",
+            shortened(row_key),
+            code.unwrap_or("(no error code)")
+        ))),
+        _ => None,
+    }
+}
+
+/// A key as a reason shows it: a too-long one cut to its start.
+fn shortened(key: &str) -> String {
+    const SHOWN: usize = 100;
+    match key.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}… ({} characters)", &key[..at], key.chars().count()),
+        None => key.to_owned(),
     }
 }
 
@@ -142,5 +180,92 @@ fn condition(etag: &Option<Etag>) -> IfMatchCondition {
     match etag {
         Some(etag) => IfMatchCondition::Etag(etag.clone()),
         None => IfMatchCondition::Any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use azure_core::error::ErrorKind;
+    use azure_core::StatusCode;
+
+    use super::*;
+
+    fn answered(status: StatusCode, code: &str) -> azure_core::Error {
+        azure_core::Error::message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code: Some(code.to_owned()),
+            },
+            "answered",
+        )
+    }
+
+    #[test]
+    fn refusals_of_one_record_are_its_outcome() {
+        for (status, code) in [
+            (StatusCode::BadRequest, "KeyValueTooLarge"),
+            (StatusCode::BadRequest, "PropertyValueTooLarge"),
+            (StatusCode::BadRequest, "InvalidInput"),
+            (StatusCode::PayloadTooLarge, "RequestBodyTooLarge"),
+        ] {
+            let outcome = outcome_of(&answered(status, code), "9:2F28|r1|email");
+            let Some(Outcome::Refused(reason)) = outcome else {
+                panic!("{code}: {outcome:?}");
+            };
+            assert_eq!(
+                reason,
+                format!(
+                    "the state table refused ledger record 9:2F28|r1|email: HTTP {} {code}",
+                    u16::from(status)
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn known_answers_keep_their_meaning_and_the_rest_fail_the_run() {
+        let outcome = |status, code| outcome_of(&answered(status, code), "k");
+        assert_eq!(
+            outcome(StatusCode::Conflict, "EntityAlreadyExists"),
+            Some(Outcome::Conflict)
+        );
+        assert_eq!(
+            outcome(
+                StatusCode::PreconditionFailed,
+                "UpdateConditionNotSatisfied"
+            ),
+            Some(Outcome::Stale)
+        );
+        assert_eq!(
+            outcome(StatusCode::NotFound, "ResourceNotFound"),
+            Some(Outcome::Missing)
+        );
+        for (status, code) in [
+            (StatusCode::NotFound, "TableNotFound"),
+            (StatusCode::Forbidden, "AuthorizationFailure"),
+            (StatusCode::Unauthorized, "InvalidAuthenticationInfo"),
+            (StatusCode::TooManyRequests, "TooManyRequests"),
+            (StatusCode::ServiceUnavailable, "ServerBusy"),
+            (StatusCode::InternalServerError, "InternalError"),
+        ] {
+            assert_eq!(outcome(status, code), None, "{code}");
+        }
+        let io = azure_core::Error::message(ErrorKind::Io, "connection reset");
+        assert_eq!(outcome_of(&io, "k"), None);
+    }
+
+    #[test]
+    fn a_long_key_is_shortened_in_the_reason() {
+        let key = "~C3~A9".repeat(300);
+        let Some(Outcome::Refused(reason)) =
+            outcome_of(&answered(StatusCode::BadRequest, "InvalidInput"), &key)
+        else {
+            panic!("not refused");
+        };
+        assert!(
+            reason.contains(&format!("{}… (1800 characters)", &key[..100])),
+            "{reason}"
+        );
+        assert!(reason.len() < 200, "{reason}");
     }
 }

@@ -56,6 +56,10 @@ pub enum Claim {
     Done(Status),
     /// Claimed and abandoned too often: settle it as failed.
     Exhausted(Entry),
+    /// The state table does not take this alert's record (the reason says
+    /// why): nothing was written, so it cannot be sent safely. It fails in
+    /// this run; the others go on.
+    Refused(String),
 }
 
 /// How a claimed alert ended in this run.
@@ -130,8 +134,9 @@ impl<'a> Ledger<'a> {
         Ok(found)
     }
 
-    /// The records with these row keys (escaped by [`keys`], so they need
-    /// no quoting), by row key: a few queries, not one read per record.
+    /// The records with these row keys (made by [`keys`]: escaped or
+    /// hashed, never holding a quote), by row key: a few queries, not one
+    /// read per record.
     pub async fn records(
         &self,
         row_keys: &[String],
@@ -235,6 +240,7 @@ impl<'a> Ledger<'a> {
                 // Someone else wrote the record since it was last seen.
                 Outcome::Conflict => self.claim_again(alert, &now).await?,
                 Outcome::Stale | Outcome::Missing => Claim::Busy,
+                Outcome::Refused(reason) => Claim::Refused(reason),
             };
             claims.push(claim);
         }
@@ -254,6 +260,7 @@ impl<'a> Ledger<'a> {
                 let write = Write::Replace(record.clone(), prior.etag);
                 match self.write(std::slice::from_ref(&write)).await?.pop() {
                     Some(Outcome::Written(etag)) => Claim::Won(Entry { record, etag }),
+                    Some(Outcome::Refused(reason)) => Claim::Refused(reason),
                     _ => Claim::Busy,
                 }
             }
@@ -320,12 +327,15 @@ impl<'a> Ledger<'a> {
 
     /// Records how claimed alerts ended, batched. A claim taken over by
     /// another run meanwhile is left to that run, except that a delivery is
-    /// always recorded: it happened.
-    pub async fn settle(&self, items: Vec<(Entry, Settlement)>) -> Result<(), StorageError> {
+    /// always recorded: it happened. Answers the records the state table
+    /// refused, for the run's summary.
+    pub async fn settle(&self, items: Vec<(Entry, Settlement)>) -> Result<Refusals, StorageError> {
         let now = format_timestamp(OffsetDateTime::now_utc());
+        let mut failed_already = Vec::with_capacity(items.len());
         let writes: Vec<Write> = items
             .into_iter()
             .map(|(entry, settlement)| {
+                failed_already.push(matches!(settlement, Settlement::Failed { .. }));
                 let mut record = entry.record;
                 record.updated_at = now.clone();
                 let etag = match settlement {
@@ -353,7 +363,23 @@ impl<'a> Ledger<'a> {
                 Write::Replace(record, etag)
             })
             .collect();
-        self.write(&writes).await.map(drop)
+        let outcomes = self.write(&writes).await?;
+        let mut refusals = Refusals::default();
+        for ((write, outcome), failed_already) in writes.iter().zip(outcomes).zip(failed_already) {
+            if let Outcome::Refused(reason) = outcome {
+                let record = write.record();
+                refusals.add(
+                    &record.channel,
+                    &LeadKey {
+                        partition_key: record.lead_partition_key.clone(),
+                        row_key: record.lead_row_key.clone(),
+                    },
+                    &reason,
+                    !failed_already,
+                );
+            }
+        }
+        Ok(refusals)
     }
 
     /// Records leads that are not alerted, once per channel, batched. Only
@@ -390,6 +416,28 @@ impl<'a> Ledger<'a> {
             self.state_table,
             format!("{what} in state table {}", self.state_table),
         )
+    }
+}
+
+/// Alerts whose ledger record the state table refused (see
+/// [`Outcome::Refused`]): how many more failed, and a problem line each.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Alerts not already counted as failed (a refused record of a failure
+    /// is still one failure).
+    pub failed: u64,
+    /// One line per refused record, naming channel, lead keys and reason.
+    pub problems: Vec<String>,
+}
+
+impl Refusals {
+    /// Notes one refused record; `newly_failed` when the alert was not
+    /// counted as failed already.
+    pub fn add(&mut self, channel: &str, lead: &LeadKey, reason: &str, newly_failed: bool) {
+        tracing::warn!(%lead, channel, "ledger record refused: {reason}");
+        self.failed += u64::from(newly_failed);
+        self.problems
+            .push(format!("{channel}: lead {lead} failed: {reason}"));
     }
 }
 

@@ -12,7 +12,7 @@ use super::earliest;
 use super::lease::Held;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
-use crate::ledger::{AlertKey, Claim, Entry, Ledger, Settlement};
+use crate::ledger::{AlertKey, Claim, Entry, Ledger, Refusals, Settlement};
 use crate::memory;
 use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
@@ -131,7 +131,8 @@ impl Channel {
             let entry = held.take(i);
             let settlement = settle(self, limits, owed, &entry, &sent);
             // Recorded at once: after a crash, fewer claims to take over and resend.
-            ledger.settle(vec![(entry, settlement)]).await?;
+            let refused = ledger.settle(vec![(entry, settlement)]).await?;
+            self.tally.refused(refused);
         }
         let untried = held.rest().into_iter().map(|(i, e)| (&owed[i], e));
         self.leave_untried(ledger, untried.collect()).await
@@ -184,7 +185,8 @@ impl Channel {
                     (entry, settlement)
                 })
                 .collect();
-            ledger.settle(settled).await?;
+            let refused = ledger.settle(settled).await?;
+            self.tally.refused(refused);
         }
         Ok(())
     }
@@ -202,7 +204,9 @@ impl Channel {
         }
         won.iter().for_each(|(o, _)| self.tally.pend(&o.alert));
         let untried = won.into_iter().map(|(_, e)| (e, Settlement::Untried));
-        ledger.settle(untried.collect()).await
+        let refused = ledger.settle(untried.collect()).await?;
+        self.tally.refused(refused);
+        Ok(())
     }
 
     /// Alerts still owed after sending (not found again, or their channel
@@ -274,6 +278,12 @@ impl Tally {
         self.unfinished(alert);
     }
 
+    /// Records the state table would not take: failed alerts.
+    fn refused(&mut self, refused: Refusals) {
+        self.failed += refused.failed;
+        self.problems.extend(refused.problems);
+    }
+
     fn give_up(&mut self, alert: &AlertKey, error: &str) {
         self.failed += 1;
         tracing::warn!(lead = %alert.lead, channel = %alert.channel, "alert failed for good: {error}");
@@ -305,6 +315,9 @@ async fn claim(
                 tally.unfinished(&owed.alert);
             }
             Claim::Done(_) => {}
+            // Not sent: with no record, a send could not be told from one
+            // still owed.
+            Claim::Refused(reason) => tally.give_up(&owed.alert, &reason),
             Claim::Exhausted(entry) => {
                 let error = format!(
                     "abandoned by {} run(s) that did not finish; last error: {}",
@@ -317,7 +330,8 @@ async fn claim(
         }
     }
     if !exhausted.is_empty() {
-        ledger.settle(exhausted).await?;
+        let refused = ledger.settle(exhausted).await?;
+        tally.refused(refused);
     }
     Ok(won)
 }

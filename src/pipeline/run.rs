@@ -19,9 +19,31 @@ use super::owed::{LeadTag, OwedAlert};
 use super::summary::RunSummary;
 use crate::config::Settings;
 use crate::history::RunHistory;
-use crate::lead::{Lead, LeadRow, SkipReason};
-use crate::ledger::{keys, AlertKey, Entry, Ledger, Outcome, Settlement, Verdict};
+use crate::lead::{Lead, LeadKey, LeadRow, SkipReason};
+use crate::ledger::{keys, AlertKey, Entry, Ledger, Outcome, Refusals, Settlement, Verdict};
 use crate::storage::StorageError;
+
+/// A skip to record: the alert, and where to follow it should its record
+/// be there already.
+struct Skip {
+    alert: AlertKey,
+    reason: SkipReason,
+    /// The channel's index in [`Run::channels`].
+    channel: usize,
+    lead: Arc<Lead>,
+    tag: LeadTag,
+    /// The lead's index in the page's [`LeadCount`]s.
+    count: usize,
+}
+
+/// What one lead of a page counts for in the summary.
+struct LeadCount {
+    key: LeadKey,
+    /// Something is owed on some channel.
+    new: bool,
+    /// Newly recorded as not alerted, on some channel.
+    skipped: Option<SkipReason>,
+}
 
 pub(super) struct Run<'a> {
     pub ledger: Ledger<'a>,
@@ -47,7 +69,6 @@ impl Run<'_> {
         known: &HashMap<String, Entry>,
     ) -> Result<(), StorageError> {
         let now = OffsetDateTime::now_utc();
-        let digest_after = self.limits.digest_after;
         // The same row twice (a caller's repeat) would be claimed twice in
         // one transaction, which Table storage rejects.
         let mut seen = HashSet::new();
@@ -57,6 +78,7 @@ impl Run<'_> {
             .map(Lead::from_row)
             .collect();
         let repeats = self.customers(&mut leads, known).await?;
+        let mut counts = Vec::with_capacity(leads.len());
         let mut skips = Vec::new();
         let mut exhausted = Vec::new();
         for (lead, repeat) in leads.into_iter().zip(repeats) {
@@ -71,21 +93,20 @@ impl Run<'_> {
                 .filters
                 .skip_reason(&lead)
                 .or(repeat.then_some(SkipReason::Repeat));
-            let mut new = false;
-            let mut skipped = false;
-            for channel in &mut self.channels {
+            let mut count = LeadCount {
+                key: lead.key.clone(),
+                new: false,
+                skipped: None,
+            };
+            for index in 0..self.channels.len() {
+                let id = self.channels[index].id();
                 // Not routed here: nothing owed, nothing recorded.
-                if !self
-                    .settings
-                    .destinations
-                    .router
-                    .takes(&channel.id(), &lead)
-                {
+                if !self.settings.destinations.router.takes(&id, &lead) {
                     continue;
                 }
                 let alert = AlertKey {
                     lead: lead.key.clone(),
-                    channel: channel.id(),
+                    channel: id,
                     lead_timestamp: stamp,
                 };
                 let entry = known.get(&alert.row_key());
@@ -94,61 +115,143 @@ impl Run<'_> {
                 // course: a later history can make it look like a repeat,
                 // and skipping it then would lose an alert that is owed.
                 if let (Some(reason), None) = (skip, entry) {
-                    skips.push((alert, reason));
-                    new = true;
-                    skipped = true;
+                    skips.push(Skip {
+                        alert,
+                        reason,
+                        channel: index,
+                        lead: Arc::clone(&lead),
+                        tag,
+                        count: counts.len(),
+                    });
                     continue;
                 }
-                match self.ledger.judge(entry) {
-                    Verdict::Done(_) => {}
-                    Verdict::Busy => {
-                        self.summary.busy += 1;
-                        earliest(&mut self.unfinished, stamp);
-                    }
-                    Verdict::Owed { prior } => {
-                        new = true;
-                        let lead = &lead;
-                        channel.owed.add(tag, stamp, digest_after, || OwedAlert {
-                            alert,
-                            prior,
-                            lead: Arc::clone(lead),
-                        });
-                    }
-                    Verdict::Exhausted { prior } => {
-                        let error = format!(
-                            "gave up after {} attempt(s); last error: {}",
-                            prior.record.attempts, prior.record.last_error
-                        );
-                        self.summary.failed += 1;
-                        self.summary.problem(format!(
-                            "{}: lead {} failed for good: {error}",
-                            alert.channel, alert.lead
-                        ));
-                        exhausted.push((prior, Settlement::Failed { error }));
-                    }
-                }
+                let verdict = self.ledger.judge(entry);
+                count.new |= self.follow(index, verdict, alert, &lead, tag, &mut exhausted);
             }
-            if new {
-                self.summary.leads_new += 1;
-                tracing::debug!(lead = %lead.key, skipped = ?skip, "new lead");
-                if let (Some(reason), true) = (skip, skipped) {
-                    *self.summary.skipped.entry(reason).or_default() += 1;
-                }
-            }
+            counts.push(count);
         }
         if !skips.is_empty() {
-            let outcomes = self.ledger.skip(&skips).await?;
-            for ((alert, _), outcome) in skips.iter().zip(outcomes) {
-                // A record written since the ledger was read (another run's
-                // claim): its fate is not known here, so the watermark
-                // stays before it and the next run judges that record.
-                if outcome == Outcome::Conflict {
-                    earliest(&mut self.unfinished, alert.lead_timestamp);
-                }
+            self.record_skips(skips, &mut counts, &mut exhausted)
+                .await?;
+        }
+        for count in counts {
+            if count.new || count.skipped.is_some() {
+                self.summary.leads_new += 1;
+                tracing::debug!(lead = %count.key, skipped = ?count.skipped, "new lead");
+            }
+            if let Some(reason) = count.skipped {
+                *self.summary.skipped.entry(reason).or_default() += 1;
             }
         }
         if !exhausted.is_empty() {
-            self.ledger.settle(exhausted).await?;
+            let refused = self.ledger.settle(exhausted).await?;
+            self.refused(refused);
+        }
+        Ok(())
+    }
+
+    /// Records the state table would not take: failed alerts.
+    fn refused(&mut self, refused: Refusals) {
+        self.summary.failed += refused.failed;
+        for problem in refused.problems {
+            self.summary.problem(problem);
+        }
+    }
+
+    /// Does what `verdict` says about one alert on the channel at `index`;
+    /// `true` when the alert is owed.
+    fn follow(
+        &mut self,
+        index: usize,
+        verdict: Verdict,
+        alert: AlertKey,
+        lead: &Arc<Lead>,
+        tag: LeadTag,
+        exhausted: &mut Vec<(Entry, Settlement)>,
+    ) -> bool {
+        let stamp = alert.lead_timestamp;
+        match verdict {
+            Verdict::Done(_) => false,
+            Verdict::Busy => {
+                self.summary.busy += 1;
+                earliest(&mut self.unfinished, stamp);
+                false
+            }
+            Verdict::Owed { prior } => {
+                let digest_after = self.limits.digest_after;
+                self.channels[index]
+                    .owed
+                    .add(tag, stamp, digest_after, || OwedAlert {
+                        alert,
+                        prior,
+                        lead: Arc::clone(lead),
+                    });
+                true
+            }
+            Verdict::Exhausted { prior } => {
+                let error = format!(
+                    "gave up after {} attempt(s); last error: {}",
+                    prior.record.attempts, prior.record.last_error
+                );
+                self.summary.failed += 1;
+                self.summary.problem(format!(
+                    "{}: lead {} failed for good: {error}",
+                    alert.channel, alert.lead
+                ));
+                exhausted.push((prior, Settlement::Failed { error }));
+                false
+            }
+        }
+    }
+
+    /// Records skipped leads. Where a record was there already (another
+    /// run's claim, or one of a lead whose row changed after its record
+    /// left the scan's window), that record is read and judged like any
+    /// other: only one that is really unfinished holds the watermark, so a
+    /// rewritten skipped row does not pin it for good.
+    async fn record_skips(
+        &mut self,
+        skips: Vec<Skip>,
+        counts: &mut [LeadCount],
+        exhausted: &mut Vec<(Entry, Settlement)>,
+    ) -> Result<(), StorageError> {
+        let items: Vec<(AlertKey, SkipReason)> =
+            skips.iter().map(|s| (s.alert.clone(), s.reason)).collect();
+        let outcomes = self.ledger.skip(&items).await?;
+        let mut conflicts = Vec::new();
+        let mut refused = Refusals::default();
+        for (skip, outcome) in skips.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Written(_) => counts[skip.count].skipped = Some(skip.reason),
+                Outcome::Refused(reason) => {
+                    let channel = skip.alert.channel.to_string();
+                    refused.add(&channel, &skip.alert.lead, &reason, true);
+                }
+                Outcome::Conflict | Outcome::Stale | Outcome::Missing => conflicts.push(skip),
+            }
+        }
+        self.refused(refused);
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        let row_keys: Vec<String> = conflicts.iter().map(|s| s.alert.row_key()).collect();
+        let found = self.ledger.records(&row_keys).await?;
+        for (skip, row_key) in conflicts.into_iter().zip(row_keys) {
+            let Some(entry) = found.get(&row_key) else {
+                // Gone again since: the next run decides.
+                earliest(&mut self.unfinished, skip.alert.lead_timestamp);
+                continue;
+            };
+            let verdict = self.ledger.judge(Some(entry));
+            let owed = self.follow(
+                skip.channel,
+                verdict,
+                skip.alert,
+                &skip.lead,
+                skip.tag,
+                exhausted,
+            );
+            counts[skip.count].new |= owed;
         }
         Ok(())
     }
