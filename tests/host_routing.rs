@@ -15,9 +15,9 @@ use common::faults::{
     Teams, LEAD_PARTITION,
 };
 use common::handler::Handler;
+use common::old_state::{email_and_teams, old_state, old_state_with, write_old_state};
 use common::servers::{maildev_smtp_port, storage_connection, unique_recipient};
 use lead_notifier::lead::LeadRow;
-use lead_notifier::source::format_timestamp;
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -235,75 +235,6 @@ async fn a_mixed_batch_reaches_exactly_the_routed_destinations_once() {
     assert_eq!(posts(&receiver).await.len(), 3);
     assert_eq!(teams.posts().len(), 1);
     assert_handler_quiet(&handler, &f, &[&body, &again], &["Okonkwo", "@customer-"]);
-}
-
-/// The ledger and watermark entities the single email + Teams version wrote,
-/// exactly as it wrote them: every lead delivered on both channels.
-fn old_state(f: &Fixture, rows: &[LeadRow]) -> Vec<Value> {
-    let records: Vec<(&LeadRow, &str)> = rows.iter().map(|row| (row, "delivered")).collect();
-    old_state_with(f, &records)
-}
-
-/// The same, with each lead's records (email and Teams) in a given status.
-/// A `claimed` record is an hour old: its claim has expired.
-fn old_state_with(f: &Fixture, records: &[(&LeadRow, &str)]) -> Vec<Value> {
-    let table = f.leads_table().to_ascii_lowercase();
-    let at = format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
-    let mut entities = vec![json!({
-        "PartitionKey": "watermark", "RowKey": table, "LeadTable": f.leads_table(),
-        "Watermark": at, "RunId": "5f0c2a9e1b7d3c48", "UpdatedAt": at,
-    })];
-    for (row, status) in records {
-        let (attempts, claimed_by, last_error, skip_reason) = match *status {
-            "retry" => (1, "5f0c2a9e1b7d3c48", "Teams answered 503 (will retry)", ""),
-            "skipped" => (0, "", "", "do_not_contact"),
-            _ => (1, "5f0c2a9e1b7d3c48", "", ""),
-        };
-        let claimed_at = if claimed_by.is_empty() {
-            ""
-        } else {
-            at.as_str()
-        };
-        for channel in ["email", "teams"] {
-            entities.push(json!({
-                "PartitionKey": format!("ledger-{table}"),
-                "RowKey": format!("{}|{}|{channel}", row.partition_key, row.row_key),
-                "Status": status, "Attempts": attempts, "LeadTimestamp": at,
-                "LeadPartitionKey": row.partition_key, "LeadRowKey": row.row_key,
-                "Channel": channel, "ClaimedBy": claimed_by, "ClaimedAt": claimed_at,
-                "LastError": last_error, "SkipReason": skip_reason, "UpdatedAt": at,
-            }));
-        }
-    }
-    entities
-}
-
-/// Writes `entities` into the fixture's state table, as the old version left it.
-async fn write_old_state(f: &Fixture, entities: &[Value]) {
-    let storage = f.storage();
-    storage
-        .create_table_if_missing(f.state_table())
-        .await
-        .expect("state table");
-    for entity in entities {
-        let insert = storage
-            .table(f.state_table())
-            .insert::<_, Value>(entity)
-            .expect("insert");
-        insert.await.expect("old entity written");
-    }
-}
-
-/// The two channels the previous version had: email to MailDev for a
-/// recipient of its own, and Teams at a stand-in; no outbox.
-async fn email_and_teams(tag: &str) -> (Teams, String, Fixture) {
-    let teams = Teams::start(&[], Duration::ZERO).await;
-    let recipient = unique_recipient(tag);
-    let mut f = Fixture::new(&storage_connection());
-    f.without("OUTBOX_DIR")
-        .smtp(maildev_smtp_port(), &recipient)
-        .teams(&teams);
-    (teams, recipient, f)
 }
 
 #[tokio::test]

@@ -317,11 +317,39 @@ pub async fn write_entity(fixture: &Fixture, entity: &Value) {
     insert.await.expect("entity inserted");
 }
 
+/// Writes `row` over the stored row with its keys, as when Microsoft
+/// writes a lead again: the row's `Timestamp` moves on.
+pub async fn rewrite_row(fixture: &Fixture, row: &LeadRow) {
+    let update = fixture
+        .storage()
+        .table(fixture.leads_table())
+        .partition_key_client(&row.partition_key)
+        .entity_client(row.row_key.clone())
+        .update(row, azure_data_tables::IfMatchCondition::Any)
+        .expect("update");
+    update.await.expect("row rewritten");
+}
+
+/// The `Timestamp` Table storage gave the stored row with `row`'s keys.
+pub async fn row_timestamp(fixture: &Fixture, row: &LeadRow) -> time::OffsetDateTime {
+    let stored = lead_notifier::source::stored_row(&fixture.storage(), fixture.leads_table(), row)
+        .await
+        .expect("lead table readable")
+        .expect("row stored");
+    stored
+        .timestamp
+        .as_deref()
+        .and_then(lead_notifier::source::parse_timestamp)
+        .expect("row has a Timestamp")
+}
+
 // ---------------------------------------------------------------- ledger
 
 /// One (lead, channel) record of the delivery ledger, as stored.
 #[derive(Debug, Clone)]
 pub struct LedgerRecord {
+    /// The record's own RowKey.
+    pub row_key: String,
     /// `PartitionKey / RowKey` of the lead.
     pub lead: String,
     pub channel: String,
@@ -345,6 +373,7 @@ pub async fn ledger(fixture: &Fixture) -> Vec<LedgerRecord> {
                 continue;
             }
             records.push(LedgerRecord {
+                row_key: text("RowKey"),
                 lead: format!("{} / {}", text("LeadPartitionKey"), text("LeadRowKey")),
                 channel: text("Channel"),
                 status: text("Status"),

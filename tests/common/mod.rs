@@ -7,6 +7,7 @@ pub mod graph;
 pub mod handler;
 pub mod identity;
 pub mod leads;
+pub mod old_state;
 pub mod proxy;
 pub mod servers;
 pub mod smtp_script;

@@ -1,7 +1,9 @@
 //! A fault-injecting HTTP proxy in front of Azurite: it forwards every
 //! request, except that it answers some itself with the throttling replies
 //! Table storage gives (503 ServerBusy, 429) and a `Retry-After`, without
-//! forwarding them, so a retry is always safe and must succeed.
+//! forwarding them, so a retry is always safe and must succeed. It can also
+//! refuse, as Table storage refuses an entity it does not take (400
+//! PropertyValueTooLarge), every write whose body holds a given text.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +29,8 @@ struct Plan {
     first: Mutex<VecDeque<Throttle>>,
     /// After those, every n-th request is refused with 503 too.
     every: Option<usize>,
+    /// Writes whose body contains one of these are refused with 400.
+    refuse_bodies: Vec<String>,
     seen: AtomicUsize,
     refused: AtomicUsize,
     http: reqwest::Client,
@@ -40,10 +44,28 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to Azurite on `upstream_port`.
     pub async fn start(upstream_port: u16, first: &[Throttle], every: Option<usize>) -> FaultProxy {
+        FaultProxy::with_plan(upstream_port, first, every, Vec::new()).await
+    }
+
+    /// Forwards everything except writes (POST, PUT, MERGE, PATCH) whose
+    /// body contains one of `needles`: those, entity group transactions
+    /// included, are answered 400 PropertyValueTooLarge, as Table storage
+    /// answers an entity it does not take.
+    pub async fn refusing(upstream_port: u16, needles: &[String]) -> FaultProxy {
+        FaultProxy::with_plan(upstream_port, &[], None, needles.to_vec()).await
+    }
+
+    async fn with_plan(
+        upstream_port: u16,
+        first: &[Throttle],
+        every: Option<usize>,
+        refuse_bodies: Vec<String>,
+    ) -> FaultProxy {
         let plan = Arc::new(Plan {
             upstream: format!("http://127.0.0.1:{upstream_port}"),
             first: Mutex::new(first.iter().copied().collect()),
             every,
+            refuse_bodies,
             seen: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
             http: reqwest::Client::new(),
@@ -67,7 +89,7 @@ impl FaultProxy {
         self.plan.seen.load(Ordering::SeqCst)
     }
 
-    /// Requests answered with a throttling reply.
+    /// Requests answered with a throttling reply or refused.
     pub fn refused(&self) -> usize {
         self.plan.refused.load(Ordering::SeqCst)
     }
@@ -79,11 +101,18 @@ fn refusal(throttle: Throttle) -> Response {
     } else {
         "ServerBusy"
     };
-    let body = serde_json::json!({"odata.error": {"code": code, "message": {"lang": "en-US", "value": "injected by the test proxy"}}});
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::from_u16(throttle.status).unwrap();
+    let mut response = error_answer(throttle.status, code);
     let headers = response.headers_mut();
     headers.insert("retry-after", HeaderValue::from(throttle.retry_after));
+    response
+}
+
+/// A Table storage error answer.
+fn error_answer(status: u16, code: &'static str) -> Response {
+    let body = serde_json::json!({"odata.error": {"code": code, "message": {"lang": "en-US", "value": "injected by the test proxy"}}});
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    let headers = response.headers_mut();
     headers.insert("x-ms-error-code", HeaderValue::from_static(code));
     headers.insert(
         "content-type",
@@ -116,6 +145,12 @@ async fn forward(State(plan): State<Arc<Plan>>, request: Request) -> Response {
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return bad_gateway("could not read the request body");
     };
+    let write = matches!(parts.method.as_str(), "POST" | "PUT" | "MERGE" | "PATCH");
+    let text = String::from_utf8_lossy(&bytes);
+    if write && plan.refuse_bodies.iter().any(|n| text.contains(n.as_str())) {
+        plan.refused.fetch_add(1, Ordering::SeqCst);
+        return error_answer(400, "PropertyValueTooLarge");
+    }
     let Ok(method) = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()) else {
         return bad_gateway("unknown method");
     };
