@@ -413,10 +413,12 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-        channel.spent += tried.elapsed();
         let NotifyError::Retryable { retry_after, .. } = &error else {
+            // Not the channel failing (a permanent refusal ends its run, a
+            // digest too large is split): no budget spent.
             return Err(error);
         };
+        channel.spent += tried.elapsed();
         let wait = retry_after.unwrap_or_else(|| backoff(retries));
         if !may_wait(channel.spent, wait, limits, Instant::now()) {
             return Err(error);

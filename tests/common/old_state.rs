@@ -42,7 +42,9 @@ pub fn old_state(f: &Fixture, rows: &[LeadRow]) -> Vec<Value> {
 }
 
 /// The same, with each lead's records (email and Teams) in a given status.
-/// A `claimed` record is an hour old: its claim has expired.
+/// A `claimed` record says it was claimed an hour ago; leases run on the
+/// service's clock from when it was written, so a test lets `CLAIM_LEASE`
+/// pass before it counts as abandoned.
 pub fn old_state_with(f: &Fixture, records: &[(&LeadRow, &str)]) -> Vec<Value> {
     let table = f.leads_table().to_ascii_lowercase();
     let at = format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
