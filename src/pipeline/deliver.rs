@@ -135,27 +135,47 @@ impl Channel {
             return Ok(());
         }
         let won = claim(ledger, chunk, &mut self.tally).await?;
-        // A digest the service finds too large goes again as two halves,
-        // each settled on its own answer.
+        // A message settles only the leads it lists. One the channel cannot
+        // fill with every lead (Teams' 28 KB, Slack's 50 blocks) lists those
+        // that fit and the rest go in further messages; the first message
+        // is handed the whole chunk so its head counts all of it. A digest
+        // the service finds too large goes again as two halves. Each
+        // message is settled on its own answer.
         let mut parts = vec![won];
+        let mut first = true;
         while let Some(mut part) = parts.pop() {
             if part.is_empty() {
                 continue;
             }
-            if self.is_down() {
+            if self.is_down() || limits.past_deadline() {
                 self.leave_untried(ledger, part).await?;
+                continue;
+            }
+            let digest: Vec<&Lead> = part.iter().map(|(o, _)| &*o.lead).collect();
+            let fits = self
+                .notifier
+                .digest_fits(&digest, total)
+                .clamp(1, digest.len());
+            let whole = std::mem::take(&mut first);
+            if fits < part.len() && !whole {
+                // Measured again on exactly the leads it will carry.
+                drop(digest);
+                let rest = part.split_off(fits);
+                parts.push(rest);
+                parts.push(part);
                 continue;
             }
             // A digest is a run's memory peak: what the allocator kept for
             // reuse goes back first, so the peak is what the run holds.
             memory::release_freed();
-            let digest: Vec<&Lead> = part.iter().map(|(o, _)| &*o.lead).collect();
             let alert = Alert::Digest {
                 leads: &digest,
                 total,
             };
             let sent = send(self, limits, alert).await;
             drop(digest);
+            // What the message did not list goes next.
+            parts.push(part.split_off(fits));
             if matches!(sent, Err(NotifyError::TooLarge { .. })) && part.len() > 1 {
                 let back = part.split_off(part.len() / 2);
                 parts.push(back);
