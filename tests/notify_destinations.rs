@@ -190,7 +190,10 @@ async fn slack_digest_counts_every_lead_within_50_blocks() {
     assert!(blocks.contains("130 new leads"), "{blocks}");
     let shown = blocks.matches(" — <!channel>").count();
     assert!(
-        blocks.contains(&format!("…and {} more not shown here.", 130 - shown)),
+        blocks.contains(&format!(
+            "…and {} more in the messages that follow.",
+            120 - shown
+        )),
         "{blocks}"
     );
     for text in mrkdwn_texts(&payload) {

@@ -94,9 +94,19 @@ pub trait Notifier: Send + Sync {
     fn takes_digests(&self) -> bool {
         true
     }
-    /// Digest size limit: how many leads one digest message may carry.
+    /// How many leads a digest is gathered from at most (one claim, held in
+    /// memory at once). One message may list fewer: [`Notifier::digest_fits`].
     fn max_digest_leads(&self) -> usize {
         usize::MAX
+    }
+    /// How many of `leads`, from the front, the digest message for
+    /// `Alert::Digest { leads, total }` lists in full (at least one). The
+    /// pipeline records only those as delivered by that message and sends
+    /// the rest in further messages. A channel whose messages have no size
+    /// limit lists them all.
+    fn digest_fits(&self, leads: &[&Lead], total: usize) -> usize {
+        let _ = total;
+        leads.len()
     }
     /// Reaches the service without sending anything (`lead-notifier check`).
     fn check(&self) -> SendFuture<'_> {

@@ -20,6 +20,10 @@ pub const MAX_SECTION_TEXT: usize = 3_000;
 pub const MAX_FIELDS: usize = 10;
 pub const MAX_FIELD_TEXT: usize = 2_000;
 pub const MAX_HEADER_TEXT: usize = 150;
+/// Slack also refuses a message whose blocks hold too much text in all
+/// (`msg_blocks_too_long`, reported from about 12,000 characters, not
+/// documented): a digest message stays well under that.
+pub const MAX_MESSAGE_TEXT: usize = 10_000;
 
 pub struct SlackNotifier {
     id: DestinationId,
@@ -93,6 +97,10 @@ impl Notifier for SlackNotifier {
         })
     }
 
+    fn digest_fits(&self, leads: &[&Lead], total: usize) -> usize {
+        digest_blocks(leads, total).1
+    }
+
     fn check(&self) -> SendFuture<'_> {
         Box::pin(self.target.check())
     }
@@ -113,10 +121,13 @@ pub fn render_payload(alert: Alert<'_>) -> Value {
             "text": escape(&text::lead_subject(lead)),
             "blocks": lead_blocks(lead),
         }),
-        Alert::Digest { leads, total } => json!({
-            "text": escape(&text::digest_subject(leads, total)),
-            "blocks": digest_blocks(leads, total),
-        }),
+        Alert::Digest { leads, total } => {
+            let (blocks, shown) = digest_blocks(leads, total);
+            json!({
+                "text": escape(&text::digest_subject(&leads[..shown], total)),
+                "blocks": blocks,
+            })
+        }
     }
 }
 
@@ -183,43 +194,62 @@ fn summary(lead: &Lead) -> String {
     }
 }
 
-/// Fields worth a line in a digest, as in the Teams digest.
-const DIGEST_FIELDS: [&str; 6] = [
-    "Title",
-    "Email",
-    "Phone",
-    "Country",
-    "Received",
-    "Lead keys",
-];
-const DIGEST_LIMITS: Limits = Limits {
-    field: 120,
-    long: 200,
-};
 const DIGEST_COUNT_LINES: usize = 15;
-/// Earlier leads listed per lead in a digest, as in the Teams digest.
-const DIGEST_HISTORY_SHOWN: usize = 2;
+/// Characters of text kept free in a digest for the line saying how many
+/// leads follow.
+const DIGEST_TAIL: usize = 100;
 
-fn digest_blocks(leads: &[&Lead], total: usize) -> Vec<Value> {
+/// The blocks for `Alert::Digest { leads, total }` and how many of `leads`
+/// they list, in order: as many as fit within [`MAX_BLOCKS`] and
+/// [`MAX_MESSAGE_TEXT`], at least one. As in Teams, the head counts all of
+/// `leads` and a message that cannot list them all says how many follow.
+fn digest_blocks(leads: &[&Lead], total: usize) -> (Vec<Value>, usize) {
     let total = total.max(leads.len());
-    let mut blocks = vec![
-        header(&format!("{total} new leads")),
+    let tally = [
         section(&counts("By offer", &text::by_offer(leads))),
         section(&counts("By action", &text::by_action(leads))),
     ];
-    // One block stays free for the "and N more" line.
-    let room = MAX_BLOCKS - blocks.len() - 1;
-    let shown = leads.len().min(room);
-    for (i, lead) in leads.iter().take(shown).enumerate() {
-        blocks.push(section(&digest_item(i + 1, lead)));
+    let head = |listed: usize| {
+        let mut head = vec![header(&text::digest_title(listed, total))];
+        head.extend(tally.iter().cloned());
+        head
+    };
+    // Measured with the longest title the message can have, and one block
+    // and some text kept for the line saying how many follow.
+    let measured = head(leads.len());
+    let room = MAX_BLOCKS - measured.len() - 1;
+    let head_text = measured.iter().map(text_chars).sum::<usize>() + DIGEST_TAIL;
+    let budget = MAX_MESSAGE_TEXT.saturating_sub(head_text);
+    let items = text::digest_fitting(leads, room, budget, |n, lead| {
+        let item = section(&digest_item(n, lead));
+        let cost = text_chars(&item);
+        (item, cost)
+    });
+    let shown = items.len();
+    // A message listing part of what it was handed counts all of it.
+    let mut blocks = head(if shown < leads.len() { total } else { shown });
+    blocks.extend(items);
+    if shown < leads.len() {
+        let more = text::digest_more(leads.len() - shown);
+        blocks.push(json!({"type": "context", "elements": [plain(&more, MAX_SECTION_TEXT)]}));
     }
-    if shown < total {
-        blocks.push(json!({
-            "type": "context",
-            "elements": [plain(&format!("…and {} more not shown here.", total - shown), MAX_SECTION_TEXT)],
-        }));
+    (blocks, shown)
+}
+
+/// Characters of text in a block, as Slack counts them towards
+/// [`MAX_MESSAGE_TEXT`]: every `text` string in it.
+fn text_chars(block: &Value) -> usize {
+    match block {
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(s) if key == "text" => s.chars().count(),
+                other => text_chars(other),
+            })
+            .sum(),
+        Value::Array(items) => items.iter().map(text_chars).sum(),
+        _ => 0,
     }
-    blocks
 }
 
 fn counts(heading: &str, counts: &[(String, usize)]) -> String {
@@ -233,30 +263,64 @@ fn counts(heading: &str, counts: &[(String, usize)]) -> String {
     lines.join("\n")
 }
 
+/// One lead of a digest, in lines: offer, who and what they did, contact
+/// details, history, description, where the lead is in the table.
 fn digest_item(n: usize, lead: &Lead) -> String {
-    let mut lines = vec![format!(
-        "{n}. {} — {}",
-        text::truncate(&text::offer(lead), 80),
-        text::truncate(&summary(lead), 160)
-    )];
-    if lead.customer_warning.is_some() {
-        lines.push("The customer details could not be read; see the email.".to_owned());
-    }
-    lines.extend(history(lead, DIGEST_HISTORY_SHOWN));
-    let details: Vec<String> = text::fields(lead, DIGEST_LIMITS)
-        .into_iter()
-        .filter(|f| DIGEST_FIELDS.contains(&f.label))
-        .map(|f| format!("{}: {}", f.label, f.value))
-        .collect();
-    if !details.is_empty() {
-        lines.push(details.join(" · "));
-    }
+    let entry = text::digest_entry(lead);
+    let mut lines = vec![format!("{n}. {} — {}", entry.offer, entry.about)];
+    lines.extend(entry.lines);
+    lines.push(match entry.received {
+        Some(received) => format!("Received: {received} · Lead keys: {}", entry.keys),
+        None => format!("Lead keys: {}", entry.keys),
+    });
     lines.join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_messages_list_what_digest_fits_counts_each_lead_once_within_limits() {
+        let leads = crate::notify::teams::tests::leads(120);
+        let refs: Vec<&Lead> = leads.iter().collect();
+        let (mut rest, mut messages) = (&refs[..], 0);
+        while !rest.is_empty() {
+            let fits = digest_blocks(rest, refs.len()).1;
+            assert!(fits >= 1 && fits <= rest.len());
+            let handed = if messages == 0 { rest } else { &rest[..fits] };
+            let payload = render_payload(Alert::Digest {
+                leads: handed,
+                total: refs.len(),
+            });
+            let blocks = payload["blocks"].as_array().unwrap();
+            assert!(blocks.len() <= MAX_BLOCKS);
+            assert!(blocks.iter().map(text_chars).sum::<usize>() <= MAX_MESSAGE_TEXT);
+            for block in blocks {
+                let text = block["text"]["text"].as_str().unwrap_or("");
+                assert!(text.chars().count() <= MAX_SECTION_TEXT);
+            }
+            let fallback = payload["text"].as_str().unwrap();
+            assert!(fallback.starts_with(&format!("120 new leads ({fits} in this message)")));
+            let text = payload.to_string();
+            for (i, lead) in rest.iter().enumerate() {
+                let email = lead.customer.email.as_deref().unwrap();
+                assert_eq!(text.contains(email), i < fits, "{email}");
+            }
+            assert_eq!(
+                text.contains("more in the messages that follow"),
+                messages == 0
+            );
+            let title = blocks[0]["text"]["text"].as_str().unwrap();
+            if messages == 0 {
+                assert_eq!(title, "120 new leads");
+            } else {
+                assert_eq!(title, format!("120 new leads ({fits} in this message)"));
+            }
+            (rest, messages) = (&rest[fits..], messages + 1);
+        }
+        assert!(messages > 1, "120 leads need several messages");
+    }
 
     #[test]
     fn escape_neutralises_mentions_and_links() {

@@ -93,6 +93,10 @@ impl Notifier for TeamsNotifier {
         Box::pin(async move { self.post(&render_payload(alert)).await })
     }
 
+    fn digest_fits(&self, leads: &[&Lead], total: usize) -> usize {
+        digest_card(leads, total).1
+    }
+
     /// Opens a TCP connection to the webhook's host: posting anything would
     /// show up in the channel.
     fn check(&self) -> SendFuture<'_> {
@@ -133,7 +137,7 @@ pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Durat
 pub fn render_payload(alert: Alert<'_>) -> Value {
     let card = match alert {
         Alert::Lead(lead) => lead_card(lead),
-        Alert::Digest { leads, total } => digest_card(leads, total),
+        Alert::Digest { leads, total } => digest_card(leads, total).0,
     };
     wrap(card)
 }
@@ -278,53 +282,46 @@ fn history(body: &mut Vec<Value>, lead: &Lead, shown: usize, max: usize) {
     }
 }
 
-/// Fields worth a line in a digest; the rest are in each lead's email.
-const DIGEST_FIELDS: [&str; 7] = [
-    "Title",
-    "Email",
-    "Phone",
-    "Country",
-    "Description",
-    "Received",
-    "Lead keys",
-];
-const DIGEST_LIMITS: Limits = Limits {
-    field: 120,
-    long: 200,
-};
 const DIGEST_COUNT_LINES: usize = 15;
-/// Earlier leads listed per lead in a digest; the email lists more.
-const DIGEST_HISTORY_SHOWN: usize = 2;
+/// Bytes kept in a digest card for the line saying how many leads follow.
+const DIGEST_TAIL: usize = 200;
 
-fn digest_card(leads: &[&Lead], total: usize) -> Value {
+/// The card for `Alert::Digest { leads, total }` and how many of `leads`
+/// it lists, in order: as many as fit under [`MAX_PAYLOAD_BYTES`], at least
+/// one. Its head counts all of `leads` by offer and action; a card that
+/// cannot list them all says how many follow.
+fn digest_card(leads: &[&Lead], total: usize) -> (Value, usize) {
     let total = total.max(leads.len());
-    let mut head = vec![title(&format!("{total} new leads"))];
-    counts(&mut head, "By offer", &text::by_offer(leads));
-    counts(&mut head, "By action", &text::by_action(leads));
+    let mut tally = Vec::new();
+    counts(&mut tally, "By offer", &text::by_offer(leads));
+    counts(&mut tally, "By action", &text::by_action(leads));
+    let head = |listed: usize| {
+        let mut head = vec![title(&text::digest_title(listed, total))];
+        head.extend(tally.iter().cloned());
+        head
+    };
 
-    // Room for the head, the envelope and the "and N more" line.
-    let reserve = size(&wrap(card(head.clone()))) + 200;
-    let mut used = reserve;
-    let mut body = head;
-    let mut shown = 0;
-    for (i, lead) in leads.iter().enumerate() {
-        let item = digest_item(i + 1, lead);
-        let item_size = size(&item) + 1;
-        if used + item_size > MAX_PAYLOAD_BYTES {
-            break;
-        }
-        used += item_size;
-        body.push(item);
-        shown += 1;
-    }
-    if shown < total {
+    // Measured with the longest title the card can have, and room for the
+    // line saying how many follow.
+    let head_size = size(&wrap(card(head(leads.len())))) + DIGEST_TAIL;
+    let budget = MAX_PAYLOAD_BYTES.saturating_sub(head_size);
+    let items = text::digest_fitting(leads, usize::MAX, budget, |n, lead| {
+        let item = digest_item(n, lead);
+        let cost = size(&item) + 1;
+        (item, cost)
+    });
+    let shown = items.len();
+    // A card listing part of what it was handed counts all of it.
+    let mut body = head(if shown < leads.len() { total } else { shown });
+    body.extend(items);
+    if shown < leads.len() {
         body.push(json!({
             "type": "RichTextBlock",
             "separator": true,
-            "inlines": [{"type": "TextRun", "text": format!("…and {} more not shown here.", total - shown), "italic": true}],
+            "inlines": [{"type": "TextRun", "text": text::digest_more(leads.len() - shown), "italic": true}],
         }));
     }
-    card(body)
+    (card(body), shown)
 }
 
 fn counts(body: &mut Vec<Value>, heading: &str, counts: &[(String, usize)]) {
@@ -343,28 +340,28 @@ fn counts(body: &mut Vec<Value>, heading: &str, counts: &[(String, usize)]) {
     }
 }
 
+/// One lead of a digest: offer, who and what they did, then a compact
+/// line each for contact details, history and description, then where the
+/// lead is in the table.
 fn digest_item(n: usize, lead: &Lead) -> Value {
+    let entry = text::digest_entry(lead);
     let mut items = vec![rich(vec![
-        bold(&format!("{n}. {}", text::truncate(&text::offer(lead), 80))),
-        run(&format!(" — {}", summary(lead, 160))),
+        bold(&format!("{n}. {}", entry.offer)),
+        run(&format!(" — {}", entry.about)),
     ])];
-    if lead.customer_warning.is_some() {
-        items.push(rich_tight(vec![json!({"type": "TextRun", "text": "The customer details could not be read; see the email.", "color": "Warning"})]));
+    items.extend(entry.lines.iter().map(|line| rich_tight(vec![run(line)])));
+    let subtle = |text: &str| json!({"type": "TextRun", "text": text, "isSubtle": true});
+    let mut place = Vec::new();
+    if let Some(received) = &entry.received {
+        place.push(subtle(&format!("Received: {received} · ")));
     }
-    history(&mut items, lead, DIGEST_HISTORY_SHOWN, DIGEST_LIMITS.field);
-    for field in text::fields(lead, DIGEST_LIMITS) {
-        if DIGEST_FIELDS.contains(&field.label) {
-            items.push(rich_tight(vec![
-                bold(&format!("{}: ", field.label)),
-                run(&field.value),
-            ]));
-        }
-    }
+    place.extend([subtle("Lead keys: "), subtle(&entry.keys)]);
+    items.push(rich_tight(place));
     json!({"type": "Container", "separator": true, "spacing": "Medium", "items": items})
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -380,6 +377,50 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    /// `n` leads of different customers.
+    pub(crate) fn leads(n: usize) -> Vec<Lead> {
+        (0..n)
+            .map(|i| {
+                let mut lead = crate::notify::sample_lead();
+                lead.key.row_key = format!("r{i:03}");
+                lead.customer.email = Some(format!("buyer{i:03}@customer.example"));
+                lead
+            })
+            .collect()
+    }
+
+    #[test]
+    fn digest_cards_list_what_digest_fits_counts_each_lead_once_under_the_limit() {
+        let leads = leads(120);
+        let refs: Vec<&Lead> = leads.iter().collect();
+        let (mut rest, mut cards) = (&refs[..], 0);
+        while !rest.is_empty() {
+            let fits = digest_card(rest, refs.len()).1;
+            assert!(fits >= 1 && fits <= rest.len());
+            // The first card is handed every lead, later ones what they list.
+            let handed = if cards == 0 { rest } else { &rest[..fits] };
+            let (card, shown) = digest_card(handed, refs.len());
+            assert_eq!(shown, fits);
+            let payload = serde_json::to_string(&wrap(card)).unwrap();
+            assert!(payload.len() <= MAX_PAYLOAD_BYTES, "{}", payload.len());
+            for (i, lead) in rest.iter().enumerate() {
+                let email = lead.customer.email.as_deref().unwrap();
+                assert_eq!(payload.contains(email), i < fits, "{email}");
+            }
+            let more = format!("…and {} more", rest.len() - fits);
+            assert_eq!(payload.contains(&more), cards == 0 && fits < rest.len());
+            let title = if cards == 0 {
+                "\"120 new leads\"".to_owned()
+            } else {
+                format!("\"120 new leads ({fits} in this message)\"")
+            };
+            assert!(payload.contains(&title), "{payload}");
+            assert!(payload.contains("By offer"));
+            (rest, cards) = (&rest[fits..], cards + 1);
+        }
+        assert!(cards > 1, "120 leads need several cards");
     }
 
     #[test]

@@ -155,11 +155,7 @@ pub fn lead_subject(lead: &Lead) -> String {
 /// `15 new leads: Contoso CRM Suite (9), Fabrikam Analytics (6)`. When the
 /// run's leads are split over several messages it says which part this is.
 pub fn digest_subject(leads: &[&Lead], total: usize) -> String {
-    let head = if leads.len() < total {
-        format!("{total} new leads ({} in this message)", leads.len())
-    } else {
-        format!("{} new leads", leads.len())
-    };
+    let head = digest_title(leads.len(), total);
     let offers = by_offer(leads);
     let mut subject = head.clone();
     for (i, (offer, n)) in offers.iter().enumerate() {
@@ -175,6 +171,22 @@ pub fn digest_subject(leads: &[&Lead], total: usize) -> String {
         subject.push_str(&piece);
     }
     header_value(&subject, SUBJECT_MAX)
+}
+
+/// `120 new leads`, or `120 new leads (33 in this message)` for a message
+/// listing `listed` of the run's `total`.
+pub fn digest_title(listed: usize, total: usize) -> String {
+    if listed < total {
+        format!("{total} new leads ({listed} in this message)")
+    } else {
+        format!("{listed} new leads")
+    }
+}
+
+/// The last line of a chat digest message that lists only part of the
+/// leads it counts.
+pub fn digest_more(more: usize) -> String {
+    format!("…and {more} more in the messages that follow.")
 }
 
 /// Counts per offer, most first (ties by name).
@@ -343,6 +355,105 @@ pub fn customer_problem(lead: &Lead, max: usize) -> Option<(String, Option<Strin
         ),
         raw,
     ))
+}
+
+/// Fields a chat digest puts on the lead's contact line.
+const DIGEST_CONTACT: [&str; 4] = ["Email", "Phone", "Country", "Title"];
+/// Caps of a chat digest's fields: an email address (at most 254
+/// characters) stays whole; a description is a glimpse.
+const DIGEST_LIMITS: Limits = Limits {
+    field: 254,
+    long: 200,
+};
+/// Earlier leads listed per lead in a chat digest; the email lists more.
+const DIGEST_HISTORY_SHOWN: usize = 2;
+
+/// One lead in a chat digest (Teams, Slack), in plain text: who, how to
+/// reach them, which offer, what they did, in a few lines; the email has
+/// every field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestEntry {
+    /// The offer's name.
+    pub offer: String,
+    /// `Jane Doe, Acme GmbH — "Contact me" request on AppSource`.
+    pub about: String,
+    /// `Email: … · Phone: … · Country: … · Title: …`, the customer's
+    /// history, the description; what could be read of unreadable details.
+    pub lines: Vec<String>,
+    /// When the lead reached the table.
+    pub received: Option<String>,
+    /// [`keys`].
+    pub keys: String,
+}
+
+/// `lead` for a chat digest. Every part is capped, so one entry is at most
+/// a few kilobytes.
+pub fn digest_entry(lead: &Lead) -> DigestEntry {
+    let limits = DIGEST_LIMITS;
+    let fields = fields(lead, limits);
+    let value = |label: &str| {
+        fields
+            .iter()
+            .find(|f| f.label == label)
+            .map(|f| f.value.clone())
+    };
+    let activity = truncate(&activity(lead), limits.field);
+    let about = match who(lead) {
+        Some(who) => format!("{} — {activity}", truncate(&who, limits.field)),
+        None => activity,
+    };
+    let mut lines = Vec::new();
+    if let Some((warning, raw)) = customer_problem(lead, limits.long) {
+        lines.push(warning);
+        lines.extend(raw.map(|raw| format!("Raw customer details: {}", one_line(&raw))));
+    }
+    let contact: Vec<String> = DIGEST_CONTACT
+        .iter()
+        .filter_map(|label| Some(format!("{label}: {}", value(label)?)))
+        .collect();
+    if !contact.is_empty() {
+        lines.push(contact.join(" · "));
+    }
+    if let Some(history) = history(lead, DIGEST_HISTORY_SHOWN) {
+        let mut line = history.status;
+        for earlier in history.earlier.iter().chain(&history.more) {
+            line.push_str("; ");
+            line.push_str(&truncate(earlier, limits.field));
+        }
+        lines.push(line);
+    }
+    if let Some(description) = value("Description") {
+        lines.push(format!("Description: {}", one_line(&description)));
+    }
+    DigestEntry {
+        offer: truncate(&offer(lead), 80),
+        about,
+        lines,
+        received: value("Received"),
+        keys: keys(lead),
+    }
+}
+
+/// The entries `render` makes of the first of `leads` (numbered from 1), at
+/// most `most`, whose costs (as `render` gives them) add up to at most
+/// `budget`; always at least one, an entry being capped in size.
+pub fn digest_fitting<T>(
+    leads: &[&Lead],
+    most: usize,
+    budget: usize,
+    render: impl Fn(usize, &Lead) -> (T, usize),
+) -> Vec<T> {
+    let mut used = 0;
+    let mut entries = Vec::new();
+    for (i, lead) in leads.iter().enumerate().take(most) {
+        let (entry, cost) = render(i + 1, lead);
+        if !entries.is_empty() && used + cost > budget {
+            break;
+        }
+        used += cost;
+        entries.push(entry);
+    }
+    entries
 }
 
 /// `PartitionKey / RowKey`, as they are in the lead table.

@@ -60,8 +60,9 @@ impl Channel {
         self.down.is_some()
     }
 
-    /// Leads gathered before sending: one digest message, or for a channel
-    /// that takes no digests one claim transaction of single alerts.
+    /// Leads gathered before sending: one digest (as many messages as the
+    /// channel needs for them), or for a channel that takes no digests one
+    /// claim transaction of single alerts.
     pub fn chunk_size(&self) -> usize {
         if self.notifier.takes_digests() {
             self.notifier.max_digest_leads().clamp(1, MAX_DIGEST_HELD)
@@ -110,32 +111,26 @@ impl Channel {
             items.iter().for_each(|o| self.tally.pend(&o.alert));
             return Ok(());
         }
-        let since = Instant::now();
-        let (owed, entries): (Vec<OwedAlert>, Vec<Entry>) = claim(ledger, items, &mut self.tally)
-            .await?
-            .into_iter()
-            .unzip();
-        let mut held = Held::new(entries, since, ledger.claim_lease());
-        for (i, owed) in owed.iter().enumerate() {
+        let (owed, mut held) = self.claim(ledger, items).await?;
+        for i in 0..owed.len() {
             if self.is_down() || limits.past_deadline() {
                 break;
             }
-            held.refresh(ledger).await?;
-            if !held.is_held(i) {
-                self.tally.lost(&owed.alert);
+            if self
+                .still_held(ledger, &mut held, &owed, vec![i])
+                .await?
+                .is_empty()
+            {
                 continue;
             }
             let sent = held
-                .during(ledger, send(self, limits, Alert::Lead(&owed.lead)))
+                .during(ledger, send(self, limits, Alert::Lead(&owed[i].lead)))
                 .await;
-            let entry = held.take(i);
-            let settlement = settle(self, limits, owed, &entry, &sent);
             // Recorded at once: after a crash, fewer claims to take over and resend.
-            let refused = ledger.settle(vec![(entry, settlement)]).await?;
-            self.tally.refused(refused);
+            self.settle_part(ledger, limits, &mut held, &owed, vec![i], &sent)
+                .await?;
         }
-        let untried = held.rest().into_iter().map(|(i, e)| (&owed[i], e));
-        self.leave_untried(ledger, untried.collect()).await
+        self.leave_untried(ledger, &owed, &mut held).await
     }
 
     async fn send_digest(
@@ -149,45 +144,117 @@ impl Channel {
             chunk.iter().for_each(|o| self.tally.pend(&o.alert));
             return Ok(());
         }
-        let won = claim(ledger, chunk, &mut self.tally).await?;
-        // A digest the service finds too large goes again as two halves,
-        // each settled on its own answer.
-        let mut parts = vec![won];
-        while let Some(mut part) = parts.pop() {
+        let (owed, mut held) = self.claim(ledger, chunk).await?;
+        // A message settles only the leads it lists. One the channel cannot
+        // fill with every lead (Teams' 28 KB, Slack's 50 blocks) lists those
+        // that fit and the rest go in further messages; the first message
+        // is handed the whole chunk so its head counts all of it. A digest
+        // the service finds too large goes again as two halves. Each
+        // message is settled on its own answer. Parts are positions in
+        // `owed`.
+        let mut parts = vec![(0..owed.len()).collect::<Vec<usize>>()];
+        let mut first = true;
+        while let Some(part) = parts.pop() {
+            if part.is_empty() || self.is_down() || limits.past_deadline() {
+                continue;
+            }
+            let mut part = self.still_held(ledger, &mut held, &owed, part).await?;
             if part.is_empty() {
                 continue;
             }
-            if self.is_down() {
-                let part = part.iter().map(|(o, e)| (o, e.clone())).collect();
-                self.leave_untried(ledger, part).await?;
+            let digest: Vec<&Lead> = part.iter().map(|&i| &*owed[i].lead).collect();
+            let fits = self
+                .notifier
+                .digest_fits(&digest, total)
+                .clamp(1, digest.len());
+            let whole = std::mem::take(&mut first);
+            if fits < part.len() && !whole {
+                // Measured again on exactly the leads it will carry.
+                drop(digest);
+                let rest = part.split_off(fits);
+                parts.push(rest);
+                parts.push(part);
                 continue;
             }
             // A digest is a run's memory peak: what the allocator kept for
             // reuse goes back first, so the peak is what the run holds.
             memory::release_freed();
-            let digest: Vec<&Lead> = part.iter().map(|(o, _)| &*o.lead).collect();
             let alert = Alert::Digest {
                 leads: &digest,
                 total,
             };
-            let sent = send(self, limits, alert).await;
+            let sent = held.during(ledger, send(self, limits, alert)).await;
             drop(digest);
+            // What the message did not list goes next.
+            parts.push(part.split_off(fits));
             if matches!(sent, Err(NotifyError::TooLarge { .. })) && part.len() > 1 {
                 let back = part.split_off(part.len() / 2);
                 parts.push(back);
                 parts.push(part);
                 continue;
             }
-            let settled = part
-                .into_iter()
-                .map(|(owed, entry)| {
-                    let settlement = settle(self, limits, &owed, &entry, &sent);
-                    (entry, settlement)
-                })
-                .collect();
-            let refused = ledger.settle(settled).await?;
-            self.tally.refused(refused);
+            self.settle_part(ledger, limits, &mut held, &owed, part, &sent)
+                .await?;
         }
+        self.leave_untried(ledger, &owed, &mut held).await
+    }
+
+    /// Claims a batch: the alerts this run won, and their claims held.
+    async fn claim(
+        &mut self,
+        ledger: &Ledger<'_>,
+        items: Vec<OwedAlert>,
+    ) -> Result<(Vec<OwedAlert>, Held), StorageError> {
+        let since = Instant::now();
+        let (owed, entries): (Vec<OwedAlert>, Vec<Entry>) = claim(ledger, items, &mut self.tally)
+            .await?
+            .into_iter()
+            .unzip();
+        Ok((owed, Held::new(entries, since, ledger.claim_lease())))
+    }
+
+    /// The positions of `part` whose claims this run still holds, renewed
+    /// where due; those another run took over meanwhile are its to send.
+    async fn still_held(
+        &mut self,
+        ledger: &Ledger<'_>,
+        held: &mut Held,
+        owed: &[OwedAlert],
+        part: Vec<usize>,
+    ) -> Result<Vec<usize>, StorageError> {
+        held.refresh(ledger).await?;
+        Ok(part
+            .into_iter()
+            .filter(|&i| {
+                let mine = held.is_held(i);
+                if !mine {
+                    self.tally.lost(&owed[i].alert);
+                }
+                mine
+            })
+            .collect())
+    }
+
+    /// Records how the alerts at `part` ended on one message's answer.
+    async fn settle_part(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        held: &mut Held,
+        owed: &[OwedAlert],
+        part: Vec<usize>,
+        sent: &Result<(), NotifyError>,
+    ) -> Result<(), StorageError> {
+        let settled = part
+            .into_iter()
+            .map(|i| {
+                let entry = held.take(i);
+                let settlement = settle(self, limits, &owed[i], &entry, sent);
+                (entry, settlement)
+            })
+            .collect();
+        let refused = ledger.settle(settled).await?;
+        self.tally.refused(refused);
         Ok(())
     }
 
@@ -197,13 +264,16 @@ impl Channel {
     async fn leave_untried(
         &mut self,
         ledger: &Ledger<'_>,
-        won: Vec<(&OwedAlert, Entry)>,
+        owed: &[OwedAlert],
+        held: &mut Held,
     ) -> Result<(), StorageError> {
-        if won.is_empty() {
+        let rest = held.rest();
+        if rest.is_empty() {
             return Ok(());
         }
-        won.iter().for_each(|(o, _)| self.tally.pend(&o.alert));
-        let untried = won.into_iter().map(|(_, e)| (e, Settlement::Untried));
+        rest.iter()
+            .for_each(|&(i, _)| self.tally.pend(&owed[i].alert));
+        let untried = rest.into_iter().map(|(_, e)| (e, Settlement::Untried));
         let refused = ledger.settle(untried.collect()).await?;
         self.tally.refused(refused);
         Ok(())

@@ -1,6 +1,8 @@
 //! The second pass of a digest run: the same rows read again, and the alerts
 //! the judging pass found owed gathered into digests, claimed and sent one
-//! digest at a time, every channel at once. Only one digest's leads per
+//! digest at a time, every channel at once. A digest goes as one message, or
+//! as several where one cannot list every lead (Teams, Slack), each settling
+//! the leads it lists (`Channel::send_digest`). Only one digest's leads per
 //! channel are in memory; rows written since the first pass are left to the
 //! next run (they are not in the counts the digests show).
 

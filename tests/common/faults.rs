@@ -47,6 +47,8 @@ pub struct Post {
     pub at: Instant,
     pub status: u16,
     pub body: Value,
+    /// The body's size as posted.
+    pub bytes: usize,
 }
 
 impl Post {
@@ -74,6 +76,7 @@ impl Respond for Script {
             at: Instant::now(),
             status: reply.status,
             body,
+            bytes: request.body.len(),
         });
         let mut template = ResponseTemplate::new(reply.status).set_delay(self.delay);
         if let Some(after) = reply.retry_after {
@@ -169,6 +172,37 @@ pub fn shown_key(row: &LeadRow) -> String {
     format!("{} / {}", row.partition_key, row.row_key)
 }
 
+// ---------------------------------------------------------------- Slack
+
+/// A Slack incoming webhook stand-in: answers every post `200 ok`.
+pub struct Slack {
+    pub server: MockServer,
+    /// The URL's secret path part, so tests can check it is never printed.
+    pub secret: String,
+}
+
+impl Slack {
+    pub async fn start() -> Slack {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .mount(&server)
+            .await;
+        let secret = format!("SLK{}", unique_table("slack"));
+        Slack { server, secret }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/services/T1/B1/{}", self.server.uri(), self.secret)
+    }
+
+    /// Every post's raw body, in order.
+    pub async fn posts(&self) -> Vec<Vec<u8>> {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests.into_iter().map(|r| r.body).collect()
+    }
+}
+
 // ---------------------------------------------------------------- settings
 
 /// Settings of one scenario: fresh tables on `storage`, every lead from the
@@ -206,6 +240,11 @@ impl Fixture {
     pub fn without(&mut self, name: &str) -> &mut Fixture {
         self.settings.remove(name);
         self
+    }
+
+    pub fn slack(&mut self, slack: &Slack) -> &mut Fixture {
+        self.secrets.push(slack.secret.clone());
+        self.set("SLACK_WEBHOOK_URL", slack.url())
     }
 
     pub fn teams(&mut self, teams: &Teams) -> &mut Fixture {
@@ -291,6 +330,83 @@ pub fn lead_rows(tag: &str, n: usize) -> Vec<LeadRow> {
             }
         })
         .collect()
+}
+
+/// What a digest must show of one lead of [`varied_rows`].
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// `PartitionKey / RowKey`.
+    pub key: String,
+    pub email: String,
+    pub details: Vec<String>,
+    pub app_source: bool,
+}
+
+/// `n` leads of `n` different customers (name, company, address, phone,
+/// country), over three partitions, two offers, two sources and two actions
+/// (every other lead is from AppSource), with what each alert must show.
+pub fn varied_rows(tag: &str, n: usize) -> (Vec<LeadRow>, Vec<Shown>) {
+    const FIRST: [&str; 5] = ["Adaeze", "Ines", "Kofi", "Mei", "Tomas"];
+    const COUNTRY: [&str; 5] = ["GB", "DE", "US", "FR", "JP"];
+    const KINDS: [(&str, &str, &str); 4] = [
+        (
+            "SPZA-PLT|contoso.crm-suite",
+            "Contoso CRM Suite",
+            "Contact me",
+        ),
+        (
+            "AzureMarketplace-INS|fabrikam.bi",
+            "Fabrikam Analytics",
+            "Get it now",
+        ),
+        ("SPZA-INS|fabrikam.bi", "Fabrikam Analytics", "Get it now"),
+        (
+            "AzureMarketplace-PLT|contoso.crm-suite",
+            "Contoso CRM Suite",
+            "Contact me",
+        ),
+    ];
+    (0..n)
+        .map(|i| {
+            let (lead_source, offer, action) = KINDS[i % 4];
+            let first = FIRST[i % 5];
+            let last = format!("Okonkwo{i:03}");
+            let company = format!("Northwind {i:03} Ltd");
+            let email = format!("buyer{i:03}.{tag}@customer-{i:03}.example");
+            let phone = format!("+44 20 7946 0{i:03}");
+            let country = COUNTRY[(i / 5) % 5];
+            let info = json!({
+                "FirstName": first, "LastName": last, "Email": email, "Phone": phone,
+                "Country": country, "Company": company, "Title": "Head of IT",
+            });
+            let row = LeadRow {
+                partition_key: format!("11:2F{}:2F2026", 19 + i % 3),
+                row_key: format!("{tag}-{i:05}"),
+                timestamp: None,
+                action_code: None,
+                created_time: Some("11/21/2026 10:45:00 AM".to_owned()),
+                customer_info: Some(info.to_string()),
+                description: Some(format!("Wants a demo for {} people", 10 + i)),
+                lead_source: Some(lead_source.to_owned()),
+                offer_display_name: Some(offer.to_owned()),
+            };
+            let shown = Shown {
+                key: shown_key(&row),
+                email: email.clone(),
+                details: vec![
+                    format!("{first} {last}"),
+                    company,
+                    email,
+                    phone,
+                    country.to_owned(),
+                    offer.to_owned(),
+                    action.to_owned(),
+                ],
+                app_source: lead_source.starts_with("SPZA"),
+            };
+            (row, shown)
+        })
+        .unzip()
 }
 
 /// Inserts `rows` into the fixture's lead table (created when missing), in
