@@ -1,20 +1,26 @@
 //! The incremental scan of the lead table: every row whose system `Timestamp`
 //! is at or after a lower bound, page by page (Azure serves at most 1,000 rows
-//! a page and continues by token), never the whole table in memory.
+//! a page and continues by token), never the whole table in memory. Each row
+//! of a page is read on its own: one that cannot be read is skipped and named
+//! by its keys, and the rest of the page and the scan go on.
 
 use std::collections::BTreeMap;
 
 use azure_core::Pageable;
 use azure_data_tables::operations::QueryEntityResponse;
 use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::lead::LeadRow;
+use crate::lead::{LeadKey, LeadRow};
 use crate::storage::{is_conflict, is_entity_missing, is_table_missing, Storage, StorageError};
 
 type RawEntity = Map<String, Value>;
+/// An entity of a query page as text, read into a row on its own.
+type PageEntity = Box<RawValue>;
 
 /// `2026-11-21T10:00:00.1234567Z`: the 7-digit UTC form Table storage uses.
 /// Fixed width, so stored values compare as text in the same order as times.
@@ -46,7 +52,9 @@ pub fn since_filter(from: OffsetDateTime) -> String {
 pub struct Scan<'a> {
     storage: &'a Storage,
     table: String,
-    pages: Pageable<QueryEntityResponse<RawEntity>, azure_core::Error>,
+    pages: Pageable<QueryEntityResponse<PageEntity>, azure_core::Error>,
+    /// Rows skipped because they could not be read, as problem lines.
+    unreadable: Vec<String>,
 }
 
 impl<'a> Scan<'a> {
@@ -60,7 +68,8 @@ impl<'a> Scan<'a> {
         Scan {
             storage,
             table: table.to_owned(),
-            pages: query.into_stream::<RawEntity>(),
+            pages: query.into_stream::<PageEntity>(),
+            unreadable: Vec::new(),
         }
     }
 
@@ -69,7 +78,16 @@ impl<'a> Scan<'a> {
     pub async fn next_page(&mut self) -> Result<Option<Vec<LeadRow>>, StorageError> {
         match self.pages.next().await {
             None => Ok(None),
-            Some(Ok(page)) => Ok(Some(page.entities.into_iter().map(lead_row).collect())),
+            Some(Ok(page)) => {
+                let mut rows = Vec::with_capacity(page.entities.len());
+                for entity in page.entities {
+                    match read_entity(&entity) {
+                        Ok(row) => rows.push(row),
+                        Err(problem) => self.unreadable.push(problem),
+                    }
+                }
+                Ok(Some(rows))
+            }
             Some(Err(e)) if is_table_missing(&e) => Err(StorageError::LeadTableMissing {
                 table: self.table.clone(),
                 account: self.storage.account().to_owned(),
@@ -81,6 +99,12 @@ impl<'a> Scan<'a> {
             )),
         }
     }
+
+    /// The rows skipped so far because they could not be read, one problem
+    /// line each (keys and reason, no content); taken, so each is told once.
+    pub fn take_unreadable(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unreadable)
+    }
 }
 
 /// Reaches the lead table with the smallest possible read (one row).
@@ -89,7 +113,7 @@ pub async fn probe(storage: &Storage, table: &str) -> Result<(), StorageError> {
         .table(table)
         .query()
         .top(1u32)
-        .into_stream::<RawEntity>();
+        .into_stream::<PageEntity>();
     match pages.next().await {
         None | Some(Ok(_)) => Ok(()),
         Some(Err(e)) if is_table_missing(&e) => Err(StorageError::LeadTableMissing {
@@ -182,6 +206,31 @@ pub async fn store_rows(
         }
     }
     Ok(stored)
+}
+
+/// Reads one entity of a page, or says which row could not be read and why.
+/// The reason is serde_json's, which names a position, never content.
+fn read_entity(entity: &RawValue) -> Result<LeadRow, String> {
+    let error = match serde_json::from_str::<RawEntity>(entity.get()) {
+        Ok(entity) => return Ok(lead_row(entity)),
+        Err(e) => e,
+    };
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Keys {
+        partition_key: String,
+        row_key: String,
+    }
+    Err(match serde_json::from_str::<Keys>(entity.get()) {
+        Ok(keys) => {
+            let key = LeadKey {
+                partition_key: keys.partition_key,
+                row_key: keys.row_key,
+            };
+            format!("lead row {key} skipped: it could not be read ({error})")
+        }
+        Err(_) => format!("a lead row whose keys could not be read was skipped ({error})"),
+    })
 }
 
 /// Builds a row leniently: Microsoft writes strings, but a column of another

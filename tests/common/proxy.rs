@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy in front of Azurite: it forwards every
 //! request, except that it answers some itself with the throttling replies
 //! Table storage gives (503 ServerBusy, 429) and a `Retry-After`, without
-//! forwarding them, so a retry is always safe and must succeed.
+//! forwarding them, so a retry is always safe and must succeed. It can also
+//! change text in Azurite's answers, for answers Azurite never gives.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +30,8 @@ struct Plan {
     every: Option<usize>,
     seen: AtomicUsize,
     refused: AtomicUsize,
+    /// Text replaced in every answer's body: (what, by what).
+    rewrites: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -40,14 +43,37 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to Azurite on `upstream_port`.
     pub async fn start(upstream_port: u16, first: &[Throttle], every: Option<usize>) -> FaultProxy {
-        let plan = Arc::new(Plan {
+        FaultProxy::listen(Plan {
             upstream: format!("http://127.0.0.1:{upstream_port}"),
             first: Mutex::new(first.iter().copied().collect()),
             every,
             seen: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
+            rewrites: Vec::new(),
             http: reqwest::Client::new(),
-        });
+        })
+        .await
+    }
+
+    /// Forwards everything, replacing each `(what, by)` in the answers.
+    pub async fn rewriting(upstream_port: u16, rewrites: &[(&str, &str)]) -> FaultProxy {
+        FaultProxy::listen(Plan {
+            upstream: format!("http://127.0.0.1:{upstream_port}"),
+            first: Mutex::new(VecDeque::new()),
+            every: None,
+            seen: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            rewrites: rewrites
+                .iter()
+                .map(|(what, by)| (what.to_string(), by.to_string()))
+                .collect(),
+            http: reqwest::Client::new(),
+        })
+        .await
+    }
+
+    async fn listen(plan: Plan) -> FaultProxy {
+        let plan = Arc::new(plan);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let app = Router::new().fallback(forward).with_state(plan.clone());
@@ -137,7 +163,14 @@ async fn forward(State(plan): State<Arc<Plan>>, request: Request) -> Response {
     };
     let status = answer.status().as_u16();
     let headers = answer.headers().clone();
-    let body = answer.bytes().await.unwrap_or_default();
+    let mut body = answer.bytes().await.unwrap_or_default();
+    if !plan.rewrites.is_empty() {
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        for (what, by) in &plan.rewrites {
+            text = text.replace(what.as_str(), by);
+        }
+        body = text.into();
+    }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in &headers {
