@@ -3,11 +3,12 @@
 //! character outside the Basic Multilingual Plane (an emoji) in half and
 //! write the half as an escape, `\ud83d`, with no low surrogate after it.
 //! JSON allows that; a Rust string cannot hold it, so serde_json refuses the
-//! whole document when it reads into a `String` or a `Value` (it accepts lone
-//! surrogates only when reading into a byte buffer, as WTF-8, which neither
-//! `Value` nor the storage crate's page type does). Rewriting each such
-//! escape to `\ufffd` before parsing makes one bad character cost that
-//! character: it reads as U+FFFD, the replacement character.
+//! whole document when it reads one into a `String` or a `Value`. It has no
+//! lossy mode: it takes lone surrogates only into a byte buffer (as WTF-8,
+//! which would need a reader of our own for every string) or when it only
+//! skips over text (`RawValue`). Rewriting each such escape to `\ufffd`
+//! before parsing makes one bad character cost that character: it reads as
+//! U+FFFD, the replacement character.
 //!
 //! The bottom layer under every place JSON comes in: it uses nothing else
 //! from the crate.

@@ -19,7 +19,8 @@ use crate::lead::{LeadKey, LeadRow};
 use crate::storage::{is_conflict, is_entity_missing, is_table_missing, Storage, StorageError};
 
 type RawEntity = Map<String, Value>;
-/// An entity of a query page as text, read into a row on its own.
+/// An entity as the lead table answers it, kept as text and read into a row
+/// on its own ([`read_entity`]): one row cannot fail a page.
 type PageEntity = Box<RawValue>;
 
 /// `2026-11-21T10:00:00.1234567Z`: the 7-digit UTC form Table storage uses.
@@ -209,9 +210,19 @@ pub async fn store_rows(
 }
 
 /// Reads one entity of a page, or says which row could not be read and why.
-/// The reason is serde_json's, which names a position, never content.
+///
+/// Half an emoji in a row (a lone UTF-16 surrogate, `\ud83d` with no low
+/// half, as a system that counts in UTF-16 leaves when it cuts text) reads
+/// as U+FFFD: the page itself is read with each entity kept as text, which
+/// serde_json takes with lone surrogates in it, so the repair is made here,
+/// where every row a scan reads passes. Nowhere else needs it: the state
+/// table holds only what this program wrote from Rust strings, which cannot
+/// hold one, and so do the rows [`stored_row`] reads back (posted leads).
+/// The reason given for a row that still cannot be read is serde_json's,
+/// which names a position, never content.
 fn read_entity(entity: &RawValue) -> Result<LeadRow, String> {
-    let error = match serde_json::from_str::<RawEntity>(entity.get()) {
+    let text = crate::json_text::repair(entity.get());
+    let error = match serde_json::from_str::<RawEntity>(&text) {
         Ok(entity) => return Ok(lead_row(entity)),
         Err(e) => e,
     };
@@ -221,7 +232,7 @@ fn read_entity(entity: &RawValue) -> Result<LeadRow, String> {
         partition_key: String,
         row_key: String,
     }
-    Err(match serde_json::from_str::<Keys>(entity.get()) {
+    Err(match serde_json::from_str::<Keys>(&text) {
         Ok(keys) => {
             let key = LeadKey {
                 partition_key: keys.partition_key,
@@ -280,6 +291,32 @@ mod tests {
             parse_timestamp(&a),
             Some(datetime!(2026-01-02 03:04:05.9 UTC))
         );
+    }
+
+    #[test]
+    fn one_entity_costs_itself_not_the_page() {
+        let page = r#"[
+            {"PartitionKey": "p", "RowKey": "half", "Description": "a\ud83d b\ude00 \ud83d\ude00"},
+            {"PartitionKey": "p", "RowKey": "huge", "Description": "Ada", "Odd": 1e400},
+            {"PartitionKey": 7, "RowKey": "bad keys", "Odd": 1e400},
+            {"PartitionKey": "p", "RowKey": "fine"}
+        ]"#;
+        let entities: Vec<PageEntity> = serde_json::from_str(page).expect("the page reads");
+        let read: Vec<Result<LeadRow, String>> = entities.iter().map(|e| read_entity(e)).collect();
+        let half = read[0].as_ref().expect("half an emoji is read");
+        assert_eq!(half.description.as_deref(), Some("a\u{FFFD} b\u{FFFD} 😀"));
+        let huge = read[1].as_ref().expect_err("a number beyond f64");
+        assert!(
+            huge.starts_with("lead row p/huge skipped: it could not be read ("),
+            "{huge}"
+        );
+        assert!(!huge.contains("Ada"), "{huge}");
+        let bad = read[2].as_ref().expect_err("neither row nor keys");
+        assert!(
+            bad.starts_with("a lead row whose keys could not be read"),
+            "{bad}"
+        );
+        assert_eq!(read[3].as_ref().map(|r| r.row_key.as_str()), Ok("fine"));
     }
 
     #[test]

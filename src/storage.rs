@@ -1,7 +1,6 @@
 //! The Azure Table storage connection: one client per run that counts every
-//! HTTP request it makes (retries included) and hands the storage crate JSON
-//! it can read, and storage errors turned into sentences an operator can
-//! act on.
+//! HTTP request it makes (retries included), and storage errors turned into
+//! sentences an operator can act on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::error::ErrorKind;
-use azure_core::headers::CONTENT_TYPE;
 use azure_core::{
-    BytesStream, ClientOptions, Context, ExponentialRetryOptions, Policy, PolicyResult, Request,
-    Response, RetryOptions, TransportOptions,
+    ClientOptions, Context, ExponentialRetryOptions, Policy, PolicyResult, Request, RetryOptions,
+    TransportOptions,
 };
 use azure_data_tables::clients::TableServiceClientBuilder;
 use azure_data_tables::prelude::{TableClient, TableServiceClient};
@@ -158,9 +156,9 @@ impl Storage {
                     .max_delay(Duration::from_secs(4))
                     .max_total_elapsed(Duration::from_secs(20)),
             ));
-        let per_try = options.per_retry_policies_mut();
-        per_try.push(Arc::new(CountRequests(requests.clone())));
-        per_try.push(Arc::new(RepairJson));
+        options
+            .per_retry_policies_mut()
+            .push(Arc::new(CountRequests(requests.clone())));
         let builder = match connection {
             StorageConnection::Emulator => TableServiceClientBuilder::emulator(),
             StorageConnection::Account {
@@ -361,66 +359,15 @@ impl Policy for CountRequests {
         Self: 'f,
     {
         self.0.fetch_add(1, Ordering::Relaxed);
-        Box::pin(send_next(ctx, request, next))
-    }
-}
-
-/// Rewrites what no JSON reader takes in a JSON answer's body: a lone UTF-16
-/// surrogate (`\ud83d` with no low half, as a UTF-16 system leaves when it
-/// cuts an emoji in half) becomes U+FFFD ([`crate::json_text`]). Here, in the
-/// transport, because every answer passes here before the storage crate
-/// decodes it (a query page in one piece, a point read, the state table):
-/// one such character in one row then costs that character, not the page.
-/// The storage crate collects every body whole before decoding anyway.
-#[derive(Debug)]
-struct RepairJson;
-
-impl Policy for RepairJson {
-    fn send<'s, 'c, 'r, 'n, 'f>(
-        &'s self,
-        ctx: &'c Context,
-        request: &'r mut Request,
-        next: &'n [Arc<dyn Policy>],
-    ) -> Pin<Box<dyn Future<Output = PolicyResult> + Send + 'f>>
-    where
-        's: 'f,
-        'c: 'f,
-        'r: 'f,
-        'n: 'f,
-        Self: 'f,
-    {
         Box::pin(async move {
-            let response = send_next(ctx, request, next).await?;
-            let json = response
-                .headers()
-                .get_optional_str(&CONTENT_TYPE)
-                .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
-            if !json {
-                return Ok(response);
+            match next.split_first() {
+                Some((first, rest)) => first.send(ctx, request, rest).await,
+                None => Err(azure_core::Error::message(
+                    ErrorKind::Other,
+                    "storage client pipeline has no transport",
+                )),
             }
-            let (status, headers, body) = response.deconstruct();
-            let body = body.collect().await?;
-            let body = match crate::json_text::repair_bytes(&body) {
-                std::borrow::Cow::Borrowed(_) => body,
-                std::borrow::Cow::Owned(repaired) => repaired.into(),
-            };
-            Ok(Response::new(
-                status,
-                headers,
-                Box::pin(BytesStream::new(body)),
-            ))
         })
-    }
-}
-
-/// Hands the request to the rest of the pipeline.
-async fn send_next(ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
-    match next.split_first() {
-        Some((first, rest)) => first.send(ctx, request, rest).await,
-        None => Err(azure_core::Error::message(
-            ErrorKind::Other,
-            "storage client pipeline has no transport",
-        )),
     }
 }
 

@@ -154,10 +154,8 @@ async fn a_row_that_cannot_be_read_is_named_by_its_keys_and_the_scan_goes_on() {
     let proxy = FaultProxy::rewriting(azurite.port, &[("\"ODD\"", "1e400")]).await;
     let teams = Teams::start(&[], Duration::ZERO).await;
     let direct = Fixture::new(&azurite.connection_string());
-    let mut f = Fixture::new(&proxy.connection_string());
-    f.teams(&teams)
-        .set("LEADS_TABLE", direct.leads_table())
-        .set("LEADS_STATE_TABLE", direct.state_table());
+    let mut f = direct.through(&proxy.connection_string());
+    f.teams(&teams);
     let entity = json!({
         "PartitionKey": LEAD_PARTITION, "RowKey": "unreadable",
         "Description": "Ada Lovelace wants a demo", "Odd": "ODD",

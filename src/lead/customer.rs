@@ -85,9 +85,9 @@ impl Customer {
     }
 
     /// Parses `CustomerInfo`. `Err` carries a warning (never personal data:
-    /// serde_json's syntax errors name only line and column).
-    /// CustomerInfo is JSON written by a UTF-16 system: half an emoji in it
-    /// (a lone surrogate escape) reads as U+FFFD.
+    /// serde_json's syntax errors name only line and column). Half an emoji
+    /// in it (a lone surrogate escape, as a UTF-16 writer leaves) reads as
+    /// U+FFFD.
     pub(crate) fn parse_info(text: &str) -> Result<Customer, String> {
         let value: Value = serde_json::from_str(&json_text::repair(text))
             .map_err(|e| format!("CustomerInfo is not valid JSON ({e})"))?;

@@ -230,6 +230,15 @@ impl Fixture {
             .set("SMTP_PASSWORD", password)
     }
 
+    /// A fixture on this one's tables that reaches storage through another
+    /// connection (a proxy in front of the same Azurite).
+    pub fn through(&self, storage: &str) -> Fixture {
+        let mut f = Fixture::new(storage);
+        f.set("LEADS_TABLE", self.leads_table())
+            .set("LEADS_STATE_TABLE", self.state_table());
+        f
+    }
+
     pub fn parsed(&self) -> Settings {
         Settings::from_map(&self.settings).expect("valid settings")
     }
