@@ -229,18 +229,22 @@ async fn a_posted_lead_with_half_an_emoji_is_stored_and_alerted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azurite_stores_strings_up_to_32k_utf16_units_and_the_notifier_caps_to_that() {
+async fn azurite_stores_strings_up_to_32k_units_and_the_notifier_caps_to_that() {
     assert_eq!(lead_notifier::lead::MAX_PROPERTY_UTF16, AZURITE_STRING_MAX);
     let f = Fixture::new(&storage_connection());
     let entity = |key: &str, text: String| {
         json!({"PartitionKey": "limit", "RowKey": key, "Description": text}).to_string()
     };
-    // An emoji is two UTF-16 units: Azurite counts units, not characters.
-    let emoji = "😀".repeat(AZURITE_STRING_MAX / 2);
-    write_entity_text(&f, &entity("at", emoji.clone()))
+    // ASCII, one unit a character: Azurite reads a request body chunk by
+    // chunk and turns each into text on its own, so a long body of other
+    // characters can come out longer than it was sent (a character split
+    // between chunks becomes two U+FFFD), which would blur the limit. The
+    // units of other characters are counted in src/lead/fit.rs's tests.
+    let at = "x".repeat(AZURITE_STRING_MAX);
+    write_entity_text(&f, &entity("at", at.clone()))
         .await
         .expect("32,768 units are stored");
-    let refused = write_entity_text(&f, &entity("over", format!("{emoji}x")))
+    let refused = write_entity_text(&f, &entity("over", format!("{at}x")))
         .await
         .expect_err("one unit more is refused");
     let text = format!("{refused:?}");
