@@ -9,6 +9,7 @@ pub mod config;
 pub mod history;
 pub mod host;
 pub mod identity;
+pub mod json_text;
 pub mod lead;
 pub mod ledger;
 pub mod memory;

@@ -1,20 +1,27 @@
 //! The incremental scan of the lead table: every row whose system `Timestamp`
 //! is at or after a lower bound, page by page (Azure serves at most 1,000 rows
-//! a page and continues by token), never the whole table in memory.
+//! a page and continues by token), never the whole table in memory. Each row
+//! of a page is read on its own: one that cannot be read is skipped and named
+//! by its keys, and the rest of the page and the scan go on.
 
 use std::collections::BTreeMap;
 
 use azure_core::Pageable;
 use azure_data_tables::operations::QueryEntityResponse;
 use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::lead::LeadRow;
+use crate::lead::{LeadKey, LeadRow};
 use crate::storage::{is_conflict, is_entity_missing, is_table_missing, Storage, StorageError};
 
 type RawEntity = Map<String, Value>;
+/// An entity as the lead table answers it, kept as text and read into a row
+/// on its own ([`read_entity`]): one row cannot fail a page.
+type PageEntity = Box<RawValue>;
 
 /// `2026-11-21T10:00:00.1234567Z`: the 7-digit UTC form Table storage uses.
 /// Fixed width, so stored values compare as text in the same order as times.
@@ -46,7 +53,9 @@ pub fn since_filter(from: OffsetDateTime) -> String {
 pub struct Scan<'a> {
     storage: &'a Storage,
     table: String,
-    pages: Pageable<QueryEntityResponse<RawEntity>, azure_core::Error>,
+    pages: Pageable<QueryEntityResponse<PageEntity>, azure_core::Error>,
+    /// Rows skipped because they could not be read, as problem lines.
+    unreadable: Vec<String>,
 }
 
 impl<'a> Scan<'a> {
@@ -60,7 +69,8 @@ impl<'a> Scan<'a> {
         Scan {
             storage,
             table: table.to_owned(),
-            pages: query.into_stream::<RawEntity>(),
+            pages: query.into_stream::<PageEntity>(),
+            unreadable: Vec::new(),
         }
     }
 
@@ -69,7 +79,16 @@ impl<'a> Scan<'a> {
     pub async fn next_page(&mut self) -> Result<Option<Vec<LeadRow>>, StorageError> {
         match self.pages.next().await {
             None => Ok(None),
-            Some(Ok(page)) => Ok(Some(page.entities.into_iter().map(lead_row).collect())),
+            Some(Ok(page)) => {
+                let mut rows = Vec::with_capacity(page.entities.len());
+                for entity in page.entities {
+                    match read_entity(&entity) {
+                        Ok(row) => rows.push(row),
+                        Err(problem) => self.unreadable.push(problem),
+                    }
+                }
+                Ok(Some(rows))
+            }
             Some(Err(e)) if is_table_missing(&e) => Err(StorageError::LeadTableMissing {
                 table: self.table.clone(),
                 account: self.storage.account().to_owned(),
@@ -81,6 +100,12 @@ impl<'a> Scan<'a> {
             )),
         }
     }
+
+    /// The rows skipped so far because they could not be read, one problem
+    /// line each (keys and reason, no content); taken, so each is told once.
+    pub fn take_unreadable(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unreadable)
+    }
 }
 
 /// Reaches the lead table with the smallest possible read (one row).
@@ -89,7 +114,7 @@ pub async fn probe(storage: &Storage, table: &str) -> Result<(), StorageError> {
         .table(table)
         .query()
         .top(1u32)
-        .into_stream::<RawEntity>();
+        .into_stream::<PageEntity>();
     match pages.next().await {
         None | Some(Ok(_)) => Ok(()),
         Some(Err(e)) if is_table_missing(&e) => Err(StorageError::LeadTableMissing {
@@ -184,6 +209,41 @@ pub async fn store_rows(
     Ok(stored)
 }
 
+/// Reads one entity of a page, or says which row could not be read and why.
+///
+/// Half an emoji in a row (a lone UTF-16 surrogate, `\ud83d` with no low
+/// half, as a system that counts in UTF-16 leaves when it cuts text) reads
+/// as U+FFFD: the page itself is read with each entity kept as text, which
+/// serde_json takes with lone surrogates in it, so the repair is made here,
+/// where every row a scan reads passes. Nowhere else needs it: the state
+/// table holds only what this program wrote from Rust strings, which cannot
+/// hold one, and so do the rows [`stored_row`] reads back (posted leads).
+/// The reason given for a row that still cannot be read is serde_json's,
+/// which names a position, never content.
+fn read_entity(entity: &RawValue) -> Result<LeadRow, String> {
+    let text = crate::json_text::repair(entity.get());
+    let error = match serde_json::from_str::<RawEntity>(&text) {
+        Ok(entity) => return Ok(lead_row(entity)),
+        Err(e) => e,
+    };
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Keys {
+        partition_key: String,
+        row_key: String,
+    }
+    Err(match serde_json::from_str::<Keys>(&text) {
+        Ok(keys) => {
+            let key = LeadKey {
+                partition_key: keys.partition_key,
+                row_key: keys.row_key,
+            };
+            format!("lead row {key} skipped: it could not be read ({error})")
+        }
+        Err(_) => format!("a lead row whose keys could not be read was skipped ({error})"),
+    })
+}
+
 /// Builds a row leniently: Microsoft writes strings, but a column of another
 /// type must not make a whole page unreadable.
 fn lead_row(mut entity: RawEntity) -> LeadRow {
@@ -231,6 +291,32 @@ mod tests {
             parse_timestamp(&a),
             Some(datetime!(2026-01-02 03:04:05.9 UTC))
         );
+    }
+
+    #[test]
+    fn one_entity_costs_itself_not_the_page() {
+        let page = r#"[
+            {"PartitionKey": "p", "RowKey": "half", "Description": "a\ud83d b\ude00 \ud83d\ude00"},
+            {"PartitionKey": "p", "RowKey": "huge", "Description": "Ada", "Odd": 1e400},
+            {"PartitionKey": 7, "RowKey": "bad keys", "Odd": 1e400},
+            {"PartitionKey": "p", "RowKey": "fine"}
+        ]"#;
+        let entities: Vec<PageEntity> = serde_json::from_str(page).expect("the page reads");
+        let read: Vec<Result<LeadRow, String>> = entities.iter().map(|e| read_entity(e)).collect();
+        let half = read[0].as_ref().expect("half an emoji is read");
+        assert_eq!(half.description.as_deref(), Some("a\u{FFFD} b\u{FFFD} 😀"));
+        let huge = read[1].as_ref().expect_err("a number beyond f64");
+        assert!(
+            huge.starts_with("lead row p/huge skipped: it could not be read ("),
+            "{huge}"
+        );
+        assert!(!huge.contains("Ada"), "{huge}");
+        let bad = read[2].as_ref().expect_err("neither row nor keys");
+        assert!(
+            bad.starts_with("a lead row whose keys could not be read"),
+            "{bad}"
+        );
+        assert_eq!(read[3].as_ref().map(|r| r.row_key.as_str()), Ok("fine"));
     }
 
     #[test]

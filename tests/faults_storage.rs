@@ -117,10 +117,8 @@ async fn throttling_answers_from_storage_are_retried() {
     let teams = Teams::start(&[], Duration::ZERO).await;
     // Rows go straight to Azurite; the handler goes through the proxy.
     let direct = Fixture::new(&azurite.connection_string());
-    let mut f = Fixture::new(&proxy.connection_string());
-    f.teams(&teams)
-        .set("LEADS_TABLE", direct.leads_table())
-        .set("LEADS_STATE_TABLE", direct.state_table());
+    let mut f = direct.through(&proxy.connection_string());
+    f.teams(&teams);
     let rows = lead_rows("throttled", 30);
     write_rows(&direct, &rows).await;
     let handler = Handler::start(&f.settings).await;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::faults::Teams;
-use common::handler::Handler;
+use common::handler::{http_invocation, res_status, Handler};
 use common::servers::{
     maildev_messages, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
 };
@@ -17,22 +17,6 @@ use lead_notifier::source::store_rows;
 use lead_notifier::storage::Storage;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-
-/// The invocation the host sends for an HTTP trigger named `req`.
-fn http_invocation(body: &str) -> Value {
-    json!({
-        "Data": {"req": {
-            "Url": "https://contoso-leads.azurewebsites.net/api/LeadWebhook?code=FUNCTIONKEY",
-            "Method": "POST",
-            "Query": {"code": "FUNCTIONKEY"},
-            "Headers": {"Content-Type": ["application/json"], "User-Agent": ["Microsoft-Partner-Center"]},
-            "Params": {},
-            "Body": body,
-            "Identities": []
-        }},
-        "Metadata": {"sys": {"MethodName": "LeadWebhook", "UtcNow": "2026-11-21T10:00:00Z", "RandGuid": "5a1e0d6c-0000-4000-8000-000000000001"}}
-    })
-}
 
 fn lead_json(first: &str, email: &str) -> String {
     json!({
@@ -74,10 +58,6 @@ fn email_to_maildev(settings: &mut HashMap<String, String>, recipient: &str) {
         ("EMAIL_FROM".to_owned(), "leads@contoso.example".to_owned()),
         ("EMAIL_TO".to_owned(), recipient.to_owned()),
     ]);
-}
-
-fn res_status(body: &Value) -> u64 {
-    body["Outputs"]["res"]["statusCode"].as_u64().unwrap_or(0)
 }
 
 #[tokio::test]

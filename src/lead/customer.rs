@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::json_text;
+
 /// Customer details from `CustomerInfo` / `UserDetails`. Blank values are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Customer {
@@ -83,13 +85,15 @@ impl Customer {
     }
 
     /// Parses `CustomerInfo`. `Err` carries a warning (never personal data:
-    /// serde_json's syntax errors name only line and column).
+    /// serde_json's syntax errors name only line and column). Half an emoji
+    /// in it (a lone surrogate escape, as a UTF-16 writer leaves) reads as
+    /// U+FFFD.
     pub(crate) fn parse_info(text: &str) -> Result<Customer, String> {
-        let value: Value = serde_json::from_str(text)
+        let value: Value = serde_json::from_str(&json_text::repair(text))
             .map_err(|e| format!("CustomerInfo is not valid JSON ({e})"))?;
         // Some writers encode the object twice, as a JSON string.
         let value = match value {
-            Value::String(inner) => serde_json::from_str(&inner)
+            Value::String(inner) => serde_json::from_str(&json_text::repair(&inner))
                 .map_err(|_| "CustomerInfo is a JSON string, not an object".to_owned())?,
             other => other,
         };

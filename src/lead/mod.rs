@@ -6,11 +6,13 @@ mod created;
 mod customer;
 mod endpoint;
 mod filter;
+mod fit;
 mod source_code;
 
 pub use created::{format_created_time, parse_created_time};
 pub use customer::Customer;
 pub use filter::{is_edu_domain, is_test_lead, Filters, SkipReason};
+pub use fit::MAX_PROPERTY_UTF16;
 pub use source_code::{parse_lead_source, Action, LeadSourceParts, Source};
 
 use serde::{Deserialize, Serialize};

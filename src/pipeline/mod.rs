@@ -108,6 +108,9 @@ impl Pipeline {
                 run.judge(&rows, known).await?;
             }
         }
+        for problem in scan.take_unreadable() {
+            run.summary.problem(problem);
+        }
         let known = known.unwrap_or_default();
         let table = &settings.leads_table;
         run.deliver(&known, || Reread::Scan(Scan::new(&storage, table, from)))

@@ -19,6 +19,27 @@ pub fn timer_body() -> Value {
     })
 }
 
+/// The invocation the host sends for an HTTP trigger named `req`.
+pub fn http_invocation(body: &str) -> Value {
+    json!({
+        "Data": {"req": {
+            "Url": "https://contoso-leads.azurewebsites.net/api/LeadWebhook?code=FUNCTIONKEY",
+            "Method": "POST",
+            "Query": {"code": "FUNCTIONKEY"},
+            "Headers": {"Content-Type": ["application/json"], "User-Agent": ["Microsoft-Partner-Center"]},
+            "Params": {},
+            "Body": body,
+            "Identities": []
+        }},
+        "Metadata": {"sys": {"MethodName": "LeadWebhook", "UtcNow": "2026-11-21T10:00:00Z", "RandGuid": "5a1e0d6c-0000-4000-8000-000000000001"}}
+    })
+}
+
+/// The HTTP status an HTTP-trigger invocation answered its caller (`res`).
+pub fn res_status(body: &Value) -> u64 {
+    body["Outputs"]["res"]["statusCode"].as_u64().unwrap_or(0)
+}
+
 /// A running handler process. Its stdout and stderr go to files so a test
 /// can read everything it printed; it is killed when dropped.
 pub struct Handler {
@@ -85,6 +106,12 @@ impl Handler {
 
     /// POSTs `body` to `/{function}` like the host and returns status and JSON body.
     pub async fn invoke(&self, function: &str, body: &Value) -> (u16, Value) {
+        self.invoke_text(function, body.to_string()).await
+    }
+
+    /// [`Self::invoke`] with the body as text, for JSON a `Value` cannot
+    /// hold (a lone surrogate escape, as the host's UTF-16 strings allow).
+    pub async fn invoke_text(&self, function: &str, body: String) -> (u16, Value) {
         let response = self
             .http
             .post(self.url(&format!("/{function}")))
@@ -93,7 +120,8 @@ impl Handler {
                 "0f3e4d5c-1111-2222-3333-444455556666",
             )
             .header("User-Agent", "Azure-Functions-Host/4.0")
-            .json(body)
+            .header("Content-Type", "application/json")
+            .body(body)
             .send()
             .await
             .expect("invocation answered");

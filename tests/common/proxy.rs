@@ -3,7 +3,8 @@
 //! Table storage gives (503 ServerBusy, 429) and a `Retry-After`, without
 //! forwarding them, so a retry is always safe and must succeed. It can also
 //! refuse, as Table storage refuses an entity it does not take (400
-//! PropertyValueTooLarge), every write whose body holds a given text.
+//! PropertyValueTooLarge), every write whose body holds a given text, and
+//! change text in Azurite's answers, for answers Azurite never gives.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +32,8 @@ struct Plan {
     every: Option<usize>,
     /// Writes whose body contains one of these are refused with 400.
     refuse_bodies: Vec<String>,
+    /// Text replaced in every answer's body: (what, by what).
+    rewrites: Vec<(String, String)>,
     seen: AtomicUsize,
     refused: AtomicUsize,
     http: reqwest::Client,
@@ -44,7 +47,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to Azurite on `upstream_port`.
     pub async fn start(upstream_port: u16, first: &[Throttle], every: Option<usize>) -> FaultProxy {
-        FaultProxy::with_plan(upstream_port, first, every, Vec::new()).await
+        FaultProxy::with_plan(upstream_port, first, every, Vec::new(), Vec::new()).await
     }
 
     /// Forwards everything except writes (POST, PUT, MERGE, PATCH) whose
@@ -52,7 +55,16 @@ impl FaultProxy {
     /// included, are answered 400 PropertyValueTooLarge, as Table storage
     /// answers an entity it does not take.
     pub async fn refusing(upstream_port: u16, needles: &[String]) -> FaultProxy {
-        FaultProxy::with_plan(upstream_port, &[], None, needles.to_vec()).await
+        FaultProxy::with_plan(upstream_port, &[], None, needles.to_vec(), Vec::new()).await
+    }
+
+    /// Forwards everything, replacing each `(what, by)` in the answers.
+    pub async fn rewriting(upstream_port: u16, rewrites: &[(&str, &str)]) -> FaultProxy {
+        let rewrites = rewrites
+            .iter()
+            .map(|(what, by)| (what.to_string(), by.to_string()))
+            .collect();
+        FaultProxy::with_plan(upstream_port, &[], None, Vec::new(), rewrites).await
     }
 
     async fn with_plan(
@@ -60,12 +72,14 @@ impl FaultProxy {
         first: &[Throttle],
         every: Option<usize>,
         refuse_bodies: Vec<String>,
+        rewrites: Vec<(String, String)>,
     ) -> FaultProxy {
         let plan = Arc::new(Plan {
             upstream: format!("http://127.0.0.1:{upstream_port}"),
             first: Mutex::new(first.iter().copied().collect()),
             every,
             refuse_bodies,
+            rewrites,
             seen: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
             http: reqwest::Client::new(),
@@ -172,7 +186,14 @@ async fn forward(State(plan): State<Arc<Plan>>, request: Request) -> Response {
     };
     let status = answer.status().as_u16();
     let headers = answer.headers().clone();
-    let body = answer.bytes().await.unwrap_or_default();
+    let mut body = answer.bytes().await.unwrap_or_default();
+    if !plan.rewrites.is_empty() {
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        for (what, by) in &plan.rewrites {
+            text = text.replace(what.as_str(), by);
+        }
+        body = text.into();
+    }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in &headers {
