@@ -158,13 +158,35 @@ fn outcome_of(error: &azure_core::Error, row_key: &str) -> Option<Outcome> {
         return Some(Outcome::Missing);
     }
     match http_status(error) {
-        Some((status @ (400 | 413), code)) => Some(Outcome::Refused(format!(
-            "the state table refused ledger record {}: HTTP {status} {}",
-            shortened(row_key),
-            code.unwrap_or("(no error code)")
-        ))),
+        Some((status, code)) if status == 413 || (status == 400 && about_the_entity(code)) => {
+            Some(Outcome::Refused(format!(
+                "the state table refused ledger record {}: HTTP {status} {}",
+                shortened(row_key),
+                code.unwrap_or("(no error code)")
+            )))
+        }
         _ => None,
     }
+}
+
+/// Whether a 400 is about the record's content (a key or value too large
+/// or out of range), not about the request: any other 400 (a bad header, a
+/// proxy's answer) would refuse every record alike and fails the run.
+fn about_the_entity(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "KeyValueTooLarge"
+                | "PropertyValueTooLarge"
+                | "EntityTooLarge"
+                | "PropertyNameTooLong"
+                | "TooManyProperties"
+                | "OutOfRangeInput"
+                | "InvalidValueType"
+                // Azurite's answer to a key over its limit.
+                | "InvalidInput"
+        )
+    )
 }
 
 /// A key as a reason shows it: a too-long one cut to its start.
@@ -247,6 +269,10 @@ mod tests {
             (StatusCode::TooManyRequests, "TooManyRequests"),
             (StatusCode::ServiceUnavailable, "ServerBusy"),
             (StatusCode::InternalServerError, "InternalError"),
+            // About the request, not the record: every record would fail alike.
+            (StatusCode::BadRequest, "InvalidHeaderValue"),
+            (StatusCode::BadRequest, "InvalidUri"),
+            (StatusCode::BadRequest, ""),
         ] {
             assert_eq!(outcome(status, code), None, "{code}");
         }

@@ -2,76 +2,95 @@
 //! this clock, not by the local one: two machines (or one with a clock set
 //! wrong) judging the same claim must agree on when its lease ends.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-const UNKNOWN: i64 = i64::MIN;
-
-/// How far the service's clock is ahead of this machine's, from what its
-/// answers tell: their `Date` header and the `Timestamp` of records read.
-/// Each was written before the answer arrived (and `Date` has whole
-/// seconds), so each reading is a little behind the service's real time;
-/// the largest reading is kept. Judged by it, a claim
-/// may look live a little longer than it is, never shorter.
-#[derive(Debug)]
+/// The service's time, from what its answers tell: their `Date` header and
+/// the `Timestamp` of records read. Each was written before the answer
+/// arrived (and `Date` has whole seconds), so each reading is a little
+/// behind the service's real time; the latest reading is kept and carried
+/// forward on this machine's monotonic clock, so a wall clock stepped
+/// meanwhile changes nothing. Judged by it, a claim may look live a little
+/// longer than it is, never shorter.
+#[derive(Debug, Default)]
 pub struct ServerClock {
-    ahead_ms: AtomicI64,
-}
-
-impl Default for ServerClock {
-    fn default() -> Self {
-        ServerClock {
-            ahead_ms: AtomicI64::new(UNKNOWN),
-        }
-    }
+    /// The service's time as last read, and when it was read.
+    reading: Mutex<Option<(OffsetDateTime, Instant)>>,
 }
 
 impl ServerClock {
     /// Takes note of a time the service had passed when an answer that
     /// arrived now was written.
-    pub fn observe(&self, server_date: OffsetDateTime) {
-        self.observe_at(server_date, OffsetDateTime::now_utc());
+    pub fn observe(&self, server_time: OffsetDateTime) {
+        self.observe_at(server_time, Instant::now());
     }
 
-    fn observe_at(&self, server_date: OffsetDateTime, local: OffsetDateTime) {
-        let ahead = (server_date - local).whole_milliseconds();
-        let ahead = i64::try_from(ahead).unwrap_or(if ahead < 0 { i64::MIN + 1 } else { i64::MAX });
-        self.ahead_ms.fetch_max(ahead, Ordering::Relaxed);
+    fn observe_at(&self, server_time: OffsetDateTime, now: Instant) {
+        let Ok(mut reading) = self.reading.lock() else {
+            return;
+        };
+        let ahead = match *reading {
+            Some(last) => server_time > carried(last, now),
+            None => true,
+        };
+        if ahead {
+            *reading = Some((server_time, now));
+        }
     }
 
     /// The service's time now; this machine's until an answer was seen.
     pub fn now(&self) -> OffsetDateTime {
-        self.at(OffsetDateTime::now_utc())
-    }
-
-    fn at(&self, local: OffsetDateTime) -> OffsetDateTime {
-        match self.ahead_ms.load(Ordering::Relaxed) {
-            UNKNOWN => local,
-            ahead => local
-                .checked_add(Duration::milliseconds(ahead))
-                .unwrap_or(local),
+        let reading = self.reading.lock().ok().and_then(|r| *r);
+        match reading {
+            Some(last) => carried(last, Instant::now()),
+            None => OffsetDateTime::now_utc(),
         }
     }
+}
+
+fn carried((time, at): (OffsetDateTime, Instant), now: Instant) -> OffsetDateTime {
+    let elapsed =
+        time::Duration::try_from(now.saturating_duration_since(at)).unwrap_or(time::Duration::MAX);
+    time.checked_add(elapsed).unwrap_or(time)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use time::macros::datetime;
 
     #[test]
-    fn the_service_clock_is_read_from_its_answers() {
+    fn the_service_clock_is_read_from_its_answers_and_carried_forward() {
         let clock = ServerClock::default();
-        let local = datetime!(2026-12-05 10:00:00 UTC);
-        assert_eq!(clock.at(local), local);
-        // This machine is an hour fast.
-        clock.observe_at(datetime!(2026-12-05 09:00:00 UTC), local);
-        assert_eq!(clock.at(local), datetime!(2026-12-05 09:00:00 UTC));
-        // A later answer that says a second more (whole seconds) wins; one
-        // that says less (it was on its way longer) does not.
-        clock.observe_at(datetime!(2026-12-05 09:00:01 UTC), local);
-        clock.observe_at(datetime!(2026-12-05 08:59:58 UTC), local);
-        assert_eq!(clock.at(local), datetime!(2026-12-05 09:00:01 UTC));
+        let start = Instant::now();
+        clock.observe_at(datetime!(2026-12-05 09:00:00 UTC), start);
+        let later = start + Duration::from_secs(10);
+        assert_eq!(
+            carried(clock.reading.lock().unwrap().unwrap(), later),
+            datetime!(2026-12-05 09:00:10 UTC)
+        );
+        // A reading behind what is carried forward (it was on its way
+        // longer, or has whole seconds) changes nothing; one ahead wins.
+        clock.observe_at(datetime!(2026-12-05 09:00:09 UTC), later);
+        assert_eq!(
+            clock.reading.lock().unwrap().unwrap(),
+            (datetime!(2026-12-05 09:00:00 UTC), start)
+        );
+        clock.observe_at(datetime!(2026-12-05 09:00:11 UTC), later);
+        assert_eq!(
+            clock.reading.lock().unwrap().unwrap(),
+            (datetime!(2026-12-05 09:00:11 UTC), later)
+        );
+    }
+
+    #[test]
+    fn without_an_answer_it_is_this_machines_clock() {
+        let clock = ServerClock::default();
+        let before = OffsetDateTime::now_utc();
+        let now = clock.now();
+        assert!(now >= before && now <= OffsetDateTime::now_utc());
     }
 }

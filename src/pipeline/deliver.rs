@@ -228,6 +228,7 @@ impl Channel {
             .filter(|&i| {
                 let mine = held.is_held(i);
                 if !mine {
+                    held.forget(i);
                     self.tally.lost(&owed[i].alert);
                 }
                 mine
@@ -267,6 +268,11 @@ impl Channel {
         owed: &[OwedAlert],
         held: &mut Held,
     ) -> Result<(), StorageError> {
+        // Taken over by another run while waiting: its to send, and the
+        // watermark stays before it until it is done.
+        for i in held.lost() {
+            self.tally.lost(&owed[i].alert);
+        }
         let rest = held.rest();
         if rest.is_empty() {
             return Ok(());
@@ -469,20 +475,21 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 /// Sends once, retrying retryable failures while the channel's budget lasts.
 /// The budget bounds the channel's failing time: each failed try and each
-/// wait counts, and a try is cut off where it would pass the budget (a
-/// service that never answers holds the run no longer than that). With a
-/// deadline (the webhook's alerting budget) no retry waits past it, and the
-/// deadline never cuts a send off: the message may be arriving, and
-/// recording it for retry would alert twice.
+/// wait counts, no retry starts once it is spent, and a try that has no
+/// answer within the whole budget counts as failed (so a service that never
+/// answers holds the run about that long). A try is never cut off sooner:
+/// what is left of the budget after a blip would cut a healthy slow send,
+/// which may have arrived, and recording it for retry would alert twice.
+/// With a deadline (the webhook's alerting budget) no retry waits past it,
+/// and the deadline never cuts a send off.
 async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result<(), NotifyError> {
     let mut retries = 0u32;
     loop {
         let tried = Instant::now();
-        let error =
-            match try_within_budget(limits, channel.spent, channel.notifier.send(alert)).await {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
+        let error = match try_within_budget(limits, channel.notifier.send(alert)).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
         let NotifyError::Retryable { retry_after, .. } = &error else {
             // Not the channel failing (a permanent refusal ends its run, a
             // digest too large is split): no budget spent.
@@ -500,18 +507,17 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
     }
 }
 
-/// One try, given what is left of the retry budget after `spent` (`0`
-/// turns retries off: the one try then runs to the client's own timeout).
+/// One try, with no answer within the retry budget counting as a failure
+/// (`0` turns retries off: the one try then runs to the client's own
+/// timeout).
 async fn try_within_budget(
     limits: Limits,
-    spent: Duration,
     attempt: impl std::future::Future<Output = Result<(), NotifyError>>,
 ) -> Result<(), NotifyError> {
     if limits.retry_budget.is_zero() {
         return attempt.await;
     }
-    let left = limits.retry_budget.saturating_sub(spent);
-    tokio::time::timeout(left, attempt)
+    tokio::time::timeout(limits.retry_budget, attempt)
         .await
         .unwrap_or_else(|_| {
             Err(NotifyError::retryable(format!(

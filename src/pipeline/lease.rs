@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use futures::future::{select, Either};
+use tokio::sync::Notify;
 
 use crate::ledger::{Entry, Ledger};
 use crate::storage::StorageError;
@@ -94,22 +94,33 @@ impl Held {
     }
 
     /// Awaits `send` while renewing the claims on time. A send is never cut
-    /// off: when a renewal fails (storage gone), the send is awaited anyway.
+    /// off, and neither is a renewal under way when the send ends (its
+    /// write may be stored: the new ETags must be kept). A renewal that
+    /// fails (storage unreachable) is tried again shortly.
     pub async fn during<T>(&mut self, ledger: &Ledger<'_>, send: impl Future<Output = T>) -> T {
+        let sent = Notify::new();
+        let send = async {
+            let answer = send.await;
+            sent.notify_one();
+            answer
+        };
         let keep = async {
+            let mut due = self.renew_at();
             loop {
-                tokio::time::sleep_until(self.renew_at().into()).await;
-                if let Err(e) = self.renew(ledger).await {
-                    tracing::warn!("could not renew claims while sending: {e}");
-                    return;
+                tokio::select! {
+                    () = tokio::time::sleep_until(due.into()) => {}
+                    () = sent.notified() => return,
                 }
+                due = match self.renew(ledger).await {
+                    Ok(()) => self.renew_at(),
+                    Err(e) => {
+                        tracing::warn!("could not renew claims while sending, trying again: {e}");
+                        Instant::now() + (self.lease / 10).max(MIN_RENEWAL_GAP)
+                    }
+                };
             }
         };
-        let (send, keep) = (std::pin::pin!(send), std::pin::pin!(keep));
-        match select(send, keep).await {
-            Either::Left((sent, _)) => sent,
-            Either::Right(((), send)) => send.await,
-        }
+        futures::future::join(send, keep).await.0
     }
 
     /// The claim of slot `i` as last written, to settle it; a claim lost
@@ -118,6 +129,24 @@ impl Held {
         let slot = &mut self.slots[i];
         slot.state = State::Taken;
         slot.entry.clone()
+    }
+
+    /// Claims lost to another run and not yet reported by
+    /// [`Self::is_held`]'s caller: positions, each handed out once.
+    pub fn lost(&mut self) -> Vec<usize> {
+        let mut lost = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.state == State::Lost {
+                slot.state = State::Taken;
+                lost.push(i);
+            }
+        }
+        lost
+    }
+
+    /// Marks a lost claim as reported.
+    pub fn forget(&mut self, i: usize) {
+        self.slots[i].state = State::Taken;
     }
 
     /// Slots neither taken nor lost, handed back.
