@@ -268,6 +268,30 @@ async fn a_refused_second_card_leaves_its_leads_owed_and_the_first_cards_deliver
     assert_eq!(shown.len(), LEADS);
 }
 
+/// Teams answering 413 to a card (its size limit is not published and may
+/// be lower than the margin kept here): the card goes again as two halves,
+/// each settled on its own answer, and no lead is given up.
+#[tokio::test]
+async fn a_card_teams_finds_too_large_goes_again_as_two_halves() {
+    let teams = Teams::start(&[TeamsReply::status(413)], Duration::ZERO).await;
+    let mut f = digest_fixture();
+    f.teams(&teams);
+    let (leads, _handler, answers) = run_digests(&f, "dhalves").await;
+    assert_eq!(total(&answers, "delivered", "teams"), LEADS as u64);
+    assert_eq!(total(&answers, "failed", ""), 0, "{answers:?}");
+    let posts = teams.posts();
+    assert_eq!(posts[0].status, 413);
+    let accepted: Vec<Message> = posts
+        .iter()
+        .filter(|p| p.accepted())
+        .map(|p| teams_message(&p.body))
+        .collect();
+    let all: Vec<&Shown> = leads.iter().collect();
+    let shown = assert_each_listed_once("teams", &accepted, &all, &[]);
+    assert_eq!(shown.len(), LEADS);
+    assert_eq!(delivered(&f, "teams").await, shown);
+}
+
 #[tokio::test]
 async fn a_slack_digest_of_120_leads_lists_each_in_exactly_one_message_within_block_kit_limits() {
     let slack = Slack::start().await;

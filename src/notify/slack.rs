@@ -60,6 +60,16 @@ impl SlackNotifier {
                 reason: reason("Slack is busy or unavailable".to_owned()),
                 retry_after: answer.retry_after,
             },
+            // A digest goes again as two halves; a single lead fails alone.
+            400 if matches!(
+                code.as_deref(),
+                Some("msg_too_long" | "msg_blocks_too_long" | "too_many_blocks")
+            ) =>
+            {
+                NotifyError::TooLarge {
+                    reason: reason("Slack refused the message as too long".to_owned()),
+                }
+            }
             400 => NotifyError::permanent(reason(
                 "Slack refused the message as malformed; this is a lead-notifier bug: please report it with the run's log".to_owned(),
             )),

@@ -75,7 +75,10 @@ impl TeamsNotifier {
             401 | 403 | 404 => NotifyError::permanent(reason(format!(
                 "the Teams webhook refused the post: {setting} is wrong, or the workflow was deleted or its URL signature changed; copy the URL again from the workflow",
             ))),
-            413 => NotifyError::permanent(reason("Teams refused the card as too large".to_owned())),
+            // A digest goes again as two halves; a single lead fails alone.
+            413 => NotifyError::TooLarge {
+                reason: reason("Teams refused the card as too large".to_owned()),
+            },
             400..=499 => NotifyError::permanent(reason(
                 "Teams refused the card: check that the workflow is a \"Post to a channel when a webhook request is received\" flow".to_owned(),
             )),
