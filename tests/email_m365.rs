@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use common::faults::{
     lead_rows, ledger, shown_key, total, write_rows, Fixture, CUSTOMER_NEEDLES,
 };
 use common::graph::{Bearer, Graph, GraphReply};
-use common::handler::{timer_body, Handler};
+use common::handler::{run_cli, timer_body, Handler};
 use common::identity::{EntraStandIn, TestCert, APP_CLIENT_ID, TENANT};
 use common::leads::{jane, lead};
 use common::servers::{free_port, storage_connection};
@@ -520,28 +519,6 @@ fn graph_fixture(graph: &Graph, entra: &EntraStandIn) -> Fixture {
         .set("IDENTITY_HEADER", &entra.identity_header);
     f.secrets.push(entra.identity_header.clone());
     f
-}
-
-/// Runs `lead-notifier <args>` with only `settings`; exit code and all output.
-async fn run_cli(settings: &HashMap<String, String>, args: &[&str]) -> (Option<i32>, String) {
-    let settings = settings.clone();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
-            .args(&args)
-            .env_clear()
-            .envs(&settings)
-            .output()
-            .expect("run lead-notifier")
-    })
-    .await
-    .expect("joined");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
 }
 
 /// Every secret and token the run could have printed.
