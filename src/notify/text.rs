@@ -23,6 +23,11 @@ use crate::lead::{parse_created_time, Action, Lead, Source};
 /// grapheme joiner, the Hangul fillers (which render as blank letters) and
 /// the variation selectors. [`is_shown`] keeps the two that emoji need.
 fn is_invisible(c: char) -> bool {
+    // No ASCII character is one of these: most lead text skips the lookups.
+    !c.is_ascii() && is_invisible_non_ascii(c)
+}
+
+fn is_invisible_non_ascii(c: char) -> bool {
     c.general_category() == GeneralCategory::Format
         || matches!(
             c,
