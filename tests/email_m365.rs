@@ -649,6 +649,22 @@ async fn graph_check_gets_a_managed_identity_token_and_test_alert_sends_one_emai
     assert_no_leaks("lead-notifier output", &out, &needles(&f, &entra));
 }
 
+/// Settings for the binary: fresh tables, email only, over SMTP on
+/// 127.0.0.1:`port` with XOAUTH2 and an app registration's tokens.
+fn xoauth2_app_fixture(port: u16, entra: &EntraStandIn, cert: &TestCert) -> Fixture {
+    let mut f = Fixture::new(&storage_connection());
+    f.without("OUTBOX_DIR")
+        .smtp(port, TO[0])
+        .set("SMTP_AUTH", "oauth2")
+        .set("SMTP_USERNAME", "leads@contoso.example")
+        .set("AZURE_TENANT_ID", TENANT)
+        .set("AZURE_CLIENT_ID", APP_CLIENT_ID)
+        .set("AZURE_CLIENT_SECRET", &entra.client_secret)
+        .set("AZURE_AUTHORITY_HOST", &entra.authority_host)
+        .set("SSL_CERT_FILE", cert.cert_path.display().to_string());
+    f
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xoauth2_with_an_app_registration_end_to_end() {
     let cert = TestCert::new();
@@ -661,16 +677,7 @@ async fn xoauth2_with_an_app_registration_end_to_end() {
         ..Script::default()
     })
     .await;
-    let mut f = Fixture::new(&storage_connection());
-    f.without("OUTBOX_DIR")
-        .smtp(server.port, TO[0])
-        .set("SMTP_AUTH", "oauth2")
-        .set("SMTP_USERNAME", "leads@contoso.example")
-        .set("AZURE_TENANT_ID", TENANT)
-        .set("AZURE_CLIENT_ID", APP_CLIENT_ID)
-        .set("AZURE_CLIENT_SECRET", &entra.client_secret)
-        .set("AZURE_AUTHORITY_HOST", &entra.authority_host)
-        .set("SSL_CERT_FILE", cert.cert_path.display().to_string());
+    let f = xoauth2_app_fixture(server.port, &entra, &cert);
     write_rows(&f, &lead_rows("m365smtp", 1)).await;
 
     let (code, out) = run_cli(&f.settings, &["check"]).await;
@@ -715,16 +722,7 @@ async fn check_and_test_alert_report_a_refused_smtp_login_as_the_auth_step() {
         ..xoauth2_server_script("never-reached")
     })
     .await;
-    let mut f = Fixture::new(&storage_connection());
-    f.without("OUTBOX_DIR")
-        .smtp(relay.port, TO[0])
-        .set("SMTP_AUTH", "oauth2")
-        .set("SMTP_USERNAME", "leads@contoso.example")
-        .set("AZURE_TENANT_ID", TENANT)
-        .set("AZURE_CLIENT_ID", APP_CLIENT_ID)
-        .set("AZURE_CLIENT_SECRET", &entra.client_secret)
-        .set("AZURE_AUTHORITY_HOST", &entra.authority_host)
-        .set("SSL_CERT_FILE", cert.cert_path.display().to_string());
+    let f = xoauth2_app_fixture(relay.port, &entra, &cert);
     // A password refused with 535.
     let refusing = ScriptedSmtp::start(Script {
         auth: Some("535 5.7.8 Authentication credentials invalid".into()),

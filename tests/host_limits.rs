@@ -28,7 +28,7 @@ struct CutOff {
 
 /// Sends `head` on a fresh connection, then one `byte` every [`TRICKLE`],
 /// until the server closes the connection or `give_up` has passed (`None`).
-async fn trickle(port: u16, head: &[u8], byte: u8, give_up: Duration) -> Option<CutOff> {
+async fn trickle(port: u16, head: Vec<u8>, byte: u8, give_up: Duration) -> Option<CutOff> {
     let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let (mut read, mut write) = stream.into_split();
     let start = Instant::now();
@@ -37,7 +37,7 @@ async fn trickle(port: u16, head: &[u8], byte: u8, give_up: Duration) -> Option<
         after: start.elapsed(),
         answer: String::from_utf8_lossy(answer).into_owned(),
     };
-    if write.write_all(head).await.is_err() {
+    if write.write_all(&head).await.is_err() {
         return Some(ended(&answer));
     }
     let mut buf = [0u8; 1024];
@@ -80,71 +80,72 @@ async fn invoke_timer_on_new_connection(handler: &Handler) -> (u16, serde_json::
     (status, answer.json().await.expect("the run's JSON"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headers_trickled_a_byte_at_a_time_are_cut_off() {
+/// Runs a slow client against a fresh handler while the host invokes the
+/// timer as usual, and answers how the slow client was cut off (it must
+/// be, within `give_up`, with a `408` or a closed connection); the handler
+/// serves on.
+async fn slow_client_beside_the_host(
+    tag: &str,
+    head: &[u8],
+    byte: u8,
+    give_up: Duration,
+) -> CutOff {
     let f = Fixture::new(&storage_connection());
-    write_rows(&f, &lead_rows("slowheaders", 1)).await;
+    write_rows(&f, &lead_rows(tag, 1)).await;
     let mut handler = Handler::start(&f.settings).await;
 
-    let slow = tokio::spawn(trickle(
-        handler.port,
-        b"POST /LeadNotifier HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
-        b'a',
-        HEADER_READ_TIMEOUT * 4,
-    ));
-    // Meanwhile the host's invocation runs as usual.
+    let slow = tokio::spawn(trickle(handler.port, head.to_vec(), byte, give_up));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (status, run) = invoke_timer_on_new_connection(&handler).await;
     assert_eq!(status, 200, "{run}");
     assert_eq!(count(&run, "delivered", "outbox"), 1, "{run}");
 
-    let cut = slow.await.unwrap().expect("the slow headers were cut off");
+    let cut = slow
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{tag}: the slow client was not cut off within {give_up:?}"));
+    assert!(
+        matches!(status_of(&cut), None | Some("408")),
+        "{:?}",
+        cut.answer
+    );
+    assert!(handler.is_running());
+    assert_eq!(handler.invoke_timer().await.0, 200);
+    cut
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_trickled_a_byte_at_a_time_are_cut_off() {
+    let cut = slow_client_beside_the_host(
+        "slowheaders",
+        b"POST /LeadNotifier HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        b'a',
+        HEADER_READ_TIMEOUT * 4,
+    )
+    .await;
     assert!(
         cut.after >= HEADER_READ_TIMEOUT - Duration::from_secs(1)
             && cut.after < HEADER_READ_TIMEOUT * 2,
         "cut off after {:?}, the header timeout is {HEADER_READ_TIMEOUT:?}",
         cut.after
     );
-    assert!(
-        matches!(status_of(&cut), None | Some("408")),
-        "{:?}",
-        cut.answer
-    );
-    assert!(handler.is_running());
-    assert_eq!(handler.invoke_timer().await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_trickled_so_that_no_gap_is_long_is_cut_off_at_the_deadline() {
-    let f = Fixture::new(&storage_connection());
-    write_rows(&f, &lead_rows("slowbody", 1)).await;
-    let mut handler = Handler::start(&f.settings).await;
-
-    let slow = tokio::spawn(trickle(
-        handler.port,
+    let cut = slow_client_beside_the_host(
+        "slowbody",
         b"POST /LeadNotifier HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"Data\":",
         b' ',
         BODY_TIMEOUT * 2,
-    ));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (status, run) = invoke_timer_on_new_connection(&handler).await;
-    assert_eq!(status, 200, "{run}");
-    assert_eq!(count(&run, "delivered", "outbox"), 1, "{run}");
-
-    let cut = slow.await.unwrap().expect("the slow body was cut off");
+    )
+    .await;
     assert!(
         cut.after >= BODY_TIMEOUT - Duration::from_secs(1)
             && cut.after < BODY_TIMEOUT + Duration::from_secs(10),
         "cut off after {:?}, the body deadline is {BODY_TIMEOUT:?}",
         cut.after
     );
-    assert!(
-        matches!(status_of(&cut), None | Some("408")),
-        "{:?}",
-        cut.answer
-    );
-    assert!(handler.is_running());
-    assert_eq!(handler.invoke_timer().await.0, 200);
 }
 
 /// Sockets the process `pid` holds open.
