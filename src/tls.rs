@@ -16,11 +16,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::AsyncSmtpTransportBuilder;
-use lettre::{AsyncSmtpTransport, Tokio1Executor};
-
-use crate::config::SmtpSecurity;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
 /// The setting (environment variable) naming the extra PEM bundle.
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
@@ -181,24 +177,6 @@ pub fn smtp_tls_parameters(host: &str) -> Result<TlsParameters, lettre::transpor
         builder = builder.add_root_certificate(Certificate::from_pem(&roots.pem)?);
     }
     builder.build()
-}
-
-/// The SMTP transport builder for `security`, as lettre's `starttls_relay`
-/// (587) and `relay` (465) make it, but with [`smtp_tls_parameters`].
-pub fn smtp_transport(
-    host: &str,
-    security: SmtpSecurity,
-) -> Result<AsyncSmtpTransportBuilder, lettre::transport::smtp::Error> {
-    let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
-    Ok(match security {
-        SmtpSecurity::StartTls => plain
-            .port(587)
-            .tls(Tls::Required(smtp_tls_parameters(host)?)),
-        SmtpSecurity::Tls => plain
-            .port(465)
-            .tls(Tls::Wrapper(smtp_tls_parameters(host)?)),
-        SmtpSecurity::None => plain,
-    })
 }
 
 #[cfg(test)]

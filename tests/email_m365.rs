@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use common::faults::{
     lead_rows, ledger, shown_key, total, write_rows, Fixture, CUSTOMER_NEEDLES,
 };
 use common::graph::{Bearer, Graph, GraphReply};
-use common::handler::{timer_body, Handler};
+use common::handler::{run_cli, timer_body, Handler};
 use common::identity::{EntraStandIn, TestCert, APP_CLIENT_ID, TENANT};
 use common::leads::{jane, lead};
 use common::servers::{free_port, storage_connection};
@@ -425,6 +424,56 @@ async fn xoauth2_with_a_wrong_token_is_refused_with_the_exchange_fix() {
     );
 }
 
+/// An OAuth 2.0 login refusal names the AUTH step and the mailbox's and
+/// app's settings, never the sender or recipients.
+fn assert_oauth2_login_problem(reason: &str) {
+    assert!(reason.contains("SMTP AUTH: "), "{reason}");
+    assert!(
+        reason.contains("SMTP AUTH is turned on for the SMTP_USERNAME mailbox"),
+        "{reason}"
+    );
+    assert!(reason.contains("SMTP.SendAsApp"), "{reason}");
+    assert!(
+        !reason.contains("EMAIL_FROM") && !reason.contains("EMAIL_TO"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn xoauth2_refused_by_a_relay_with_a_short_command_limit_is_a_login_problem() {
+    let token = "t".repeat(1_200);
+    let server = ScriptedSmtp::start(Script {
+        max_line: Some(512),
+        ..xoauth2_server_script(&token)
+    })
+    .await;
+    let notifier = oauth2_notifier(server.port, TestTokens::new(&token));
+    for err in [
+        notifier.send(Alert::Lead(&jane())).await.unwrap_err(),
+        notifier.check().await.unwrap_err(),
+    ] {
+        assert!(!err.is_retryable(), "{err}");
+        assert_oauth2_login_problem(err.reason());
+        assert!(err.reason().contains("Command line too long"), "{err}");
+        assert!(
+            err.reason().contains("XOAUTH2 login command itself"),
+            "{err}"
+        );
+        assert!(!err.reason().contains("tttttttt"), "token in {err}");
+    }
+    assert!(server.accepted().is_empty());
+    assert!(!server.commands().iter().any(|c| c.starts_with("MAIL")));
+
+    // Exchange's 535 for a token it does not take: the same step and fix.
+    let server = ScriptedSmtp::start(xoauth2_server_script("right-token")).await;
+    let err = oauth2_notifier(server.port, TestTokens::new("wrong-token"))
+        .check()
+        .await
+        .unwrap_err();
+    assert_oauth2_login_problem(err.reason());
+    assert!(err.reason().contains("535"), "{err}");
+}
+
 #[tokio::test]
 async fn xoauth2_logs_in_again_when_the_token_is_refreshed() {
     let server = ScriptedSmtp::start(xoauth2_server_script("token-1")).await;
@@ -522,28 +571,6 @@ fn graph_fixture(graph: &Graph, entra: &EntraStandIn) -> Fixture {
     f
 }
 
-/// Runs `lead-notifier <args>` with only `settings`; exit code and all output.
-async fn run_cli(settings: &HashMap<String, String>, args: &[&str]) -> (Option<i32>, String) {
-    let settings = settings.clone();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
-            .args(&args)
-            .env_clear()
-            .envs(&settings)
-            .output()
-            .expect("run lead-notifier")
-    })
-    .await
-    .expect("joined");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
-}
-
 /// Every secret and token the run could have printed.
 fn needles(f: &Fixture, entra: &EntraStandIn) -> Vec<String> {
     let mut needles = f.secrets.clone();
@@ -622,6 +649,22 @@ async fn graph_check_gets_a_managed_identity_token_and_test_alert_sends_one_emai
     assert_no_leaks("lead-notifier output", &out, &needles(&f, &entra));
 }
 
+/// Settings for the binary: fresh tables, email only, over SMTP on
+/// 127.0.0.1:`port` with XOAUTH2 and an app registration's tokens.
+fn xoauth2_app_fixture(port: u16, entra: &EntraStandIn, cert: &TestCert) -> Fixture {
+    let mut f = Fixture::new(&storage_connection());
+    f.without("OUTBOX_DIR")
+        .smtp(port, TO[0])
+        .set("SMTP_AUTH", "oauth2")
+        .set("SMTP_USERNAME", "leads@contoso.example")
+        .set("AZURE_TENANT_ID", TENANT)
+        .set("AZURE_CLIENT_ID", APP_CLIENT_ID)
+        .set("AZURE_CLIENT_SECRET", &entra.client_secret)
+        .set("AZURE_AUTHORITY_HOST", &entra.authority_host)
+        .set("SSL_CERT_FILE", cert.cert_path.display().to_string());
+    f
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xoauth2_with_an_app_registration_end_to_end() {
     let cert = TestCert::new();
@@ -634,16 +677,7 @@ async fn xoauth2_with_an_app_registration_end_to_end() {
         ..Script::default()
     })
     .await;
-    let mut f = Fixture::new(&storage_connection());
-    f.without("OUTBOX_DIR")
-        .smtp(server.port, TO[0])
-        .set("SMTP_AUTH", "oauth2")
-        .set("SMTP_USERNAME", "leads@contoso.example")
-        .set("AZURE_TENANT_ID", TENANT)
-        .set("AZURE_CLIENT_ID", APP_CLIENT_ID)
-        .set("AZURE_CLIENT_SECRET", &entra.client_secret)
-        .set("AZURE_AUTHORITY_HOST", &entra.authority_host)
-        .set("SSL_CERT_FILE", cert.cert_path.display().to_string());
+    let f = xoauth2_app_fixture(server.port, &entra, &cert);
     write_rows(&f, &lead_rows("m365smtp", 1)).await;
 
     let (code, out) = run_cli(&f.settings, &["check"]).await;
@@ -675,6 +709,60 @@ async fn xoauth2_with_an_app_registration_end_to_end() {
         "{requests:?}"
     );
     assert_no_leaks("lead-notifier output", &out, &needles(&f, &entra));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_test_alert_report_a_refused_smtp_login_as_the_auth_step() {
+    // XOAUTH2 with an app registration's token, through a relay whose
+    // command limit is shorter than the AUTH line.
+    let cert = TestCert::new();
+    let entra = EntraStandIn::start(&cert);
+    let relay = ScriptedSmtp::start(Script {
+        max_line: Some(200),
+        ..xoauth2_server_script("never-reached")
+    })
+    .await;
+    let f = xoauth2_app_fixture(relay.port, &entra, &cert);
+    // A password refused with 535.
+    let refusing = ScriptedSmtp::start(Script {
+        auth: Some("535 5.7.8 Authentication credentials invalid".into()),
+        ..Script::default()
+    })
+    .await;
+    let mut p = Fixture::new(&storage_connection());
+    p.without("OUTBOX_DIR")
+        .smtp(refusing.port, TO[0])
+        .smtp_login();
+
+    for (settings, needles) in [
+        (&f.settings, needles(&f, &entra)),
+        (&p.settings, p.secrets.clone()),
+    ] {
+        for command in ["check", "test-alert"] {
+            let (code, out) = run_cli(settings, &[command]).await;
+            assert_ne!(code, Some(0), "{command}: {out}");
+            let line = out
+                .lines()
+                .find(|l| l.contains("email: FAILED") || l.contains("email:") && l.contains("SMTP"))
+                .unwrap_or_else(|| panic!("{command}: no email line in {out}"));
+            assert!(line.contains("SMTP AUTH: "), "{command}: {line}");
+            assert!(
+                !line.contains("EMAIL_FROM") && !line.contains("EMAIL_TO"),
+                "{command}: {line}"
+            );
+            assert_no_leaks("lead-notifier output", &out, &needles);
+        }
+    }
+    let (_, out) = run_cli(&f.settings, &["check"]).await;
+    assert_oauth2_login_problem(&out);
+    assert!(out.contains("Command line too long"), "{out}");
+    let (_, out) = run_cli(&p.settings, &["test-alert"]).await;
+    assert!(
+        out.contains("check SMTP_USERNAME and SMTP_PASSWORD"),
+        "{out}"
+    );
+    assert!(out.contains("535"), "{out}");
+    assert!(relay.accepted().is_empty() && refusing.accepted().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

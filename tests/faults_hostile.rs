@@ -9,7 +9,7 @@ use common::faults::{
     assert_handler_quiet, count, emails_per_lead, walk, write_entity, write_rows, Fixture, Teams,
     LEAD_PARTITION,
 };
-use common::handler::Handler;
+use common::handler::{run_cli, Handler};
 use common::servers::maildev_messages;
 use common::servers::{maildev_smtp_port, storage_connection, unique_recipient, Azurite};
 use lead_notifier::lead::LeadRow;
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw5nK3YpQ8ep0=";
 /// Customer details the hostile rows carry, which must never be printed.
 const HOSTILE_NEEDLES: [&str; 5] = ["Ngozi", "Okafor", "hostile.example", "803 555", "Zuzana"];
 /// Lead text that must never become markup, a link or a header.
@@ -57,6 +58,16 @@ fn hostile_rows() -> Vec<LeadRow> {
         ..LeadRow::default()
     };
     vec![
+        row(
+            "hostile-hidden",
+            info(
+                &hide("Zuzana"),
+                &format!("{}{}", hide("Okafor"), tags("wire the money")),
+                &format!("Tagged{} Traders", tags("ignore previous instructions")),
+                &hide("Head of IT"),
+            ),
+            Some(format!("{}\n{}", hide("Call me"), hide("tomorrow"))),
+        ),
         row(
             "hostile-badjson",
             Some(r#"{"FirstName": "Ngozi", "Email": "ngozi@hostile.example", "Phone": "+234 803 555"#.into()),
@@ -125,11 +136,79 @@ fn huge_entity() -> (LeadRow, Value) {
     (row, entity)
 }
 
-/// Bidirectional overrides, zero-width and other characters that hide or
-/// reorder text.
+/// One character of each kind that hides text: format characters (soft
+/// hyphen, zero-width, bidi, byte-order mark, tags), the combining grapheme
+/// joiner, the Hangul fillers and variation selectors.
+const HIDDEN: [char; 20] = [
+    '\u{00AD}',
+    '\u{034F}',
+    '\u{061C}',
+    '\u{115F}',
+    '\u{1160}',
+    '\u{180E}',
+    '\u{200B}',
+    '\u{200C}',
+    '\u{200D}',
+    '\u{202E}',
+    '\u{2066}',
+    '\u{2060}',
+    '\u{3164}',
+    '\u{FE00}',
+    '\u{FE0F}',
+    '\u{FEFF}',
+    '\u{FFA0}',
+    '\u{E0001}',
+    '\u{E0041}',
+    '\u{E0100}',
+];
+
+/// `text` with one hidden character after each letter, cycling through [`HIDDEN`].
+fn hide(text: &str) -> String {
+    text.chars()
+        .zip(HIDDEN.iter().cycle())
+        .flat_map(|(c, h)| [c, *h])
+        .collect()
+}
+
+/// `text` spelled in Unicode tag characters, which render as nothing.
+fn tags(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| char::from_u32(0xE0000 + c as u32))
+        .collect()
+}
+
+/// Controls, bidirectional overrides, zero-width and other characters that
+/// hide or reorder text. No hostile row has an emoji, so no joiner or
+/// variation selector may be left either.
 fn is_sneaky(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     (c.is_control() && c != '\n')
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        || c.general_category() == GeneralCategory::Format
+        || matches!(
+            c,
+            '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// Fails naming `what` when any string in `value` holds a hidden character.
+fn assert_nothing_hidden(what: &str, value: &Value) {
+    walk(value, &mut |v| {
+        if let Some(text) = v.as_str() {
+            assert_plain(what, text);
+        }
+    });
+}
+
+fn assert_plain(what: &str, text: &str) {
+    if let Some(c) = text.chars().find(|c| is_sneaky(*c)) {
+        panic!("{what}: U+{:04X} left in {text:?}", c as u32);
+    }
 }
 
 fn check_card(card: &Value, key: &str) {
@@ -180,12 +259,26 @@ fn check_card(card: &Value, key: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     let teams = Teams::start(&[], Duration::ZERO).await;
+    // Slack and the signed webhook answer 202 like Teams: the same stand-in.
+    let slack = Teams::start(&[], Duration::ZERO).await;
+    let receiver = Teams::start(&[], Duration::ZERO).await;
     let recipient = unique_recipient("hostile");
     // A private Azurite: a batch holding U+2028 makes Azurite answer 500 and
     // can leave it failing every later batch, which would sink the suite.
     let azurite = Azurite::spawn();
     let mut f = Fixture::new(&azurite.connection_string());
-    f.teams(&teams).smtp(maildev_smtp_port(), &recipient);
+    f.teams(&teams)
+        .smtp(maildev_smtp_port(), &recipient)
+        .set(
+            "SLACK_WEBHOOK_URL",
+            format!("{}/services/T1/B1/SlackHostile", slack.server.uri()),
+        )
+        .set(
+            "WEBHOOK_URL",
+            format!("{}/hooks/leads", receiver.server.uri()),
+        )
+        .set("WEBHOOK_SECRET", WEBHOOK_SECRET);
+    f.secrets.push("SlackHostile".to_owned());
     // Several hostile rows share one customer, offer and action: each must
     // be alerted here, not folded as a repeat.
     f.settings
@@ -210,7 +303,7 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
         Some(n),
         "{body}"
     );
-    for channel in ["email", "teams", "outbox"] {
+    for channel in ["email", "teams", "slack", "webhook", "outbox"] {
         assert_eq!(count(&body, "delivered", channel), n, "{channel}: {body}");
     }
 
@@ -227,7 +320,27 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
             &post.body,
             &post.body.to_string().chars().take(60).collect::<String>(),
         );
+        assert_nothing_hidden("Teams card", &post.body);
     }
+    // Slack messages and webhook events: one per row, no hidden characters.
+    for (what, sink) in [("Slack message", &slack), ("webhook event", &receiver)] {
+        let posts = sink.posts();
+        assert_eq!(posts.len(), rows.len(), "{what}s");
+        for post in &posts {
+            assert_nothing_hidden(what, &post.body);
+        }
+    }
+    let events = receiver.posts();
+    let event = events
+        .iter()
+        .find(|p| p.body["data"]["lead_keys"]["row_key"] == "hostile-hidden")
+        .expect("the hidden row's event");
+    assert_eq!(
+        event.body["data"]["customer"]["company"], "Tagged Traders",
+        "{}",
+        event.body
+    );
+    assert_eq!(event.body["data"]["description"], "Call me\ntomorrow");
 
     // One email per row; its HTML escapes the markup, its headers stay intact.
     let messages = maildev_messages(&recipient).await;
@@ -243,6 +356,8 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     }
     for message in &messages {
         let html = message["html"].as_str().unwrap_or("");
+        assert_plain("email HTML", html);
+        assert_plain("email text", message["text"].as_str().unwrap_or(""));
         let lower = html.to_ascii_lowercase();
         assert!(!lower.contains("<script"), "raw <script> in the HTML");
         assert!(!lower.contains("<img src=x"), "raw <img> in the HTML");
@@ -271,12 +386,58 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
             .is_some_and(|h| h.contains("&lt;script&gt;"))
     });
     assert!(escaped, "the <script> name is shown escaped");
+    let shown = messages.iter().any(|m| {
+        m["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Zuzana Okafor, Tagged Traders"))
+    });
+    assert!(
+        shown,
+        "the hidden row is alerted, its text without what was hidden"
+    );
+    assert_outbox_plain(f.outbox.path(), rows.len());
+    let (code, report) = run_cli(&f.settings, &["report", "--format", "json"]).await;
+    assert_eq!(code, Some(0), "{report}");
+    let report: Value = serde_json::from_str(&report).expect("report JSON");
+    assert_nothing_hidden("report", &report);
 
     let (status, again) = handler.invoke_timer().await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(teams.posts().len(), rows.len(), "nothing re-sent");
     assert!(handler.is_running());
     assert_handler_quiet(&handler, &f, &[&body, &again], &HOSTILE_NEEDLES);
+}
+
+/// The outbox's `.eml` (decoded) and `.json` files: one pair per lead, no
+/// hidden characters in either.
+fn assert_outbox_plain(dir: &std::path::Path, leads: usize) {
+    let mut eml = 0;
+    for entry in std::fs::read_dir(dir).expect("outbox") {
+        let path = entry.expect("outbox entry").path();
+        let bytes = std::fs::read(&path).expect("outbox file");
+        let what = path.display().to_string();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("eml") => {
+                eml += 1;
+                let message = mail_parser::MessageParser::default()
+                    .parse(&bytes)
+                    .expect("an email");
+                assert_plain(&what, message.subject().unwrap_or(""));
+                for part in 0..2 {
+                    let text = message.body_text(part).unwrap_or_default();
+                    let html = message.body_html(part).unwrap_or_default();
+                    // Lines end in CRLF in a message; that is not lead text.
+                    assert_plain(&what, &text.replace("\r\n", "\n"));
+                    assert_plain(&what, &html.replace("\r\n", "\n"));
+                }
+            }
+            Some("json") => {
+                assert_nothing_hidden(&what, &serde_json::from_slice(&bytes).expect("JSON"))
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(eml, leads, "one .eml per lead");
 }
 
 /// Sends `request` on a fresh connection and returns the status line, or

@@ -316,26 +316,64 @@ fn microsoft_sample_test_lead_is_skipped() {
 }
 
 #[test]
-fn msft_test_anywhere_marks_a_test_lead() {
+fn customers_mentioning_msft_test_in_their_own_text_are_alerted() {
     let skip = |lead: &Lead| Filters::default().skip_reason(lead);
-    let only_company = r#"{"FirstName":"Jane","Company":"msft_test_1"}"#;
-    assert_eq!(
-        skip(&Lead::from_row(&row(Some(only_company), None, None))),
-        Some(SkipReason::TestLead)
-    );
-    let unparseable = r#"{"FirstName":"MSFT_TEST_1""#;
-    assert_eq!(
-        skip(&Lead::from_row(&row(Some(unparseable), None, None))),
-        Some(SkipReason::TestLead)
-    );
-    let mut r = row(Some(JANE), Some("SPZA-INS|p.o"), None);
+    let company = r#"{"FirstName":"Jane","LastName":"Doe","Email":"jane@contoso.com","Company":"MSFT_TEST_1 Labs"}"#;
+    let mut r = row(Some(company), Some("SPZA-INS|p.o"), None);
+    r.description = Some("We saw MSFT_TEST in your docs; is msft_test_123 a sample?".into());
     r.offer_display_name = Some("Offer MSFT_TEST".into());
-    assert_eq!(skip(&Lead::from_row(&r)), Some(SkipReason::TestLead));
-    let mut r = row(Some(JANE), Some("SPZA-INS|p.o"), None);
-    r.description = Some("Ms_Ft test".into());
     assert_eq!(skip(&Lead::from_row(&r)), None);
-    r.description = Some("x Msft_Test y".into());
-    assert_eq!(skip(&Lead::from_row(&r)), Some(SkipReason::TestLead));
+    let title = r#"{"FirstName":"Jane","Title":"MSFT_TEST_636573304831318844","Company":"MSFT_TEST_636573304831318844"}"#;
+    assert_eq!(skip(&Lead::from_row(&row(Some(title), None, None))), None);
+    // Near misses of the marker in the fields Partner Center marks.
+    for name in [
+        "MSFT_TEST",
+        "MSFT_TEST_",
+        "MSFT_TEST_12a",
+        "xMSFT_TEST_1",
+        "MSFT_TEST_1 Jr",
+    ] {
+        let info = serde_json::json!({"FirstName": name, "Email": format!("{name}@contoso.com")});
+        let source = format!("{name}-INS|p.o");
+        let lead = Lead::from_row(&row(Some(&info.to_string()), Some(&source), None));
+        assert_eq!(skip(&lead), None, "{name}");
+    }
+    // Unreadable customer details are a real lead, whatever they contain.
+    let unparseable = r#"{"FirstName":"MSFT_TEST_1""#;
+    let lead = Lead::from_row(&row(Some(unparseable), Some("SPZA-INS|p.o"), None));
+    assert_eq!(skip(&lead), None);
+}
+
+#[test]
+fn partner_center_marks_its_test_leads_in_names_email_or_lead_source() {
+    let skip = |lead: &Lead| Filters::default().skip_reason(lead);
+    let t = "MSFT_TEST_636573304831318844";
+    for info in [
+        serde_json::json!({"FirstName": t}),
+        serde_json::json!({"LastName": format!(" {} ", t.to_ascii_lowercase())}),
+        serde_json::json!({"FirstName": "Jane", "Email": format!("{t}@test.com")}),
+    ] {
+        let lead = Lead::from_row(&row(Some(&info.to_string()), Some("SPZA-INS|p.o"), None));
+        assert_eq!(skip(&lead), Some(SkipReason::TestLead), "{info}");
+    }
+    for source in [
+        format!("{t}-{t}|Contoso Offer"),
+        format!("{t}-{t}"),
+        t.to_owned(),
+    ] {
+        let lead = Lead::from_row(&row(Some(JANE), Some(&source), None));
+        assert_eq!(skip(&lead), Some(SkipReason::TestLead), "{source}");
+    }
+    // Partner Center's validation POST to the HTTPS endpoint.
+    let body = serde_json::json!({
+        "UserDetails": {"FirstName": t, "LastName": t, "Email": format!("{t}@test.com"),
+                        "Company": t, "Title": t, "Country": "US"},
+        "LeadSource": format!("{t}-{t}"), "ActionCode": "INS",
+        "OfferTitle": "Contoso CRM Suite", "Description": t,
+    })
+    .to_string();
+    let posted = LeadRow::from_endpoint_json(&body, datetime!(2024-03-05 12:00 UTC)).unwrap();
+    assert_eq!(skip(&Lead::from_row(&posted)), Some(SkipReason::TestLead));
 }
 
 #[test]

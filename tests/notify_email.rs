@@ -24,6 +24,11 @@ fn settings(port: u16) -> SmtpSettings {
     }
 }
 
+/// A notifier sending to one recipient.
+fn notifier_for(smtp: &SmtpSettings) -> EmailNotifier {
+    notifier(smtp, &["a@sales.example".into()])
+}
+
 /// A notifier sending from a fixed sender to `to`.
 fn notifier(smtp: &SmtpSettings, to: &[String]) -> EmailNotifier {
     let from = "Lead Notifier <leads@publisher.example>".parse().unwrap();
@@ -300,6 +305,132 @@ async fn permanent_refusals_explain_the_fix() {
         err.reason().contains("SMTP_USERNAME and SMTP_PASSWORD"),
         "{err}"
     );
+}
+
+/// A reason that names the login step and its settings, and nothing about
+/// the sender or the recipients (which the login never got to).
+fn assert_login_problem(err: &NotifyError) {
+    let reason = err.reason();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(reason.starts_with("SMTP AUTH: "), "{err}");
+    assert!(reason.contains("SMTP_USERNAME and SMTP_PASSWORD"), "{err}");
+    assert!(
+        !reason.contains("EMAIL_FROM") && !reason.contains("EMAIL_TO"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_login_is_reported_as_the_auth_step_with_the_login_fix() {
+    let refused = Script {
+        auth: Some("535 5.7.8 Authentication credentials invalid".into()),
+        ..Script::default()
+    };
+    let err = send_scripted(refused.clone(), true).await;
+    assert_login_problem(&err);
+    assert!(err.reason().contains("535"), "{err}");
+
+    // A relay with a 512-byte command limit refuses the AUTH line itself.
+    let relay = Script {
+        auth: Some("235 2.7.0 Authentication successful".into()),
+        max_line: Some(512),
+        ..Script::default()
+    };
+    let server = ScriptedSmtp::start(relay).await;
+    let mut long = settings(server.port);
+    long.auth = SmtpAuth::Password {
+        username: "user".into(),
+        password: "p".repeat(600).into(),
+    };
+    let notifier = notifier(&long, &["a@sales.example".into()]);
+    for err in [
+        notifier.send(Alert::Lead(&jane())).await.unwrap_err(),
+        notifier.check().await.unwrap_err(),
+    ] {
+        assert_login_problem(&err);
+        assert!(
+            err.reason().contains("(500): 5.5.2 Command line too long"),
+            "{err}"
+        );
+        assert!(!err.reason().contains("ppppp"), "password in {err}");
+    }
+    assert!(
+        !server.commands().iter().any(|c| c.starts_with("MAIL")),
+        "nothing sent after the refused login: {:?}",
+        server.commands()
+    );
+
+    // The same server's 535 on check.
+    let server = ScriptedSmtp::start(refused).await;
+    let mut password = settings(server.port);
+    password.auth = SmtpAuth::Password {
+        username: "user".into(),
+        password: "hunter2-secret".to_string().into(),
+    };
+    let err = notifier_for(&password).check().await.unwrap_err();
+    assert_login_problem(&err);
+}
+
+#[tokio::test]
+async fn each_smtp_step_is_named_in_its_refusal() {
+    let cases = [
+        (
+            Script {
+                mail: "550 5.7.60 SendAsDenied; sender not allowed".into(),
+                ..Script::default()
+            },
+            "SMTP MAIL FROM: ",
+            "EMAIL_FROM",
+        ),
+        (
+            Script {
+                rcpt: "550 5.1.1 recipient unknown".into(),
+                ..Script::default()
+            },
+            "SMTP RCPT TO: ",
+            "EMAIL_TO",
+        ),
+        (
+            Script {
+                rcpt: "550 5.7.1 Relaying denied".into(),
+                ..Script::default()
+            },
+            "SMTP RCPT TO: ",
+            "SMTP_USERNAME and SMTP_PASSWORD if it relays only for a login",
+        ),
+        (
+            Script {
+                mail: "530 5.7.57 Client not authenticated to send mail".into(),
+                ..Script::default()
+            },
+            "SMTP MAIL FROM: ",
+            "requires a login: set SMTP_USERNAME",
+        ),
+        (
+            Script {
+                data: "554 5.6.0 Invalid message content".into(),
+                ..Script::default()
+            },
+            "SMTP DATA: ",
+            "refused the message",
+        ),
+    ];
+    for (script, step, fix) in cases {
+        let err = send_scripted(script, false).await;
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.reason().starts_with(step), "{step}: {err}");
+        assert!(err.reason().contains(fix), "{fix}: {err}");
+    }
+    let err = send_scripted(
+        Script {
+            mail: "451 4.3.0 try again later".into(),
+            ..Script::default()
+        },
+        false,
+    )
+    .await;
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.reason().starts_with("SMTP MAIL FROM: "), "{err}");
 }
 
 /// The error for a message the server refuses after DATA with `reply`.

@@ -22,7 +22,14 @@ async fn skipped_leads_are_recorded_once_and_never_sent() {
     let settings = Arc::new(settings(&[]));
     let real = row("1:2F1:2F2026", "real");
     let test = test_lead_row("1:2F1:2F2026", "msft-test");
-    store(&settings, &[real.clone(), test]).await;
+    // A customer quoting the marker in their own words is a real lead.
+    let mut quoting = row("1:2F1:2F2026", "quoting");
+    quoting.description = Some("We saw MSFT_TEST_636573304831318844 in your docs".into());
+    quoting.customer_info = Some(
+        r#"{"FirstName":"Jane","LastName":"Doe","Email":"jane@contoso.com","Company":"MSFT_TEST Labs"}"#
+            .into(),
+    );
+    store(&settings, &[real.clone(), test, quoting.clone()]).await;
     let email = Recorder::new(DestinationId::EMAIL);
     let teams = Recorder::new(DestinationId::TEAMS);
     let pipeline = Pipeline::new(settings.clone(), notifiers(&[&email, &teams]));
@@ -33,14 +40,15 @@ async fn skipped_leads_are_recorded_once_and_never_sent() {
         Some(&1),
         "{first:?}"
     );
-    assert_eq!(first.leads_new, 2);
-    assert_eq!(email.delivered_keys(), vec![key(&real)]);
-    assert_eq!(teams.delivered_keys(), vec![key(&real)]);
+    assert_eq!(first.leads_new, 3);
+    let alerted = sorted(vec![key(&quoting), key(&real)]);
+    assert_eq!(sorted(email.delivered_keys()), alerted);
+    assert_eq!(sorted(teams.delivered_keys()), alerted);
 
     let second = pipeline.run_once().await.unwrap();
     assert!(second.skipped.is_empty(), "{second:?}");
     assert_eq!(second.leads_new, 0);
-    assert_eq!(email.attempts() + teams.attempts(), 2);
+    assert_eq!(email.attempts() + teams.attempts(), 4);
 }
 
 #[tokio::test]

@@ -98,21 +98,41 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
-const TEST_MARKER: &str = "msft_test";
-
-/// Partner Center's validation lead: `MSFT_TEST` anywhere in it.
+/// Partner Center's validation lead (platform facts: "Test leads"): it
+/// fills the customer's fields with one marker, `MSFT_TEST_<digits>`, and
+/// the lead source with `MSFT_TEST_<digits>-MSFT_TEST_<digits>|<offer>`.
+/// Only those fields count, and only when one *is* the marker: a customer
+/// writing "we saw MSFT_TEST in your docs" in a description or a company
+/// name is a real lead.
 pub fn is_test_lead(lead: &Lead) -> bool {
-    let marked = |text: &str| text.to_ascii_lowercase().contains(TEST_MARKER);
-    lead.customer.fields().any(|(_, value)| marked(value))
-        || [
-            &lead.customer_raw,
-            &lead.lead_source_raw,
-            &lead.description,
-            &lead.offer_name,
-        ]
+    let c = &lead.customer;
+    let name = [&c.first_name, &c.last_name]
         .into_iter()
         .flatten()
-        .any(|text| marked(text))
+        .any(|n| is_test_marker(n));
+    let email = c
+        .email
+        .as_deref()
+        .and_then(|e| e.rsplit_once('@'))
+        .is_some_and(|(local, _)| is_test_marker(local));
+    // The source is what comes before the action (`-`) and the offer (`|`).
+    let source = lead
+        .lead_source_raw
+        .as_deref()
+        .and_then(|s| s.split(['-', '|']).next())
+        .is_some_and(is_test_marker);
+    name || email || source
+}
+
+/// `MSFT_TEST_` (any letter case) and digits only, e.g. `MSFT_TEST_636573304831318844`.
+fn is_test_marker(text: &str) -> bool {
+    const PREFIX: &str = "MSFT_TEST_";
+    let text = text.trim();
+    let digits = text
+        .get(..PREFIX.len())
+        .filter(|head| head.eq_ignore_ascii_case(PREFIX))
+        .map(|_| &text[PREFIX.len()..]);
+    digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `x@stanford.edu`, `x@cs.mit.edu`, and `edu` under a country code:

@@ -2,16 +2,17 @@
 //! versioned schema for machines (CRMs, Power Automate, Zapier, n8n).
 //!
 //! Version 1 (README, "Signed webhook"): every key is always present, `null`
-//! when unknown; texts are as Microsoft wrote them, trimmed, cut at
+//! when unknown; texts are as Microsoft wrote them, sanitised like every
+//! channel's (`text::one_line`; descriptions keep their line breaks), cut at
 //! [`MAX_TEXT`] characters (descriptions at [`MAX_DESCRIPTION`]) so an event
-//! stays well under 20 KB. New keys may be added within a version; renaming
+//! stays well under 20 KB. Lead keys are never changed: they name the row. New keys may be added within a version; renaming
 //! or removing one makes a new `schema_version`.
 
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::text::truncate;
+use super::text::{multi_line, one_line, truncate};
 use crate::lead::Lead;
 
 pub const EVENT_TYPE: &str = "lead.created";
@@ -83,12 +84,13 @@ pub struct Customer {
     pub title: Option<String>,
 }
 
-fn capped(value: &Option<String>, max: usize) -> Option<String> {
+/// Lead text sanitised by `clean`, `None` when nothing is left, capped.
+fn capped(value: &Option<String>, max: usize, clean: fn(&str) -> String) -> Option<String> {
     value
         .as_deref()
-        .map(str::trim)
+        .map(clean)
         .filter(|v| !v.is_empty())
-        .map(|v| truncate(v, max))
+        .map(|v| truncate(&v, max))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -98,8 +100,10 @@ fn rfc3339(t: OffsetDateTime) -> String {
 impl Event {
     /// The event for `lead`; `now` stands in for leads without a table timestamp.
     pub fn lead_created(lead: &Lead, now: OffsetDateTime) -> Event {
-        let text = |v: &Option<String>| capped(v, MAX_TEXT);
-        let code = |c: &str| (!c.is_empty()).then(|| truncate(c, MAX_TEXT));
+        let text = |v: &Option<String>| capped(v, MAX_TEXT, one_line);
+        let long = |v: &Option<String>| capped(v, MAX_DESCRIPTION, multi_line);
+        let code = |c: &str| capped(&Some(c.to_owned()), MAX_TEXT, one_line);
+        let name = |n: &str| truncate(&one_line(n), MAX_TEXT);
         let c = &lead.customer;
         Event {
             kind: EVENT_TYPE,
@@ -116,11 +120,11 @@ impl Event {
                 },
                 source: Coded {
                     code: code(lead.source.code()),
-                    name: truncate(lead.source.wording(), MAX_TEXT),
+                    name: name(lead.source.wording()),
                 },
                 action: Coded {
                     code: code(lead.action.code()),
-                    name: truncate(lead.action.wording(), MAX_TEXT),
+                    name: name(lead.action.wording()),
                 },
                 lead_source: text(&lead.lead_source_raw),
                 customer: Customer {
@@ -133,8 +137,8 @@ impl Event {
                     title: text(&c.title),
                 },
                 customer_warning: text(&lead.customer_warning),
-                customer_raw: capped(&lead.customer_raw, MAX_DESCRIPTION),
-                description: capped(&lead.description, MAX_DESCRIPTION),
+                customer_raw: long(&lead.customer_raw),
+                description: long(&lead.description),
                 created_time: text(&lead.created_time),
                 received_at: lead.timestamp.map(rfc3339),
             },

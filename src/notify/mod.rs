@@ -12,6 +12,7 @@ pub mod lead_event;
 pub mod outbox;
 pub mod signed;
 pub mod slack;
+pub mod smtp;
 pub mod teams;
 pub mod text;
 

@@ -8,24 +8,62 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
+use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
 
 use crate::history::PastLead;
 use crate::lead::{parse_created_time, Action, Lead, Source};
 
 /// Characters that are invisible or reorder text. Lead text comes from
 /// strangers: a right-to-left override can make `moc.live@` read as
-/// `@evil.com`, zero-width characters hide differences between look-alikes.
+/// `@evil.com`, zero-width characters, tag characters and fillers hide
+/// differences between look-alikes or smuggle text nobody sees.
+///
+/// Every format character (General_Category=Cf: bidi controls, zero-width
+/// spaces and joiners, the byte-order mark, tag characters…), the combining
+/// grapheme joiner, the Hangul fillers (which render as blank letters) and
+/// the variation selectors. [`is_shown`] keeps the two that emoji need.
 fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{061C}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206F}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}')
+    // No ASCII character is one of these: most lead text skips the lookups.
+    !c.is_ascii() && is_invisible_non_ascii(c)
+}
+
+fn is_invisible_non_ascii(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+        || matches!(
+            c,
+            '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
+        )
+        || is_variation_selector(c)
+}
+
+/// Variation selectors 1–16 and the supplement (17–256).
+fn is_variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// An emoji that a joiner or a presentation selector may follow. ASCII
+/// digits, `#` and `*` are emoji only as keycaps (`1` U+FE0F U+20E3).
+fn is_emoji(c: char, next: Option<char>) -> bool {
+    c.is_emoji_char() && (!c.is_ascii() || next == Some('\u{20E3}'))
+}
+
+/// Whether `c` stays, given the character kept just before it (`None` at
+/// the start and after a space) and the one after it. Invisible characters
+/// go, except the two that emoji sequences are made of: U+FE0E/U+FE0F right
+/// after an emoji (text or emoji presentation) and a zero-width joiner
+/// between two emoji (👩‍💻, 🏳️‍🌈).
+fn is_shown(before: Option<char>, c: char, next: Option<char>) -> bool {
+    if !is_invisible(c) {
+        return true;
+    }
+    if matches!(c, '\u{FE0E}' | '\u{FE0F}') {
+        return before.is_some_and(|b| is_emoji(b, next));
+    }
+    if c == '\u{200D}' {
+        let after_emoji = before.is_some_and(|b| b == '\u{FE0F}' || is_emoji(b, None));
+        return after_emoji && next.is_some_and(|n| is_emoji(n, None));
+    }
+    false
 }
 
 /// Lead text on one line: control and invisible characters removed, runs of
@@ -33,13 +71,16 @@ fn is_invisible(c: char) -> bool {
 pub fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut pending_space = false;
-    for c in s.chars() {
+    let mut before: Option<char> = None;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_whitespace() || c.is_control() {
             // Tabs and line breaks become spaces; other controls vanish.
             pending_space |= c.is_whitespace();
+            before = None;
             continue;
         }
-        if is_invisible(c) {
+        if !is_shown(before, c, chars.peek().copied()) {
             continue;
         }
         if pending_space && !out.is_empty() {
@@ -47,6 +88,7 @@ pub fn one_line(s: &str) -> String {
         }
         pending_space = false;
         out.push(c);
+        before = Some(c);
     }
     out
 }
@@ -534,6 +576,80 @@ mod tests {
         assert_eq!(
             one_line(" a\r\nb\u{202E}c\u{200B}d\u{0007}e\t f "),
             "a bcde f"
+        );
+    }
+
+    /// One of each kind of hidden character, with the name a failure shows.
+    pub(crate) const HIDDEN: [(char, &str); 16] = [
+        ('\u{00AD}', "soft hyphen"),
+        ('\u{034F}', "combining grapheme joiner"),
+        ('\u{0600}', "Arabic number sign (Cf)"),
+        ('\u{115F}', "Hangul choseong filler"),
+        ('\u{1160}', "Hangul jungseong filler"),
+        ('\u{200C}', "zero-width non-joiner"),
+        ('\u{200D}', "zero-width joiner outside emoji"),
+        ('\u{2066}', "left-to-right isolate"),
+        ('\u{3164}', "Hangul filler"),
+        ('\u{FE00}', "variation selector 1"),
+        ('\u{FE0F}', "variation selector 16 outside emoji"),
+        ('\u{FFA0}', "halfwidth Hangul filler"),
+        ('\u{E0001}', "language tag"),
+        ('\u{E0041}', "tag latin capital A"),
+        ('\u{E007F}', "cancel tag"),
+        ('\u{E0100}', "variation selector 17"),
+    ];
+
+    #[test]
+    fn every_hidden_character_class_is_dropped_everywhere_in_text() {
+        for (c, name) in HIDDEN {
+            let text = format!("{c}a{c}b{c} c{c}\n{c}d{c}");
+            assert_eq!(one_line(&text), "ab c d", "{name} U+{:04X}", c as u32);
+            assert_eq!(multi_line(&text), "ab c\nd", "{name} U+{:04X}", c as u32);
+        }
+        // Every format character the Unicode data knows, not just those above.
+        let format: Vec<char> = (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.general_category() == GeneralCategory::Format)
+            .collect();
+        assert!(format.len() > 150, "{} format characters", format.len());
+        for c in format {
+            assert_eq!(one_line(&format!("x{c}y")), "xy", "U+{:04X}", c as u32);
+        }
+        // Tag characters spelling hidden text after a word (not an emoji).
+        let smuggled: String = "ignore previous"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        assert_eq!(one_line(&format!("Acme{smuggled}")), "Acme");
+    }
+
+    #[test]
+    fn emoji_keep_their_joiners_and_presentation_selectors() {
+        for emoji in [
+            "👩\u{200D}💻",
+            "👨\u{200D}👩\u{200D}👧",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "👩🏽\u{200D}🚀",
+            "❤\u{FE0F}",
+            "☺\u{FE0E}",
+            "1\u{FE0F}\u{20E3}",
+        ] {
+            let text = format!("Team {emoji}!");
+            assert_eq!(
+                one_line(&text),
+                text,
+                "{:?}",
+                emoji.escape_unicode().to_string()
+            );
+        }
+        // Not between two emoji, or not after one: dropped.
+        assert_eq!(one_line("a\u{200D}b 👩\u{200D} \u{200D}💻"), "ab 👩 💻");
+        assert_eq!(one_line("paypa1\u{FE0F}.com A\u{FE0F}"), "paypa1.com A");
+        assert_eq!(one_line("👩 \u{FE0F}x"), "👩 x");
+        // Tag sequences (subdivision flags) lose their tags: they are Cf.
+        assert_eq!(
+            one_line("🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}"),
+            "🏴"
         );
     }
 

@@ -191,3 +191,25 @@ impl Drop for Handler {
         self.kill();
     }
 }
+
+/// Runs `lead-notifier <args>` with only `settings`; exit code and all output.
+pub async fn run_cli(settings: &HashMap<String, String>, args: &[&str]) -> (Option<i32>, String) {
+    let settings = settings.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
+            .args(&args)
+            .env_clear()
+            .envs(&settings)
+            .output()
+            .expect("run lead-notifier")
+    })
+    .await
+    .expect("joined");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}

@@ -23,6 +23,9 @@ pub struct Script {
     /// When set, EHLO advertises `AUTH XOAUTH2` and AUTH checks the SASL
     /// string as Exchange Online does.
     pub xoauth2: Option<Xoauth2>,
+    /// A relay's command line limit: a longer command (a long XOAUTH2 AUTH
+    /// line, say) gets `500 5.5.2 Command line too long`.
+    pub max_line: Option<usize>,
 }
 
 /// The mailbox and token AUTH XOAUTH2 accepts; anything else gets
@@ -42,6 +45,7 @@ impl Default for Script {
             data: "354 Start mail input; end with <CRLF>.<CRLF>".into(),
             after_data: Some("250 2.0.0 OK queued".into()),
             xoauth2: None,
+            max_line: None,
         }
     }
 }
@@ -174,7 +178,9 @@ async fn serve(
         } else {
             line.clone()
         });
+        let too_long = script.max_line.is_some_and(|max| line.len() + 2 > max);
         let reply = match verb.as_str() {
+            _ if too_long => "500 5.5.2 Command line too long".into(),
             "EHLO" => {
                 let auth = match (&script.auth, &script.xoauth2) {
                     (Some(_), Some(_)) => "250-AUTH PLAIN LOGIN XOAUTH2\r\n",
