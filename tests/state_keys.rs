@@ -34,6 +34,7 @@ fn counts(pairs: &[(&LeadRow, usize)]) -> BTreeMap<String, usize> {
 fn test_lead(row: &LeadRow) -> LeadRow {
     LeadRow {
         description: Some(TEST_MARK.to_owned()),
+        lead_source: Some(format!("{TEST_MARK}-{TEST_MARK}|Contoso CRM Suite")),
         ..row.clone()
     }
 }
