@@ -278,7 +278,8 @@ impl Bench<'_> {
     /// plain signed GETs of the same rows. Interleaved so drift in Azurite's
     /// speed hits both alike.
     pub fn scan(&mut self) -> Result<()> {
-        let leads = self.options.leads as u64;
+        // The backlog and the row written after it.
+        let leads = self.options.leads as u64 + 1;
         let last_state = format!("BenchState{}", self.options.backlog_runs - 1);
         let ledger_filter = format!(
             "PartitionKey eq 'ledger-{}' and LeadTimestamp ge '2000-01-01T00:00:00.0000000Z'",
