@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod destination;
 pub mod history;
 pub mod host;
 pub mod identity;
@@ -20,4 +21,5 @@ pub mod routing;
 pub mod seed;
 pub mod source;
 pub mod storage;
+pub mod text;
 pub mod tls;

@@ -60,7 +60,7 @@ impl EntraTokenSource {
                 self.failure(scope, &cause, true)
             }
             None => {
-                let cause = crate::notify::text::truncate(&one_line(error), MAX_CAUSE_CHARS);
+                let cause = crate::text::truncate(&one_line(error), MAX_CAUSE_CHARS);
                 self.failure(scope, &cause, false)
             }
         }
@@ -159,7 +159,7 @@ fn build(kind: &CredentialKind) -> azure_core_1::Result<Arc<dyn TokenCredential>
 /// The error and its causes on one line: the SDK's messages span lines (a
 /// troubleshooting link on its own line), the host logs one line per entry.
 fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::storage::error_chain(error)
+    crate::text::error_chain(error)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

@@ -9,8 +9,8 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::teams::parse_retry_after;
-use super::text;
 use super::NotifyError;
+use crate::text;
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,7 +2,6 @@
 //! retryable or permanent. Retries, backoff and de-duplication belong to the
 //! pipeline and the ledger, never to a notifier.
 
-pub mod destination;
 pub mod email;
 pub mod email_body;
 pub mod email_encode;
@@ -14,7 +13,6 @@ pub mod signed;
 pub mod slack;
 pub mod smtp;
 pub mod teams;
-pub mod text;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +23,7 @@ use crate::config::{EmailSettings, EmailTransport, Settings, TeamsSettings};
 use crate::identity::Credential;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
-pub use destination::{DestinationId, Kind};
+pub use crate::destination::{DestinationId, Kind};
 
 /// What one notification carries.
 #[derive(Debug, Clone, Copy)]
@@ -208,7 +206,7 @@ pub fn sample_lead() -> Lead {
             row_key: format!("test-alert-{}", outbox::compact_time(now)),
         },
         timestamp: Some(now),
-        created_time: Some(text::format_time(now)),
+        created_time: Some(crate::text::format_time(now)),
         customer: Customer {
             first_name: Some("Sample".into()),
             last_name: Some("Lead".into()),

@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::http::{Service, Target};
-use super::text::{self, Limits};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::TeamsSettings;
 use crate::lead::Lead;
+use crate::text::{self, Limits};
 
 /// Teams refuses posts above about 28 KB; stay clear of it.
 pub const MAX_PAYLOAD_BYTES: usize = 26 * 1024;

@@ -474,7 +474,7 @@ pub async fn row_timestamp(fixture: &Fixture, row: &LeadRow) -> time::OffsetDate
     stored
         .timestamp
         .as_deref()
-        .and_then(lead_notifier::source::parse_timestamp)
+        .and_then(lead_notifier::storage::parse_timestamp)
         .expect("row has a Timestamp")
 }
 
