@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 
 use super::email::{render_message, token_error, MAX_DIGEST_LEADS};
 use super::http::{chain, redirected};
-use super::teams::{error_code, parse_retry_after};
+use super::http::{error_code, parse_retry_after};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::GraphSettings;
 use crate::identity::TokenSource;
