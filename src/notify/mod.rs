@@ -3,16 +3,11 @@
 //! pipeline and the ledger, never to a notifier.
 
 pub mod email;
-pub mod email_body;
-pub mod email_encode;
-pub mod graph;
 pub mod http;
-pub mod lead_event;
 pub mod outbox;
-pub mod signed;
 pub mod slack;
-pub mod smtp;
 pub mod teams;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -155,7 +150,7 @@ pub fn from_settings(
         notifiers.push(Arc::new(slack::SlackNotifier::new(slack, http.clone())?));
     }
     for webhook in &named.webhooks {
-        let notifier = signed::SignedWebhookNotifier::new(webhook, http.clone())?;
+        let notifier = webhook::signed::SignedWebhookNotifier::new(webhook, http.clone())?;
         notifiers.push(Arc::new(notifier));
     }
     if let Some(dir) = &settings.outbox_dir {
@@ -187,7 +182,7 @@ fn email_notifier(
                 NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
             })?;
             Arc::new(
-                graph::GraphNotifier::new(from, to.to_vec(), graph, http.clone(), tokens)?
+                email::graph::GraphNotifier::new(from, to.to_vec(), graph, http.clone(), tokens)?
                     .for_destination(id),
             )
         }

@@ -3,6 +3,11 @@
 //! password (PLAIN/LOGIN) or an OAuth 2.0 token (XOAUTH2). The exchange runs
 //! step by step (`smtp.rs`) so a failure names its step and the fix for it.
 
+pub mod body;
+pub mod encode;
+pub mod graph;
+pub mod smtp;
+
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +20,12 @@ use lettre::Message;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use super::email_body::{render_html, render_text, subject};
-use super::email_encode::body;
-use super::smtp::{self, Cause, Security, SmtpClient, Step, StepError};
-use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
+use self::body::{render_html, render_text, subject};
+use self::encode::body;
+use self::smtp::{Cause, Security, SmtpClient, Step, StepError};
 use crate::config::{SmtpAuth, SmtpSecurity, SmtpSettings, OUTLOOK_SCOPE};
 use crate::identity::{IdentityError, TokenSource};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::text::one_line;
 
 /// Leads per digest email: enough to be useful, small enough that the
