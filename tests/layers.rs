@@ -147,6 +147,7 @@ fn graph() -> Graph {
         let name = first.strip_suffix(".rs").unwrap_or(first);
         (name != "lib" && name != "main").then(|| name.to_string())
     };
+    let test_only = test_only_files(&files);
     let modules: BTreeSet<String> = files.iter().filter_map(|f| top(f)).collect();
     let mut graph: Graph = modules
         .iter()
@@ -154,6 +155,9 @@ fn graph() -> Graph {
         .collect();
     for file in &files {
         let Some(from) = top(file) else { continue };
+        if test_only.contains(file) {
+            continue;
+        }
         let text =
             fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
         for to in referenced(&code_only(&text), &modules) {
@@ -173,6 +177,42 @@ fn graph() -> Graph {
         }
     }
     graph
+}
+
+/// Files of modules declared `#[cfg(test)] mod name;`: unit tests in a file
+/// of their own.
+fn test_only_files(files: &[PathBuf]) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for file in files {
+        let text =
+            fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("#[cfg(test)]") {
+            rest = &rest[at + "#[cfg(test)]".len()..];
+            let item = rest.trim_start();
+            let Some(decl) = item
+                .strip_prefix("mod ")
+                .or_else(|| item.strip_prefix("pub(crate) mod "))
+            else {
+                continue;
+            };
+            let name: String = decl.chars().take_while(|c| is_ident(*c)).collect();
+            if !decl[name.len()..].trim_start().starts_with(';') {
+                continue;
+            }
+            let stem = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let dir = match stem {
+                "mod" | "lib" | "main" => file.parent().expect("in src").to_path_buf(),
+                _ => file.with_extension(""),
+            };
+            out.insert(dir.join(format!("{name}.rs")));
+            out.insert(dir.join(&name).join("mod.rs"));
+        }
+    }
+    out
 }
 
 /// Every strongly connected set of more than one module (Tarjan).
