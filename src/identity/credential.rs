@@ -1,12 +1,11 @@
-//! Which Entra ID credential to use, and the one [`TokenSource`] built from
-//! it per process. Reading it from settings is `config`'s work
-//! (`src/config/credential.rs`).
+//! Which Entra ID credential to use, holding the one [`TokenSource`] built
+//! from it per process (`entra.rs` builds it). Reading it from settings is
+//! `config`'s work (`src/config/credential.rs`).
 
 use std::sync::{Arc, OnceLock};
 
 use secrecy::SecretString;
 
-use super::entra;
 use super::TokenSource;
 
 /// Microsoft Entra ID in Azure's public cloud.
@@ -34,7 +33,8 @@ pub struct Credential {
     kind: CredentialKind,
     /// The settings it came from, named when a token cannot be had.
     settings: String,
-    source: Arc<OnceLock<Arc<dyn TokenSource>>>,
+    /// Built on first use by [`Credential::token_source`] (`entra.rs`).
+    pub(super) source: Arc<OnceLock<Arc<dyn TokenSource>>>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -83,13 +83,5 @@ impl Credential {
                 "app registration (client id {client_id}, tenant {tenant_id}, client secret)"
             ),
         }
-    }
-
-    /// The process's token source for this credential, built on first use
-    /// (no I/O) and shared by every clone.
-    pub fn token_source(&self) -> Arc<dyn TokenSource> {
-        self.source
-            .get_or_init(|| Arc::new(entra::EntraTokenSource::new(self)))
-            .clone()
     }
 }

@@ -18,6 +18,16 @@ use super::credential::{Credential, CredentialKind};
 use super::transport::{RefusedAnswer, ReqwestTransport};
 use super::{resource_of, AccessToken, IdentityError, TokenFuture, TokenSource};
 
+impl Credential {
+    /// The process's token source for this credential, built on first use
+    /// (no I/O) and shared by every clone.
+    pub fn token_source(&self) -> Arc<dyn TokenSource> {
+        self.source
+            .get_or_init(|| Arc::new(EntraTokenSource::new(self)))
+            .clone()
+    }
+}
+
 /// The most of an SDK error quoted: enough for its reason and an error
 /// code from the answer, never a whole answer.
 const MAX_CAUSE_CHARS: usize = 600;
