@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lead_notifier::lead::Lead;
+use lead_notifier::notify::email::body::{render_html, render_text};
 use lead_notifier::notify::email::{render_message, MAX_DIGEST_LEADS};
-use lead_notifier::notify::email_body::{render_html, render_text};
 use lead_notifier::notify::teams::render_payload;
 use lead_notifier::notify::Alert;
 use lead_notifier::seed::sample_rows;

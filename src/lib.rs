@@ -6,11 +6,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod destination;
 pub mod history;
 pub mod host;
 pub mod identity;
 pub mod json_text;
 pub mod lead;
+pub mod lead_table;
 pub mod ledger;
 pub mod memory;
 pub mod notify;
@@ -18,6 +20,6 @@ pub mod pipeline;
 pub mod report;
 pub mod routing;
 pub mod seed;
-pub mod source;
 pub mod storage;
+pub mod text;
 pub mod tls;

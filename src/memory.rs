@@ -6,7 +6,7 @@
 //! cost a 10,000-lead backlog half as many page faults again (system
 //! time); keeping them all lets a few megabytes pile up under the peak. So
 //! what is kept goes back right before a digest is built, the moment a run
-//! holds the most (BENCHMARKS.md, issue 11). Other builds use their own
+//! holds the most (BENCHMARKS.md). Other builds use their own
 //! allocator and this does nothing.
 
 /// Returns the pages the allocator keeps for reuse to the system.

@@ -167,7 +167,7 @@ fn ascii_slug(name: &str, i: usize) -> String {
 pub async fn seed(settings: &Settings, count: usize) -> anyhow::Result<usize> {
     let rows = sample_rows(count, OffsetDateTime::now_utc());
     let storage = crate::storage::Storage::new(&settings.storage, crate::tls::http_client());
-    crate::source::store_rows(&storage, &settings.leads_table, &rows).await?;
+    crate::lead_table::store_rows(&storage, &settings.leads_table, &rows).await?;
     Ok(rows.len())
 }
 

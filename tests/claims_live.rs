@@ -77,7 +77,7 @@ async fn a_claim_is_judged_by_the_storage_clock_not_the_claimers() {
     // Another run claimed it a moment ago on a machine whose clock is an
     // hour slow: its own `ClaimedAt` says an hour ago, the service's
     // `Timestamp` says now.
-    let hour_ago = lead_notifier::source::format_timestamp(
+    let hour_ago = lead_notifier::storage::format_timestamp(
         time::OffsetDateTime::now_utc() - Duration::from_secs(3600),
     );
     let claim = json!({

@@ -286,7 +286,7 @@ async fn hostile_rows_are_alerted_safely_and_none_is_dropped() {
     let mut rows = hostile_rows();
     let settings = f.parsed();
     let storage = lead_notifier::storage::Storage::new(&settings.storage, reqwest::Client::new());
-    let stored = lead_notifier::source::store_rows(&storage, &settings.leads_table, &rows)
+    let stored = lead_notifier::lead_table::store_rows(&storage, &settings.leads_table, &rows)
         .await
         .expect("rows stored");
     assert_eq!(stored, rows.len());

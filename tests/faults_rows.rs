@@ -14,7 +14,8 @@ use common::handler::{http_invocation, res_status, Handler};
 use common::proxy::FaultProxy;
 use common::servers::{storage_connection, Azurite};
 use lead_notifier::lead::LeadRow;
-use lead_notifier::source::{parse_timestamp, Scan};
+use lead_notifier::lead_table::Scan;
+use lead_notifier::storage::parse_timestamp;
 use serde_json::{json, Value};
 
 /// The longest string property Azurite stores, in UTF-16 units: its

@@ -13,7 +13,7 @@ use common::servers::{
 };
 use lead_notifier::config::Settings;
 use lead_notifier::lead::LeadRow;
-use lead_notifier::source::store_rows;
+use lead_notifier::lead_table::store_rows;
 use lead_notifier::storage::Storage;
 use serde_json::{json, Value};
 use time::OffsetDateTime;

@@ -1,4 +1,4 @@
-//! Keyless access (issue #12): the credential layer against local stand-ins
+//! Keyless access: the credential layer against local stand-ins
 //! for the App Service identity endpoint and Entra ID's token endpoint
 //! (HTTPS, trusted through SSL_CERT_FILE), and the handler as the host runs
 //! it against a real Azurite that checks bearer tokens (`--oauth basic`,

@@ -9,8 +9,8 @@ use common::servers::{free_port, maildev_api, maildev_smtp_port, unique_recipien
 use common::smtp_script::{Script, ScriptedSmtp};
 use lead_notifier::config::{SmtpAuth, SmtpSecurity, SmtpSettings};
 use lead_notifier::lead::{Lead, LeadRow};
+use lead_notifier::notify::email::body::{render_html, render_text};
 use lead_notifier::notify::email::{message_id, render_message, EmailNotifier};
-use lead_notifier::notify::email_body::{render_html, render_text};
 use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError};
 use serde_json::{json, Value};
 

@@ -14,7 +14,7 @@ use lead_notifier::lead::{LeadRow, SkipReason};
 use lead_notifier::ledger::{keys, Ledger, Policy, Status};
 use lead_notifier::notify::DestinationId;
 use lead_notifier::pipeline::Pipeline;
-use lead_notifier::source::parse_timestamp;
+use lead_notifier::storage::parse_timestamp;
 use support::*;
 
 #[tokio::test]

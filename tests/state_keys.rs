@@ -20,7 +20,7 @@ use common::servers::{storage_connection, Azurite};
 use lead_notifier::lead::{LeadKey, LeadRow};
 use lead_notifier::ledger::{AlertKey, Claim, Ledger, Policy, Settlement, Status};
 use lead_notifier::notify::DestinationId;
-use lead_notifier::source::parse_timestamp;
+use lead_notifier::storage::parse_timestamp;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 

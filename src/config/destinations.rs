@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use secrecy::SecretString;
 
 use super::{values, ConfigError};
-use crate::notify::{DestinationId, Kind};
+use crate::destination::{DestinationId, Kind};
 use crate::routing::{self, Route, Router};
 
 /// A Slack incoming webhook.

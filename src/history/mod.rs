@@ -10,7 +10,7 @@
 mod run;
 mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +22,11 @@ pub use run::RunHistory;
 pub use store::{HistoryStore, Stored};
 
 use crate::lead::{Action, Lead, LeadKey};
-use crate::source::{format_timestamp, parse_timestamp};
+pub use crate::lead::{History, Offers, PastLead};
+use crate::storage::{format_timestamp, parse_timestamp};
 
 /// Earlier leads kept per customer; older ones are only counted.
 pub const KEPT: usize = 20;
-/// Offer names longer than this are cut in the stored record.
-const OFFER_NAME_MAX: usize = 100;
 
 /// A customer's identity: the SHA-256 of their normalised address. Kept as
 /// bytes (a run's book holds one per customer), shown as hex.
@@ -67,94 +66,6 @@ impl CustomerId {
     /// Hex text: safe as a table key and in logs.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
-    }
-}
-
-/// One earlier lead of a customer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PastLead {
-    pub key: LeadKey,
-    pub action: Action,
-    /// Shared: a publisher has a handful of offers and a run thousands of
-    /// leads (see [`Offers`]).
-    pub offer_id: Option<Arc<str>>,
-    pub offer_name: Option<Arc<str>>,
-    /// When the lead was written (its row's `Timestamp`).
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-}
-
-impl PastLead {
-    pub fn of(lead: &Lead, at: OffsetDateTime, offers: &mut Offers) -> PastLead {
-        PastLead {
-            key: lead.key.clone(),
-            action: lead.action.clone(),
-            offer_id: lead.offer_id.as_deref().map(|id| offers.share(id)),
-            offer_name: lead.offer_name.as_deref().map(|name| {
-                let end = name
-                    .char_indices()
-                    .nth(OFFER_NAME_MAX)
-                    .map_or(name.len(), |(i, _)| i);
-                offers.share(&name[..end])
-            }),
-            at,
-        }
-    }
-
-    /// Same offer (by id, else by name) and the same action.
-    fn same_step(&self, lead: &Lead) -> bool {
-        let offer = match (&self.offer_id, &lead.offer_id) {
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            (None, None) => self.offer_name.as_deref() == lead.offer_name.as_deref(),
-            _ => false,
-        };
-        offer && self.action == lead.action
-    }
-
-    /// Before `other` in time; leads written in the same instant go by key,
-    /// so every run orders them the same way.
-    fn before(&self, at: OffsetDateTime, key: &LeadKey) -> bool {
-        (self.at, &self.key) < (at, key)
-    }
-
-    /// The order the leads happened in.
-    fn order(&self) -> (OffsetDateTime, &LeadKey) {
-        (self.at, &self.key)
-    }
-}
-
-/// What an alert says about the customer: no earlier lead (new customer) or
-/// the earlier ones, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct History {
-    /// Newest first, at most [`KEPT`].
-    pub earlier: Vec<PastLead>,
-    /// Earlier leads beyond `earlier`, only counted.
-    pub more: usize,
-}
-
-impl History {
-    pub fn is_returning(&self) -> bool {
-        !self.earlier.is_empty() || self.more > 0
-    }
-
-    pub fn total(&self) -> usize {
-        self.earlier.len() + self.more
-    }
-}
-
-/// Offer ids and names, each held once however many leads name it.
-#[derive(Debug, Default)]
-pub struct Offers(HashSet<Arc<str>>);
-
-impl Offers {
-    pub fn share(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(text) {
-            return Arc::clone(shared);
-        }
-        let shared: Arc<str> = Arc::from(text);
-        self.0.insert(Arc::clone(&shared));
-        shared
     }
 }
 

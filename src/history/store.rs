@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::{decode, encode, Book, CustomerId, PastLead, KEPT};
 use crate::ledger::keys;
-use crate::source::format_timestamp;
+use crate::storage::format_timestamp;
 use crate::storage::{
     is_conflict, is_entity_missing, is_precondition_failed, Storage, StorageError,
 };

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use super::app::App;
 use super::invocation::{parse_invocation, InvocationResponse};
 use crate::lead::LeadRow;
+use crate::lead_table::{store_rows, stored_row};
 use crate::pipeline::Pipeline;
-use crate::source::{store_rows, stored_row};
 use crate::storage::StorageError;
 
 /// How long alerting may hold up the answer to Partner Center (whose timeout

@@ -18,6 +18,16 @@ use super::credential::{Credential, CredentialKind};
 use super::transport::{RefusedAnswer, ReqwestTransport};
 use super::{resource_of, AccessToken, IdentityError, TokenFuture, TokenSource};
 
+impl Credential {
+    /// The process's token source for this credential, built on first use
+    /// (no I/O) and shared by every clone.
+    pub fn token_source(&self) -> Arc<dyn TokenSource> {
+        self.source
+            .get_or_init(|| Arc::new(EntraTokenSource::new(self)))
+            .clone()
+    }
+}
+
 /// The most of an SDK error quoted: enough for its reason and an error
 /// code from the answer, never a whole answer.
 const MAX_CAUSE_CHARS: usize = 600;
@@ -60,7 +70,7 @@ impl EntraTokenSource {
                 self.failure(scope, &cause, true)
             }
             None => {
-                let cause = crate::notify::text::truncate(&one_line(error), MAX_CAUSE_CHARS);
+                let cause = crate::text::truncate(&one_line(error), MAX_CAUSE_CHARS);
                 self.failure(scope, &cause, false)
             }
         }
@@ -159,7 +169,7 @@ fn build(kind: &CredentialKind) -> azure_core_1::Result<Arc<dyn TokenCredential>
 /// The error and its causes on one line: the SDK's messages span lines (a
 /// troubleshooting link on its own line), the host logs one line per entry.
 fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::storage::error_chain(error)
+    crate::text::error_chain(error)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

@@ -75,7 +75,7 @@ impl HttpClient for ReqwestTransport {
             // untrusted certificate stays untrusted, so it fails at once.
             // rustls's reason is only reachable as text through hyper's and
             // std::io's wrappers.
-            let kind = if crate::storage::error_chain(&e).contains("certificate") {
+            let kind = if crate::text::error_chain(&e).contains("certificate") {
                 ErrorKind::Other
             } else if e.is_connect() {
                 ErrorKind::Connection

@@ -7,19 +7,19 @@ mod customer;
 mod endpoint;
 mod filter;
 mod fit;
+mod past;
 mod source_code;
 
 pub use created::{format_created_time, parse_created_time};
 pub use customer::Customer;
 pub use filter::{is_edu_domain, is_test_lead, Filters, SkipReason};
 pub use fit::MAX_PROPERTY_UTF16;
+pub use past::{History, Offers, PastLead};
 pub use source_code::{parse_lead_source, Action, LeadSourceParts, Source};
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-use crate::history::History;
 
 /// A lead's identity in the lead table. Opaque text: Microsoft's formats are
 /// undocumented (PartitionKey looks like `9:2F28:2F2018`).

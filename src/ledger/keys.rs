@@ -10,8 +10,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::destination::DestinationId;
 use crate::lead::LeadKey;
-use crate::notify::DestinationId;
 
 /// The longest PartitionKey or RowKey Table storage takes, in UTF-16 code
 /// units: "up to 1 KiB", and it keeps strings as UTF-16. Azurite refuses a

@@ -25,9 +25,9 @@ pub use clock::ServerClock;
 pub use record::{Entry, Policy, Record, Status, Verdict};
 pub use watermark::{Watermark, Watermarks};
 
+use crate::destination::DestinationId;
 use crate::lead::{LeadKey, SkipReason};
-use crate::notify::DestinationId;
-use crate::source::{format_timestamp, parse_timestamp};
+use crate::storage::{format_timestamp, parse_timestamp};
 use crate::storage::{is_entity_missing, Storage, StorageError};
 
 /// One alert: a lead on a channel.

@@ -7,7 +7,7 @@ use azure_core::Etag;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::source::parse_timestamp;
+use crate::storage::parse_timestamp;
 
 /// Where one alert stands. The lowercase names are stored: never rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub enum Status {
 }
 
 /// A ledger entity. Times are fixed-width UTC text (see
-/// [`crate::source::format_timestamp`]) so `LeadTimestamp` filters compare
+/// [`crate::storage::format_timestamp`]) so `LeadTimestamp` filters compare
 /// as text in time order. No personal data: keys, counts, reasons.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -154,7 +154,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::format_timestamp;
+    use crate::storage::format_timestamp;
     use time::macros::datetime;
 
     fn entry(status: Status, attempts: u32, claimed_at: OffsetDateTime) -> Entry {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::keys::{watermark_row, WATERMARK_PARTITION};
-use crate::source::{format_timestamp, parse_timestamp};
+use crate::storage::{format_timestamp, parse_timestamp};
 use crate::storage::{
     is_conflict, is_entity_missing, is_precondition_failed, is_table_missing, Storage, StorageError,
 };

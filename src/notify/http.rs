@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 
-use super::teams::parse_retry_after;
-use super::text;
 use super::NotifyError;
+use crate::text;
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,6 +207,35 @@ fn plain_code(body: &str) -> Option<String> {
     .then(|| body.to_owned())
 }
 
+/// The `error.code` of a Workflows error body, e.g. `InvalidRequestContent`.
+/// Only the code: messages can quote the posted card.
+pub(super) fn error_code(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let code = value.pointer("/error/code")?.as_str()?;
+    let code = text::one_line(code);
+    (code.len() <= 80
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+    .then_some(code)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value, format)
+        .ok()?
+        .assume_utc();
+    let wait = at - now;
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +269,30 @@ mod tests {
         );
         assert!(!text.contains("XyZsecret"), "{text}");
         assert!(text.contains("<SLACK_WEBHOOK_URL>"), "{text}");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = time::macros::datetime!(2026-11-21 10:45:00 UTC);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sat, 21 Nov 2026 10:45:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 21 Nov 2026 10:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn error_code_only_takes_plain_codes() {
+        assert_eq!(
+            error_code(r#"{"error":{"code":"InvalidRequestContent","message":"Jane"}}"#).as_deref(),
+            Some("InvalidRequestContent")
+        );
+        assert_eq!(error_code(r#"{"error":{"code":"Jane Doe <x>"}}"#), None);
+        assert_eq!(error_code("not json"), None);
     }
 }

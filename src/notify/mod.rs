@@ -2,19 +2,12 @@
 //! retryable or permanent. Retries, backoff and de-duplication belong to the
 //! pipeline and the ledger, never to a notifier.
 
-pub mod destination;
 pub mod email;
-pub mod email_body;
-pub mod email_encode;
-pub mod graph;
 pub mod http;
-pub mod lead_event;
 pub mod outbox;
-pub mod signed;
 pub mod slack;
-pub mod smtp;
 pub mod teams;
-pub mod text;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +18,7 @@ use crate::config::{EmailSettings, EmailTransport, Settings, TeamsSettings};
 use crate::identity::Credential;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
-pub use destination::{DestinationId, Kind};
+pub use crate::destination::{DestinationId, Kind};
 
 /// What one notification carries.
 #[derive(Debug, Clone, Copy)]
@@ -157,7 +150,7 @@ pub fn from_settings(
         notifiers.push(Arc::new(slack::SlackNotifier::new(slack, http.clone())?));
     }
     for webhook in &named.webhooks {
-        let notifier = signed::SignedWebhookNotifier::new(webhook, http.clone())?;
+        let notifier = webhook::signed::SignedWebhookNotifier::new(webhook, http.clone())?;
         notifiers.push(Arc::new(notifier));
     }
     if let Some(dir) = &settings.outbox_dir {
@@ -189,7 +182,7 @@ fn email_notifier(
                 NotifyError::permanent("EMAIL_VIA=graph needs a credential for its token")
             })?;
             Arc::new(
-                graph::GraphNotifier::new(from, to.to_vec(), graph, http.clone(), tokens)?
+                email::graph::GraphNotifier::new(from, to.to_vec(), graph, http.clone(), tokens)?
                     .for_destination(id),
             )
         }
@@ -208,7 +201,7 @@ pub fn sample_lead() -> Lead {
             row_key: format!("test-alert-{}", outbox::compact_time(now)),
         },
         timestamp: Some(now),
-        created_time: Some(text::format_time(now)),
+        created_time: Some(crate::text::format_time(now)),
         customer: Customer {
             first_name: Some("Sample".into()),
             last_name: Some("Lead".into()),

@@ -9,10 +9,10 @@
 use serde_json::{json, Value};
 
 use super::http::{Answer, Service, Target};
-use super::text::{self, Limits};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::SlackSettings;
 use crate::lead::Lead;
+use crate::text::{self, Limits};
 
 /// Slack's Block Kit limits.
 pub const MAX_BLOCKS: usize = 50;

@@ -6,15 +6,13 @@
 //! become a link. The one `url` is the "Reply to the customer" button's:
 //! `mailto:` and the percent-encoded address, nothing else.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use super::http::{Service, Target};
-use super::text::{self, Limits};
+use super::http::{error_code, Service, Target};
 use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::TeamsSettings;
 use crate::lead::Lead;
+use crate::text::{self, Limits};
 
 /// Teams refuses posts above about 28 KB; stay clear of it.
 pub const MAX_PAYLOAD_BYTES: usize = 26 * 1024;
@@ -105,35 +103,6 @@ impl Notifier for TeamsNotifier {
     fn check(&self) -> SendFuture<'_> {
         Box::pin(self.target.check())
     }
-}
-
-/// The `error.code` of a Workflows error body, e.g. `InvalidRequestContent`.
-/// Only the code: messages can quote the posted card.
-pub(super) fn error_code(body: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(body).ok()?;
-    let code = value.pointer("/error/code")?.as_str()?;
-    let code = text::one_line(code);
-    (code.len() <= 80
-        && code
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-    .then_some(code)
-}
-
-/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
-pub fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, format)
-        .ok()?
-        .assume_utc();
-    let wait = at - now;
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// The webhook body for an alert, under [`MAX_PAYLOAD_BYTES`] serialised.
@@ -367,21 +336,6 @@ fn digest_item(n: usize, lead: &Lead) -> Value {
 pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = time::macros::datetime!(2026-11-21 10:45:00 UTC);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sat, 21 Nov 2026 10:45:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Sat, 21 Nov 2026 10:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
-
     /// `n` leads of different customers.
     pub(crate) fn leads(n: usize) -> Vec<Lead> {
         (0..n)
@@ -424,15 +378,5 @@ pub(crate) mod tests {
             (rest, cards) = (&rest[fits..], cards + 1);
         }
         assert!(cards > 1, "120 leads need several cards");
-    }
-
-    #[test]
-    fn error_code_only_takes_plain_codes() {
-        assert_eq!(
-            error_code(r#"{"error":{"code":"InvalidRequestContent","message":"Jane"}}"#).as_deref(),
-            Some("InvalidRequestContent")
-        );
-        assert_eq!(error_code(r#"{"error":{"code":"Jane Doe <x>"}}"#), None);
-        assert_eq!(error_code("not json"), None);
     }
 }

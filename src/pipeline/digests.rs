@@ -15,8 +15,8 @@ use super::deliver::{Channel, Limits};
 use super::owed::{LeadTag, OwedAlert};
 use crate::history::RunHistory;
 use crate::lead::{Lead, LeadRow};
+use crate::lead_table::Scan;
 use crate::ledger::{AlertKey, Entry, Ledger, Verdict};
-use crate::source::Scan;
 use crate::storage::StorageError;
 
 /// Where the second pass reads its rows.

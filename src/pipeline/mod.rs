@@ -28,10 +28,10 @@ pub use summary::RunSummary;
 use crate::config::Settings;
 use crate::history::RunHistory;
 use crate::lead::LeadRow;
+use crate::lead_table::{self, Scan};
 use crate::ledger::{keys, Ledger, Policy, Watermarks};
 use crate::notify::Notifier;
-use crate::source::{self, format_timestamp, Scan};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{format_timestamp, Storage, StorageError};
 use deliver::{Channel, Limits};
 use digests::Reread;
 use run::Run;
@@ -180,7 +180,7 @@ impl Pipeline {
     pub async fn storage_check(&self) -> Result<(), RunError> {
         let storage = self.storage();
         let settings = &*self.settings;
-        source::probe(&storage, &settings.leads_table).await?;
+        lead_table::probe(&storage, &settings.leads_table).await?;
         Watermarks::new(&storage, &settings.state_table, &settings.leads_table)
             .probe()
             .await?;

@@ -140,7 +140,7 @@ mod tests {
         let alert = move || OwedAlert {
             alert: AlertKey {
                 lead: lead.key.clone(),
-                channel: crate::notify::DestinationId::EMAIL,
+                channel: crate::destination::DestinationId::EMAIL,
                 lead_timestamp: datetime!(2026-01-01 0:00 UTC),
             },
             prior: None,

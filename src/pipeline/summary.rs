@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::destination::DestinationId;
 use crate::lead::SkipReason;
-use crate::notify::DestinationId;
 
 /// Problem lines kept in a summary; the rest are counted.
 const MAX_PROBLEMS: usize = 20;

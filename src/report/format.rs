@@ -2,8 +2,8 @@
 
 use super::{Report, Row};
 use crate::lead::SkipReason;
-use crate::notify::text::{format_time, truncate};
-use crate::source::parse_timestamp;
+use crate::storage::parse_timestamp;
+use crate::text::{format_time, truncate};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

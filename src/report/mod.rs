@@ -19,10 +19,11 @@ pub use format::Format;
 use crate::config::Settings;
 use crate::history::CustomerId;
 use crate::lead::{Lead, LeadKey};
+use crate::lead_table::Scan;
 use crate::ledger::{Ledger, Policy, Status};
-use crate::notify::text::one_line;
-use crate::source::{format_timestamp, Scan};
+use crate::storage::format_timestamp;
 use crate::storage::{Storage, StorageError};
+use crate::text::one_line;
 
 /// One offer and action.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -6,8 +6,8 @@
 
 mod parse;
 
+use crate::destination::DestinationId;
 use crate::lead::{Action, Lead, Source};
-use crate::notify::DestinationId;
 
 pub use parse::{parse, RouteError};
 

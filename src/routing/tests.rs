@@ -1,6 +1,6 @@
 use super::*;
+use crate::destination::{DestinationId, Kind};
 use crate::lead::{LeadRow, Source};
-use crate::notify::{DestinationId, Kind};
 
 fn lead(lead_source: &str, offer_name: &str, country: &str) -> Lead {
     Lead::from_row(&LeadRow {

@@ -421,9 +421,10 @@ pub fn varied_rows(tag: &str, n: usize) -> (Vec<LeadRow>, Vec<Shown>) {
 /// Inserts `rows` into the fixture's lead table (created when missing), in
 /// entity group transactions, the way `lead-notifier seed` does.
 pub async fn write_rows(fixture: &Fixture, rows: &[LeadRow]) {
-    let stored = lead_notifier::source::store_rows(&fixture.storage(), fixture.leads_table(), rows)
-        .await
-        .expect("rows stored");
+    let stored =
+        lead_notifier::lead_table::store_rows(&fixture.storage(), fixture.leads_table(), rows)
+            .await
+            .expect("rows stored");
     assert_eq!(stored, rows.len(), "every row inserted");
 }
 
@@ -467,14 +468,15 @@ pub async fn rewrite_row(fixture: &Fixture, row: &LeadRow) {
 
 /// The `Timestamp` Table storage gave the stored row with `row`'s keys.
 pub async fn row_timestamp(fixture: &Fixture, row: &LeadRow) -> time::OffsetDateTime {
-    let stored = lead_notifier::source::stored_row(&fixture.storage(), fixture.leads_table(), row)
-        .await
-        .expect("lead table readable")
-        .expect("row stored");
+    let stored =
+        lead_notifier::lead_table::stored_row(&fixture.storage(), fixture.leads_table(), row)
+            .await
+            .expect("lead table readable")
+            .expect("row stored");
     stored
         .timestamp
         .as_deref()
-        .and_then(lead_notifier::source::parse_timestamp)
+        .and_then(lead_notifier::storage::parse_timestamp)
         .expect("row has a Timestamp")
 }
 

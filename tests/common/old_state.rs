@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lead_notifier::lead::LeadRow;
-use lead_notifier::source::format_timestamp;
+use lead_notifier::storage::format_timestamp;
 use serde_json::{json, Value};
 
 use super::faults::{Fixture, Teams};

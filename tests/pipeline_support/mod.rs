@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use lead_notifier::config::Settings;
 use lead_notifier::lead::{Lead, LeadKey, LeadRow};
+use lead_notifier::lead_table;
 use lead_notifier::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
-use lead_notifier::source;
 use lead_notifier::storage::Storage;
 
 use crate::common::servers::{storage_connection, unique_table};
@@ -90,7 +90,7 @@ pub fn rows(tag: &str, count: usize, partitions: usize) -> Vec<LeadRow> {
 }
 
 pub async fn store(settings: &Settings, rows: &[LeadRow]) {
-    let stored = source::store_rows(&storage(settings), &settings.leads_table, rows)
+    let stored = lead_table::store_rows(&storage(settings), &settings.leads_table, rows)
         .await
         .unwrap();
     assert_eq!(stored, rows.len(), "rows stored");
@@ -230,7 +230,7 @@ pub fn notifiers(recorders: &[&Arc<Recorder>]) -> Vec<Arc<dyn Notifier>> {
 /// Every lead row of the table as stored (with its Timestamp).
 pub async fn stored_rows(settings: &Settings) -> Vec<LeadRow> {
     let storage = storage(settings);
-    let mut scan = source::Scan::new(&storage, &settings.leads_table, None);
+    let mut scan = lead_table::Scan::new(&storage, &settings.leads_table, None);
     let mut all = Vec::new();
     while let Some(page) = scan.next_page().await.unwrap() {
         all.extend(page);

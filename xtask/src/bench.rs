@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: the handler's speed and size on this machine, against
-//! the targets of issue 7, written into BENCHMARKS.md.
+//! the product's targets (time, CPU, memory and size limits), written into
+//! BENCHMARKS.md.
 //!
 //! The primary figures are the packaged musl binary's (what publishers
-//! deploy, issue 11); the glibc release build stands beside it for
+//! deploy); the glibc release build stands beside it for
 //! comparison. Each binary gets its own fresh Azurite and MailDev.
 //!
 //! Real servers throughout: Azurite for the tables, MailDev for SMTP and a

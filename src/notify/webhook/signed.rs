@@ -11,11 +11,11 @@ use standardwebhooks::{
 };
 use time::OffsetDateTime;
 
-use super::http::{Answer, Service, Target};
 use super::lead_event::Event;
-use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 use crate::config::WebhookSettings;
 use crate::lead::Lead;
+use crate::notify::http::{Answer, Service, Target};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 
 pub struct SignedWebhookNotifier {
     id: DestinationId,

@@ -10,7 +10,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::OffsetDateTime;
 use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
 
-use crate::history::PastLead;
+use crate::lead::PastLead;
 use crate::lead::{parse_created_time, Action, Lead, Source};
 
 /// Characters that are invisible or reorder text. Lead text comes from
@@ -567,6 +567,22 @@ pub fn reply_link(lead: &Lead) -> Option<String> {
     ))
 }
 
+/// The error and its causes on one line (reqwest hides "connection refused"
+/// in a source).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,7 +713,7 @@ mod tests {
 
     #[test]
     fn history_in_words_is_newest_first_and_capped() {
-        use crate::history::History;
+        use crate::lead::History;
         let mut lead = crate::notify::sample_lead();
         assert_eq!(history(&lead, 5), None, "not known: nothing said");
         lead.history = Some(History::default());

@@ -3,6 +3,11 @@
 //! password (PLAIN/LOGIN) or an OAuth 2.0 token (XOAUTH2). The exchange runs
 //! step by step (`smtp.rs`) so a failure names its step and the fix for it.
 
+pub mod body;
+pub mod encode;
+pub mod graph;
+pub mod smtp;
+
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +20,13 @@ use lettre::Message;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use super::email_body::{render_html, render_text, subject};
-use super::email_encode::body;
-use super::smtp::{self, Cause, Security, SmtpClient, Step, StepError};
-use super::text::one_line;
-use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
+use self::body::{render_html, render_text, subject};
+use self::encode::body;
+use self::smtp::{Cause, Security, SmtpClient, Step, StepError};
 use crate::config::{SmtpAuth, SmtpSecurity, SmtpSettings, OUTLOOK_SCOPE};
 use crate::identity::{IdentityError, TokenSource};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
+use crate::text::one_line;
 
 /// Leads per digest email: enough to be useful, small enough that the
 /// message stays well under common 10–25 MB size limits.
@@ -259,24 +264,14 @@ pub fn message_id(alert: Alert<'_>, channel: &DestinationId) -> String {
 
 /// The whole error chain of an SMTP error on one line.
 pub(super) fn error_chain(err: &SmtpError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let s = inner.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = inner.source();
-    }
-    // lettre nests its own connection errors, which reads as a stutter.
+    let text = crate::text::error_chain(err);
     text.replace("Connection error: Connection error: ", "Connection error: ")
 }
 
 /// [`error_chain`], capped: server replies are useful to whoever fixes the
 /// setup, and never carry lead data (that is only in DATA's message).
 fn detail(err: &SmtpError) -> String {
-    super::text::truncate(&one_line(&error_chain(err)), 300)
+    crate::text::truncate(&one_line(&error_chain(err)), 300)
 }
 
 fn io_kind(err: &SmtpError) -> Option<std::io::ErrorKind> {

@@ -16,12 +16,12 @@ use lettre::message::Mailbox;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
-use super::email::{render_message, token_error, MAX_DIGEST_LEADS};
-use super::http::{chain, redirected};
-use super::teams::{error_code, parse_retry_after};
-use super::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
+use super::{render_message, token_error, MAX_DIGEST_LEADS};
 use crate::config::GraphSettings;
 use crate::identity::TokenSource;
+use crate::notify::http::{chain, redirected};
+use crate::notify::http::{error_code, parse_retry_after};
+use crate::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Graph refuses requests over 4 MB ("The maximum request length supported

@@ -2,6 +2,8 @@
 //! HTTP request it makes (retries included), and storage errors turned into
 //! sentences an operator can act on.
 
+mod timestamp;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +20,11 @@ use azure_data_tables::prelude::{TableClient, TableServiceClient};
 use azure_storage::{CloudLocation, StorageCredentials};
 use secrecy::ExposeSecret;
 
+pub use timestamp::{format_timestamp, parse_timestamp};
+
 use crate::config::StorageConnection;
 use crate::identity::{Credential, IdentityError, StorageTokenCredential};
+use crate::text::error_chain;
 
 /// A storage failure, worded for the operator. Never holds a key or a lead's
 /// personal data.
@@ -322,22 +327,6 @@ fn authentication_detail(error: &azure_core::Error) -> Option<String> {
         .collect();
     let detail = detail.trim().trim_end_matches('.');
     (!detail.is_empty()).then(|| detail.to_owned())
-}
-
-/// The error and its causes on one line (reqwest hides "connection refused"
-/// in a source).
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Counts each HTTP attempt: it sits after the retry policy.

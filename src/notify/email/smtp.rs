@@ -229,7 +229,7 @@ impl SmtpClient {
 
 /// Whether a connection error is the TLS handshake's.
 pub fn looks_like_tls(err: &SmtpError) -> bool {
-    let text = super::email::error_chain(err).to_ascii_lowercase();
+    let text = super::error_chain(err).to_ascii_lowercase();
     err.is_tls()
         || ["tls", "certificate", "handshake", "corrupt message"]
             .iter()

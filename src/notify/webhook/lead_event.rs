@@ -12,8 +12,8 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::text::{multi_line, one_line, truncate};
 use crate::lead::Lead;
+use crate::text::{multi_line, one_line, truncate};
 
 pub const EVENT_TYPE: &str = "lead.created";
 pub const SCHEMA_VERSION: u32 = 1;

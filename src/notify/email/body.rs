@@ -11,9 +11,9 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::text::{self, Field, FieldKind, Limits};
-use super::Alert;
 use crate::lead::Lead;
+use crate::notify::Alert;
+use crate::text::{self, Field, FieldKind, Limits};
 
 /// Email has room for everything; the caps only stop absurd rows from
 /// producing absurd messages.

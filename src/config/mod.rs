@@ -10,10 +10,11 @@ use std::time::Duration;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+use crate::destination::DestinationId;
 use crate::lead::Filters;
-use crate::notify::DestinationId;
 
 mod connection;
+mod credential;
 mod destinations;
 mod email;
 mod summary;

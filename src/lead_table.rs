@@ -12,37 +12,17 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::lead::{LeadKey, LeadRow};
-use crate::storage::{is_conflict, is_entity_missing, is_table_missing, Storage, StorageError};
+use crate::storage::{
+    format_timestamp, is_conflict, is_entity_missing, is_table_missing, Storage, StorageError,
+};
 
 type RawEntity = Map<String, Value>;
 /// An entity as the lead table answers it, kept as text and read into a row
 /// on its own ([`read_entity`]): one row cannot fail a page.
 type PageEntity = Box<RawValue>;
-
-/// `2026-11-21T10:00:00.1234567Z`: the 7-digit UTC form Table storage uses.
-/// Fixed width, so stored values compare as text in the same order as times.
-pub fn format_timestamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 100
-    )
-}
-
-/// Reads a timestamp as Table storage writes it (RFC 3339).
-pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
-}
 
 /// The OData filter for rows at or after `from` (case-sensitive names).
 pub fn since_filter(from: OffsetDateTime) -> String {
@@ -270,6 +250,7 @@ fn lead_row(mut entity: RawEntity) -> LeadRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::parse_timestamp;
     use time::macros::datetime;
 
     #[test]
