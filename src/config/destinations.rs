@@ -201,10 +201,17 @@ fn webhook_secret(setting: &str, text: &str) -> Result<SecretString, ConfigError
 fn router(vars: &BTreeMap<&str, &str>, all: Vec<DestinationId>) -> Result<Router, ConfigError> {
     for &setting in vars.keys().filter(|k| k.starts_with("ROUTE_")) {
         if !all.iter().any(|id| routing::setting_name(id) == setting) {
+            let kinds: Vec<String> = Kind::ALL
+                .iter()
+                .map(|k| k.as_str().to_ascii_uppercase())
+                .collect();
             return Err(named_error(
                 setting,
-                "names no configured destination: ROUTE_<KIND>[_<NAME>] needs the destination's own setting, \
-                 e.g. ROUTE_TEAMS_CRM for TEAMS_WEBHOOK_URL_CRM; kinds are EMAIL, TEAMS, SLACK, WEBHOOK, OUTBOX",
+                format!(
+                    "names no configured destination: ROUTE_<KIND>[_<NAME>] needs the destination's own \
+                     setting, e.g. ROUTE_TEAMS_CRM for TEAMS_WEBHOOK_URL_CRM; kinds are {}",
+                    kinds.join(", ")
+                ),
             ));
         }
     }
