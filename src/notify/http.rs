@@ -59,6 +59,26 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// A refusal as the service answered it: status, `Retry-After`, and
+    /// only the start of the body (the rest is dropped unread).
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
+        let body = crate::tls::read_prefix(response, crate::tls::MAX_ANSWER_BYTES)
+            .await
+            .map(|prefix| prefix.text())
+            .unwrap_or_default();
+        Answer {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
     /// The body when it is one short plain token, as Slack answers errors
     /// (`channel_not_found`).
     pub fn plain_code(&self) -> Option<String> {
@@ -134,20 +154,7 @@ impl Target {
         if status.is_redirection() {
             return Err(redirected(&self.setting, status, self.service.redirect_fix));
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        let body = crate::tls::read_prefix(response, crate::tls::MAX_ANSWER_BYTES)
-            .await
-            .map(|prefix| prefix.text())
-            .unwrap_or_default();
-        Ok(Some(Answer {
-            status,
-            retry_after,
-            body,
-        }))
+        Ok(Some(Answer::read(response).await))
     }
 
     /// `text (Slack answered 404 Not Found, channel_not_found)`, scrubbed.

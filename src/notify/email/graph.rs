@@ -20,7 +20,7 @@ use super::{render_message, token_error, MAX_DIGEST_LEADS};
 use crate::config::GraphSettings;
 use crate::identity::TokenSource;
 use crate::notify::http::{chain, redirected};
-use crate::notify::http::{error_code, parse_retry_after};
+use crate::notify::http::{error_code, Answer};
 use crate::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,18 +122,14 @@ impl GraphNotifier {
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
-        // Only the start: Graph's error documents are short, and a proxy
-        // in GRAPH_ENDPOINT's place could answer anything.
-        let body = crate::tls::read_prefix(response, crate::tls::MAX_ANSWER_BYTES)
-            .await
-            .map(|prefix| prefix.text())
-            .unwrap_or_default();
-        Err(classify(status, error_code(&body).as_deref(), retry_after))
+        // Only the start of the body: Graph's error documents are short,
+        // and a proxy in GRAPH_ENDPOINT's place could answer anything.
+        let answer = Answer::read(response).await;
+        Err(classify(
+            status,
+            error_code(&answer.body).as_deref(),
+            answer.retry_after,
+        ))
     }
 }
 
