@@ -188,7 +188,10 @@ pub enum ConfigError {
     /// (`EMAIL_TO_EMEA`); `problem` says what is wrong and the fix.
     #[error("{setting} {problem}")]
     Setting { setting: String, problem: String },
-    #[error("no alert channel is configured: set SMTP_HOST or EMAIL_VIA=graph (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL, SLACK_WEBHOOK_URL, WEBHOOK_URL (with WEBHOOK_SECRET) or OUTBOX_DIR")]
+    #[error(
+        "no alert channel is configured: set {}",
+        crate::destination::Kind::all_settings()
+    )]
     NoChannel,
     #[error(transparent)]
     Route(#[from] crate::routing::RouteError),
