@@ -465,3 +465,5 @@ output leadTableEndpoint string = leadTableEndpoint
 output keyVaultName string = vault.name
 output secretSettingNames array = secretSettingNames
 output appInsightsName string = monitoring.outputs.appInsightsName
+// lead-notifier's non-secret settings, for `lead-notifier check --settings`.
+output checkSettings array = filter(concat(routeSettings, otherSettings, productSettings), s => !empty(s.value))
