@@ -140,10 +140,9 @@ impl Template {
                 }
             }
         }
-        let example: Value = serde_json::from_str(&read(
-            &root().join("infra/main.parameters.example.json"),
-        ))
-        .unwrap();
+        let example: Value =
+            serde_json::from_str(&read(&root().join("infra/main.parameters.example.json")))
+                .unwrap();
         let example = example["parameters"].as_object().unwrap().clone();
         for name in example.keys() {
             assert!(
@@ -260,11 +259,12 @@ impl Template {
             !self.text.contains("Microsoft.Web/sites/config"),
             "settings written elsewhere than siteConfig.appSettings"
         );
-        for (var, param) in [
-            ("routeSettings", "routes"),
-            ("otherSettings", "settings"),
-        ] {
-            let singular = if param == "routes" { "route" } else { "setting" };
+        for (var, param) in [("routeSettings", "routes"), ("otherSettings", "settings")] {
+            let singular = if param == "routes" {
+                "route"
+            } else {
+                "setting"
+            };
             let expected = format!(
                 "var {var} = [for {singular} in items({param}): {{\n  name: {singular}.key\n  value: {singular}.value\n}}]"
             );
@@ -278,7 +278,8 @@ impl Template {
             "secretReferences changed: teach this test"
         );
         assert!(
-            self.text.contains("  name: replace(toLower(name), '_', '-')\n"),
+            self.text
+                .contains("  name: replace(toLower(name), '_', '-')\n"),
             "the Key Vault secrets are not named as the references name them"
         );
         let mut all = Vec::new();
@@ -431,7 +432,9 @@ fn every_setting_the_template_writes_is_read_by_lead_notifier_or_the_platform() 
     );
     assert!(!settings.iter().any(|s| s.0 == "AzureWebJobsStorage"));
     assert_eq!(
-        product.get("LEADS_STORAGE_CONNECTION__credential").map(String::as_str),
+        product
+            .get("LEADS_STORAGE_CONNECTION__credential")
+            .map(String::as_str),
         Some("managedidentity")
     );
     assert_eq!(
@@ -476,7 +479,10 @@ fn each_setting_a_user_chooses_has_a_parameter() {
         ("LEADS_TABLE", "leadsTable"),
         ("LEADS_STATE_TABLE", "stateTable"),
         ("LEADS_START_FROM", "startFrom"),
-        ("LEADS_STORAGE_CONNECTION__tableServiceUri", "leadTableEndpoint"),
+        (
+            "LEADS_STORAGE_CONNECTION__tableServiceUri",
+            "leadTableEndpoint",
+        ),
         ("EMAIL_VIA", "emailVia"),
         ("EMAIL_FROM", "emailFrom"),
         ("EMAIL_TO", "emailTo"),
@@ -521,7 +527,9 @@ fn each_setting_a_user_chooses_has_a_parameter() {
         assert!(template.params.contains_key(param), "no parameter {param}");
     }
     assert!(
-        template.text.contains("@secure()\nparam secretValues object"),
+        template
+            .text
+            .contains("@secure()\nparam secretValues object"),
         "secret values must be a @secure() parameter"
     );
     // Only the operator address is required; everything else has a default.
@@ -556,19 +564,28 @@ fn the_app_runs_on_flex_consumption_as_a_custom_handler_with_identities() {
     let modules = all_bicep();
     let everything: String = modules.iter().map(|(_, t)| t.as_str()).collect();
     for (role, id) in [
-        ("Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"),
+        (
+            "Storage Blob Data Owner",
+            "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        ),
         (
             "Storage Table Data Contributor",
             "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
         ),
-        ("Key Vault Secrets User", "4633458b-17de-408a-b874-0445c86b69e6"),
+        (
+            "Key Vault Secrets User",
+            "4633458b-17de-408a-b874-0445c86b69e6",
+        ),
         (
             "Monitoring Metrics Publisher",
             "3913510d-42f4-4e42-8a64-420c390055eb",
         ),
     ] {
         assert!(everything.contains(id), "no {role} ({id})");
-        assert!(everything.contains(&format!("// {role}")), "{role} unexplained");
+        assert!(
+            everything.contains(&format!("// {role}")),
+            "{role} unexplained"
+        );
     }
     let assignments = everything
         .matches("'Microsoft.Authorization/roleAssignments@")
@@ -599,6 +616,35 @@ fn every_bicep_file_parses_with_pycep_and_passes_checkov() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(report["files"].as_array().map(Vec::len), Some(4), "{report}");
+    assert_eq!(
+        report["files"].as_array().map(Vec::len),
+        Some(4),
+        "{report}"
+    );
     assert!(report["passed"].as_u64() > Some(10), "{report}");
+}
+
+#[test]
+fn host_json_and_the_function_folders_suit_flex_consumption_and_premium() {
+    let host: Value = serde_json::from_str(&read(&root().join("host.json"))).unwrap();
+    assert_eq!(host["version"], "2.0");
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "lead-notifier"
+    );
+    // At most the legacy Consumption limit, so every plan accepts it.
+    let timeout = host["functionTimeout"].as_str().unwrap();
+    assert!(timeout <= "00:10:00", "{timeout}");
+    // Only built-in triggers: no extension bundle to keep in step per plan.
+    for file in ["function.json", "webhook.function.json"] {
+        let function: Value = serde_json::from_str(&read(&root().join(file))).unwrap();
+        for binding in function["bindings"].as_array().unwrap() {
+            let kind = binding["type"].as_str().unwrap();
+            assert!(
+                ["timerTrigger", "httpTrigger", "http"].contains(&kind),
+                "{file}: {kind} needs an extension bundle in host.json"
+            );
+        }
+    }
+    assert!(host.get("extensionBundle").is_none());
 }
