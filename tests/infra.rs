@@ -23,20 +23,27 @@ fn main_bicep() -> String {
     read(&root().join("infra/main.bicep"))
 }
 
-fn all_bicep() -> Vec<(PathBuf, String)> {
+/// Every file under `dir` (relative to the repository) ending in `.{extension}`,
+/// with its text.
+fn files_under(dir: &str, extension: &str) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    let mut dirs = vec![root().join("infra")];
+    let mut dirs = vec![root().join(dir)];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "bicep") {
+            } else if path.extension().is_some_and(|e| e == extension) {
                 let text = read(&path);
                 files.push((path, text));
             }
         }
     }
+    files
+}
+
+fn all_bicep() -> Vec<(PathBuf, String)> {
+    let files = files_under("infra", "bicep");
     assert!(files.len() >= 2, "no Bicep modules found: {files:?}");
     files
 }
@@ -324,19 +331,10 @@ impl Template {
 /// The `"…"` string literals of src/, where lead-notifier names the settings
 /// it reads.
 fn source_literals() -> String {
-    let mut text = String::new();
-    let mut dirs = vec![root().join("src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                text.push_str(&read(&path));
-            }
-        }
-    }
-    text
+    files_under("src", "rs")
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
 }
 
 /// Whether lead-notifier reads `name`: it names it in its source, whole, or
