@@ -53,6 +53,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             parameters.display()
         );
     }
+    // az runs in the repository: paths the user gave relative to elsewhere
+    // must not change meaning.
+    let parameters = fs::canonicalize(&parameters)?;
     let secret_names = secret_setting_names(&parameters)?;
 
     let subscription = az_output(&["account", "show", "--query", "id", "--output", "tsv"])
@@ -81,6 +84,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if !zip.is_file() {
         bail!("no package at {}", zip.display());
     }
+    let zip = fs::canonicalize(&zip)?;
 
     let secrets = SecretsFile::from_env(&secret_names)?;
     let template = root.join("infra/main.bicep");
