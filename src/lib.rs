@@ -5,6 +5,7 @@
 //! loop all go through [`pipeline::Pipeline::run_once`].
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod destination;
 pub mod history;

@@ -11,6 +11,8 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    /// One self-contained web page with charts (see `html.rs`).
+    Html,
 }
 
 /// The CSV columns, in order: a contract with whoever imports the file.
@@ -22,6 +24,7 @@ impl Report {
             Format::Table => self.table(),
             Format::Csv => self.csv(),
             Format::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
+            Format::Html => self.html(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! customers are counted by the hash of their address ([`CustomerId`]).
 
 mod format;
+mod html;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
