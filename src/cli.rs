@@ -275,6 +275,20 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
             println!("storage: FAILED: {e}");
         }
     }
+    if ok && settings.summary.silence_after.is_some() {
+        let storage = pipeline.storage();
+        if let Ok(flow) = crate::summary::Flow::read(settings, &storage, crate::clock::now()).await
+        {
+            match (flow.problem(&settings.leads_table), flow.last_lead) {
+                (Some(problem), _) => println!("warning: {problem}"),
+                (None, Some(last)) => println!(
+                    "lead flow: last lead written {}",
+                    crate::text::format_time(last)
+                ),
+                (None, None) => {}
+            }
+        }
+    }
     for notifier in notifiers {
         match notifier.check().await {
             Ok(()) => match notifier.credential() {

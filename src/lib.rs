@@ -22,5 +22,6 @@ pub mod report;
 pub mod routing;
 pub mod seed;
 pub mod storage;
+pub mod summary;
 pub mod text;
 pub mod tls;

@@ -110,6 +110,7 @@ pub fn render_payload(alert: Alert<'_>) -> Value {
     let card = match alert {
         Alert::Lead(lead) => lead_card(lead),
         Alert::Digest { leads, total } => digest_card(leads, total).0,
+        Alert::Notice(notice) => notice.teams_card.clone(),
     };
     wrap(card)
 }

@@ -14,6 +14,7 @@
 mod deliver;
 mod digests;
 mod lease;
+mod notices;
 mod owed;
 mod run;
 mod summary;
@@ -129,8 +130,18 @@ impl Pipeline {
         if let Some(target) = target {
             watermark = Some(watermarks.advance(loaded, target, &run_id).await?);
         }
+        let limits = run.limits;
         let mut summary = run.summary;
         summary.watermark = watermark.map(format_timestamp);
+        notices::send_due(
+            settings,
+            &storage,
+            &self.notifiers,
+            &run_id,
+            limits,
+            &mut summary,
+        )
+        .await?;
         Ok(finish(summary, &storage, started))
     }
 

@@ -194,6 +194,7 @@ mod tests {
                 action: "all actions".into(),
                 ..row("", "", "", 15)
             },
+            validations: Vec::new(),
         }
     }
 
