@@ -321,6 +321,12 @@ async fn the_summary_goes_once_per_occurrence_with_the_counts_report_gives() {
     assert!(handler.terminate());
     let handler = Handler::start(&at_time(&s, monday + Span::minutes(5))).await;
     timer(&handler).await;
+    // Settled once, the summary and health cost an idle run nothing.
+    let idle = timer(&handler).await;
+    assert!(
+        matches!(idle["storage_requests"].as_u64(), Some(n) if n <= 3),
+        "{idle}"
+    );
 
     let summaries = mails(&recipient, SUMMARY_SUBJECT).await;
     assert_eq!(summaries.len(), 1, "{summaries:#?}");

@@ -53,6 +53,8 @@ pub struct Pipeline {
     notifiers: Vec<Arc<dyn Notifier>>,
     /// Shared by every run's storage client, so connections are reused.
     http: reqwest::Client,
+    /// What the summary and health step found settled in this process.
+    notices: Arc<std::sync::Mutex<notices::Memo>>,
 }
 
 impl Pipeline {
@@ -63,6 +65,7 @@ impl Pipeline {
             settings,
             notifiers,
             http,
+            notices: Arc::default(),
         }
     }
 
@@ -140,6 +143,8 @@ impl Pipeline {
             &run_id,
             limits,
             &mut summary,
+            &self.notices,
+            watermark,
         )
         .await?;
         Ok(finish(summary, &storage, started))

@@ -9,9 +9,15 @@
 //! by the last lead before the silence. A run late for an occurrence still
 //! sends it; after an outage over several occurrences only the latest is
 //! due, and it covers the time since the last summary sent.
+//!
+//! An idle run costs nothing more: the process remembers the occurrence it
+//! saw settled everywhere and that the lead flow was healthy, and the
+//! watermark (the latest lead a run saw) tells when a silence may have
+//! begun. Only then, on the first run of a process and when an occurrence
+//! comes due does the run read the lead table's last weeks and these records.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -19,7 +25,7 @@ use super::deliver::{Channel, Limits};
 use super::summary::RunSummary;
 use crate::config::Settings;
 use crate::lead::LeadKey;
-use crate::ledger::{AlertKey, Entry, Ledger, Policy, Status};
+use crate::ledger::{AlertKey, Entry, Ledger, Policy, Status, Verdict};
 use crate::notify::{Alert, DestinationId, Notice, Notifier};
 use crate::storage::{parse_timestamp, Storage, StorageError};
 use crate::summary::{health, Flow, HealthNote, Summary};
@@ -27,8 +33,19 @@ use crate::summary::{health, Flow, HealthNote, Summary};
 /// The ledger kind of summaries: never change (ledger keys).
 const SUMMARY: &str = "summary";
 
+/// What this process found settled, so idle runs need not look again.
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    /// The latest occurrence whose summary every destination had.
+    summary_done: Option<OffsetDateTime>,
+    /// The lead flow was healthy and no health note was left to send.
+    health_clear: bool,
+}
+
 /// Sends what is due. Problems (a channel down, the lead flow silent) go
-/// into the run's summary; only storage errors end it.
+/// into the run's summary; only storage errors end it. `watermark` is the
+/// run's, after it.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_due(
     settings: &Settings,
     storage: &Storage,
@@ -36,12 +53,29 @@ pub(super) async fn send_due(
     run_id: &str,
     limits: Limits,
     run: &mut RunSummary,
+    memo: &Mutex<Memo>,
+    watermark: Option<OffsetDateTime>,
 ) -> Result<(), StorageError> {
     let config = &settings.summary;
-    if config.to.is_empty() && config.silence_after.is_none() {
+    let now = crate::clock::now();
+    let (summary_due, health_due) = {
+        let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+        let due = config
+            .schedule
+            .latest(now)
+            .filter(|due| !config.to.is_empty() && memo.summary_done != Some(*due));
+        // No lead seen for the silence: maybe silent (the watermark stays
+        // at the latest lead a run saw, or before it).
+        let stale = match (config.silence_after, watermark) {
+            (Some(after), Some(w)) => now - w >= after,
+            _ => false,
+        };
+        let health = config.silence_after.is_some() && (stale || !memo.health_clear);
+        (due, health)
+    };
+    if summary_due.is_none() && !health_due {
         return Ok(());
     }
-    let now = crate::clock::now();
     let flow = Flow::read(settings, storage, now).await?;
     if let Some(problem) = flow.problem(&settings.leads_table) {
         run.problem(problem);
@@ -69,12 +103,19 @@ pub(super) async fn send_due(
         notifiers,
         records,
         run,
+        unsettled: false,
     };
-    if config.silence_after.is_some() {
+    if health_due {
         sender.health(settings, &flow).await?;
+        let clear = flow.silent_since().is_none() && !sender.unsettled;
+        memo.lock().unwrap_or_else(|e| e.into_inner()).health_clear = clear;
     }
-    if !config.to.is_empty() {
-        sender.summary(settings, storage, flow, now).await?;
+    if let Some(due) = summary_due {
+        sender.unsettled = false;
+        sender.summary(settings, storage, flow, due).await?;
+        if !sender.unsettled {
+            memo.lock().unwrap_or_else(|e| e.into_inner()).summary_done = Some(due);
+        }
     }
     Ok(())
 }
@@ -86,6 +127,8 @@ struct Sender<'a, 'r> {
     /// Every record of the notices partition, by row key.
     records: HashMap<String, Entry>,
     run: &'r mut RunSummary,
+    /// Something was left for a later run (a channel down, another run's claim).
+    unsettled: bool,
 }
 
 impl Sender<'_, '_> {
@@ -132,11 +175,13 @@ impl Sender<'_, '_> {
         };
         let key = Self::key(kind, at, to);
         let prior = self.records.get(&key.row_key()).cloned();
-        if !matches!(
-            self.ledger.judge(prior.as_ref()),
-            crate::ledger::Verdict::Owed { .. } | crate::ledger::Verdict::Exhausted { .. }
-        ) {
-            return Ok(());
+        match self.ledger.judge(prior.as_ref()) {
+            Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
+            Verdict::Busy => {
+                self.unsettled = true;
+                return Ok(());
+            }
+            Verdict::Done(_) => return Ok(()),
         }
         let mut channel = Channel::new(Arc::clone(notifier));
         channel
@@ -144,6 +189,9 @@ impl Sender<'_, '_> {
             .await?;
         for problem in std::mem::take(&mut channel.tally.problems) {
             self.run.problem(problem);
+        }
+        if channel.tally.pending + channel.tally.busy > 0 {
+            self.unsettled = true;
         }
         if channel.tally.pending > 0 {
             self.run
@@ -194,12 +242,9 @@ impl Sender<'_, '_> {
         settings: &Settings,
         storage: &Storage,
         flow: Flow,
-        now: OffsetDateTime,
+        due: OffsetDateTime,
     ) -> Result<(), StorageError> {
         let schedule = &settings.summary.schedule;
-        let Some(due) = schedule.latest(now) else {
-            return Ok(());
-        };
         let Some(previous) = schedule.before(due) else {
             return Ok(());
         };
@@ -208,11 +253,13 @@ impl Sender<'_, '_> {
         for id in &settings.summary.to {
             let key = Self::key(SUMMARY, due, id);
             let prior = self.records.get(&key.row_key());
-            if matches!(
-                self.ledger.judge(prior),
-                crate::ledger::Verdict::Done(_) | crate::ledger::Verdict::Busy
-            ) {
-                continue;
+            match self.ledger.judge(prior) {
+                Verdict::Done(_) => continue,
+                Verdict::Busy => {
+                    self.unsettled = true;
+                    continue;
+                }
+                Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
             }
             let channel = id.to_string();
             let last_sent = self
