@@ -143,6 +143,10 @@ fn report_html_is_one_self_contained_page_with_every_offer_and_figure() {
     let html = std::fs::read_to_string(&page).expect("the page was written");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(html.contains("<svg"), "{html}");
+    assert!(
+        html.contains("Partner Center connection validated on"),
+        "{html}"
+    );
     assert_every_offer_and_figure(&html, &json);
     assert_self_contained(&html);
 

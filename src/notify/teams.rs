@@ -125,7 +125,8 @@ fn wrap(card: Value) -> Value {
     })
 }
 
-fn card(body: Vec<Value>) -> Value {
+/// An Adaptive Card 1.4 (what Workflows posts render) of `body`.
+pub fn card(body: Vec<Value>) -> Value {
     json!({
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

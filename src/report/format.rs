@@ -159,12 +159,13 @@ fn csv_field(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     use crate::report::{Move, Report};
 
-    fn report() -> Report {
+    /// Two offers, a move and skipped leads: the formats' test report.
+    pub(in crate::report) fn report() -> Report {
         let row = |offer_id: &str, offer: &str, action: &str, n: u64| Row {
             offer_id: offer_id.into(),
             offer: offer.into(),

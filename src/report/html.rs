@@ -74,6 +74,10 @@ impl Report {
                 p { (self.total.leads) " lead(s), " (self.total.alerted) " alerted, "
                     (self.total.skipped_total()) " not alerted on purpose, "
                     (self.total.customers) " distinct customer(s)." }
+                @for at in &self.validations {
+                    p { "Partner Center connection validated on "
+                        (parse_timestamp(at).map_or_else(|| at.clone(), format_time)) "." }
+                }
                 @for row in &self.rows {
                     (bar(&format!("{} · {}", truncate(&row.offer, 80), row.action), row, most))
                 }
@@ -185,45 +189,13 @@ fn bar(label: &str, row: &Row, most: u64) -> Markup {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{Move, Report, Row};
-
-    fn report() -> Report {
-        let row = |offer_id: &str, offer: &str, action: &str, n: u64| Row {
-            offer_id: offer_id.into(),
-            offer: offer.into(),
-            action: action.into(),
-            leads: n,
-            alerted: n - 1,
-            skipped: [("repeat".to_owned(), 1)].into(),
-            customers: n - 1,
-            ..Row::default()
-        };
-        Report {
-            since: "2026-10-22T10:00:00.0000000Z".into(),
-            until: "2026-11-21T10:00:00.0000000Z".into(),
-            rows: vec![
-                row("contoso.crm", "Contoso <CRM> & \"Pro\"", "Get it now", 12),
-                row("contoso.erp", "Contoso ERP", "Contact me", 3),
-            ],
-            moves: vec![Move {
-                offer_id: "contoso.crm".into(),
-                offer: "Contoso CRM".into(),
-                from: "Get it now".into(),
-                to: "Contact me".into(),
-                customers: 4,
-            }],
-            total: Row {
-                offer: "all offers".into(),
-                action: "all actions".into(),
-                ..row("", "", "", 15)
-            },
-            validations: Vec::new(),
-        }
-    }
+    use crate::report::format::tests::report;
 
     #[test]
     fn the_page_is_self_contained_escaped_and_complete() {
-        let page = report().html();
+        let mut r = report();
+        r.rows[0].offer = "Contoso <CRM> & \"Pro\"".into();
+        let page = r.html();
         assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
         for forbidden in ["<script", "http://", "https://", "<img", "<link", "url("] {
             assert!(!page.contains(forbidden), "{forbidden} in {page}");

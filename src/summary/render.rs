@@ -359,13 +359,7 @@ fn teams(m: &Message) -> Value {
             }
         }
     }
-    json!({
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
-        "msteams": {"width": "Full"},
-        "body": body,
-    })
+    crate::notify::teams::card(body)
 }
 
 fn slack(m: &Message) -> Value {
