@@ -18,6 +18,7 @@ mod credential;
 mod destinations;
 mod email;
 mod summary;
+mod summary_settings;
 mod values;
 
 pub use destinations::{Destinations, SlackSettings, WebhookSettings};
@@ -26,6 +27,7 @@ pub use email::{
     OUTLOOK_SCOPE,
 };
 
+pub use summary_settings::{Schedule, SummarySettings};
 pub use values::bounded_duration;
 use values::invalid;
 
@@ -74,6 +76,8 @@ pub struct Settings {
     /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
     /// the built-in roots (read from the environment by [`crate::tls`]).
     pub ssl_cert_file: Option<PathBuf>,
+    /// `SUMMARY_TO`, `SUMMARY_SCHEDULE`, `LEAD_SILENCE_AFTER`, `HEALTH_TO`.
+    pub summary: SummarySettings,
 }
 
 /// Where the lead and state tables live.
@@ -269,6 +273,12 @@ impl Settings {
                     })
             })
             .transpose()?;
+        let known: Vec<DestinationId> = unsuffixed
+            .iter()
+            .chain(destinations.ids())
+            .cloned()
+            .collect();
+        let summary = summary_settings::parse(&get, &known)?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
         let duration = |name: &'static str, default: &str, min: u64, accepts: &'static str| {
             values::duration(
@@ -323,6 +333,7 @@ impl Settings {
             retry_budget: duration("RETRY_BUDGET", "30s", 0, ANY_DURATION)?,
             repeat_window: duration("REPEAT_WINDOW", "24h", 0, ANY_DURATION)?,
             ssl_cert_file,
+            summary,
         })
     }
 }
