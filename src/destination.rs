@@ -14,15 +14,17 @@ pub enum Kind {
     Slack,
     Webhook,
     Outbox,
+    HubSpot,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Email,
         Kind::Teams,
         Kind::Slack,
         Kind::Webhook,
         Kind::Outbox,
+        Kind::HubSpot,
     ];
 
     /// The settings that turn the unnamed destination of this kind on, as
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Slack => "SLACK_WEBHOOK_URL",
             Kind::Webhook => "WEBHOOK_URL (with WEBHOOK_SECRET)",
             Kind::Outbox => "OUTBOX_DIR",
+            Kind::HubSpot => "HUBSPOT_TOKEN",
         }
     }
 
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Slack => "slack",
             Kind::Webhook => "webhook",
             Kind::Outbox => "outbox",
+            Kind::HubSpot => "hubspot",
         }
     }
 }
@@ -82,6 +86,7 @@ impl DestinationId {
     pub const SLACK: DestinationId = DestinationId::unnamed(Kind::Slack);
     pub const WEBHOOK: DestinationId = DestinationId::unnamed(Kind::Webhook);
     pub const OUTBOX: DestinationId = DestinationId::unnamed(Kind::Outbox);
+    pub const HUBSPOT: DestinationId = DestinationId::unnamed(Kind::HubSpot);
 
     pub const fn unnamed(kind: Kind) -> DestinationId {
         DestinationId { kind, name: None }
@@ -144,6 +149,7 @@ mod tests {
         assert_eq!(DestinationId::OUTBOX.to_string(), "outbox");
         assert_eq!(DestinationId::SLACK.to_string(), "slack");
         assert_eq!(DestinationId::WEBHOOK.to_string(), "webhook");
+        assert_eq!(DestinationId::HUBSPOT.to_string(), "hubspot");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod connection;
 mod credential;
 mod destinations;
 mod email;
+mod hubspot;
 mod summary;
 mod values;
 
@@ -25,6 +26,7 @@ pub use email::{
     EmailSettings, EmailTransport, GraphSettings, SmtpAuth, SmtpSettings, DEFAULT_GRAPH_ENDPOINT,
     OUTLOOK_SCOPE,
 };
+pub use hubspot::{HubSpotSettings, DEFAULT_HUBSPOT_ENDPOINT};
 
 pub use values::bounded_duration;
 use values::invalid;

@@ -1,0 +1,286 @@
+//! HubSpot: every lead a contact (found by email address, created when
+//! missing, only its empty properties filled when it exists) with one note
+//! on its timeline telling the lead.
+//!
+//! A batch of leads costs a few requests whatever its size (up to 100):
+//! read the contacts by email, upsert those to create or fill, create the
+//! notes. Exactly once: the ledger settles each lead on its own result, and
+//! a note carries a marker made from the lead's keys and the destination
+//! (`leadnotifier` and 32 hex digits). A lead claimed before (its earlier
+//! run crashed or lost HubSpot's answer, so its note may be there) is first
+//! looked up by that marker with HubSpot's search, and gets no second note.
+//! A lead claimed for the first time cannot have a note yet: no search.
+
+mod api;
+mod shapes;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::config::HubSpotSettings;
+use crate::lead::{Lead, SkipReason};
+use crate::notify::webhook::signed::webhook_id;
+use crate::notify::{
+    Alert, Attempt, BatchFuture, DestinationId, Notifier, NotifyError, SendFuture,
+};
+use api::Api;
+pub use api::{API_VERSION, SCOPES};
+use shapes::{BatchAnswer, BatchRead, Id, Inputs, NoteInput, Record, Upsert};
+
+/// HubSpot's batch endpoints take at most this many inputs.
+const BATCH: usize = 100;
+
+/// Filter groups one search may hold.
+const SEARCH_GROUPS: usize = 5;
+
+pub struct HubSpotNotifier {
+    id: DestinationId,
+    api: Api,
+}
+
+type Results = Vec<Result<(), NotifyError>>;
+
+impl HubSpotNotifier {
+    /// `http` is the product's (no redirects, see [`crate::tls`]).
+    pub fn new(settings: &HubSpotSettings, http: reqwest::Client) -> HubSpotNotifier {
+        HubSpotNotifier {
+            id: settings.id.clone(),
+            api: Api::new(
+                http,
+                settings.endpoint.clone(),
+                settings.token.clone(),
+                settings.setting.clone(),
+            ),
+        }
+    }
+
+    /// The marker of this lead's note on this destination.
+    fn marker(&self, lead: &Lead) -> String {
+        let id = webhook_id(&self.id, lead);
+        format!("leadnotifier{}", id.trim_start_matches("msg_"))
+    }
+
+    /// Contacts, then notes, for up to [`BATCH`] leads.
+    async fn write(&self, batch: &[Attempt<'_>], test: bool) -> Results {
+        let emails: Vec<Option<String>> = batch.iter().map(|a| shapes::email_of(a.lead)).collect();
+        let mut results: Results = emails
+            .iter()
+            .map(|e| match e {
+                Some(_) => Ok(()),
+                None => Err(NotifyError::permanent(
+                    "the lead has no email address, which HubSpot contacts are found by",
+                )),
+            })
+            .collect();
+        let contacts = match self.contacts(batch, &emails).await {
+            Ok(contacts) => contacts,
+            Err(e) => return vec![Err(e); batch.len()],
+        };
+        // Leads whose contact is known, and whose note is not there yet.
+        let mut todo = Vec::new();
+        for (i, email) in emails.iter().enumerate() {
+            let Some(email) = email else { continue };
+            match contacts.get(email) {
+                Some(contact) => todo.push((i, contact.clone())),
+                None => {
+                    results[i] = Err(NotifyError::retryable(
+                        "HubSpot did not answer the contact for this lead's address",
+                    ))
+                }
+            }
+        }
+        let retried: Vec<String> = todo
+            .iter()
+            .filter(|(i, _)| !batch[*i].first)
+            .map(|(i, _)| self.marker(batch[*i].lead))
+            .collect();
+        let found = match self.notes_with(&retried).await {
+            Ok(found) => found,
+            Err(e) => return vec![Err(e); batch.len()],
+        };
+        todo.retain(|(i, _)| !found.contains(&self.marker(batch[*i].lead)));
+        if todo.is_empty() {
+            return results;
+        }
+        let inputs = todo
+            .iter()
+            .map(|(i, contact)| {
+                let lead = batch[*i].lead;
+                let stamp = lead.timestamp.unwrap_or_else(time::OffsetDateTime::now_utc);
+                let properties = BTreeMap::from([
+                    (
+                        "hs_timestamp",
+                        stamp.unix_timestamp().saturating_mul(1000).to_string(),
+                    ),
+                    (
+                        "hs_note_body",
+                        shapes::note_body(lead, &self.marker(lead), test),
+                    ),
+                ]);
+                NoteInput {
+                    properties,
+                    associations: vec![serde_json::json!({
+                        "to": {"id": contact},
+                        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": shapes::NOTE_TO_CONTACT}],
+                    })],
+                }
+            })
+            .collect();
+        let created: Result<BatchAnswer, NotifyError> = self
+            .api
+            .post("notes/batch/create", &Inputs { inputs })
+            .await;
+        let outcome = match created {
+            Ok(answer) if answer.errors.is_empty() => Ok(()),
+            // Some notes were made, which ones is not said in a way this
+            // can rely on: the next run looks each up by its marker.
+            Ok(_) => Err(NotifyError::retryable(
+                "HubSpot created only part of a batch of notes (207); the rest are looked up and made next run",
+            )),
+            Err(e) => Err(e),
+        };
+        for (i, _) in todo {
+            results[i] = outcome.clone();
+        }
+        results
+    }
+
+    /// Each address's contact id: read by email, then created or filled
+    /// (only its empty properties) with one upsert of those that need it.
+    async fn contacts(
+        &self,
+        batch: &[Attempt<'_>],
+        emails: &[Option<String>],
+    ) -> Result<HashMap<String, String>, NotifyError> {
+        // The first lead of an address gives its properties.
+        let mut wanted: BTreeMap<&str, &Lead> = BTreeMap::new();
+        for (attempt, email) in batch.iter().zip(emails) {
+            if let Some(email) = email {
+                wanted.entry(email.as_str()).or_insert(attempt.lead);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let read = BatchRead {
+            id_property: "email",
+            properties: &shapes::CONTACT_PROPERTIES,
+            inputs: wanted
+                .keys()
+                .map(|e| Id {
+                    id: (*e).to_owned(),
+                })
+                .collect(),
+        };
+        // 207: some addresses have no contact (their errors are "not found").
+        let found: BatchAnswer = self.api.post("contacts/batch/read", &read).await?;
+        let mut existing: HashMap<String, Record> = HashMap::new();
+        for record in found.results {
+            if let Some(email) = record.value("email") {
+                existing.insert(email.to_lowercase(), record);
+            }
+        }
+        let mut ids: HashMap<String, String> = HashMap::new();
+        let mut upserts = Vec::new();
+        for (email, lead) in wanted {
+            let mut properties = shapes::contact_properties(lead);
+            if let Some(record) = existing.get(email) {
+                // Never overwrite what the sales team may have edited.
+                properties.retain(|name, _| record.value(name).is_none());
+                ids.insert(email.to_owned(), record.id.clone());
+            }
+            if !properties.is_empty() {
+                upserts.push(Upsert {
+                    id: email.to_owned(),
+                    id_property: "email",
+                    properties,
+                });
+            }
+        }
+        if !upserts.is_empty() {
+            let written: BatchAnswer = self
+                .api
+                .post("contacts/batch/upsert", &Inputs { inputs: upserts })
+                .await?;
+            for record in written.results {
+                if let Some(email) = record.value("email") {
+                    ids.insert(email.to_lowercase(), record.id.clone());
+                }
+            }
+        }
+        ids.retain(|_, id| !id.is_empty());
+        Ok(ids)
+    }
+
+    /// Which of `markers` are in a note already.
+    async fn notes_with(&self, markers: &[String]) -> Result<HashSet<String>, NotifyError> {
+        let mut found = HashSet::new();
+        for group in markers.chunks(SEARCH_GROUPS) {
+            let answer: BatchAnswer = self
+                .api
+                .post("notes/search", &shapes::note_search(group))
+                .await?;
+            for note in &answer.results {
+                let body = note.value("hs_note_body").unwrap_or_default();
+                found.extend(group.iter().filter(|m| body.contains(m.as_str())).cloned());
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Notifier for HubSpotNotifier {
+    fn channel(&self) -> DestinationId {
+        self.id.clone()
+    }
+
+    /// One lead (`test-alert`: its sample lead is marked as a test in the
+    /// note). The pipeline sends through [`Notifier::send_batch`].
+    fn send<'a>(&'a self, alert: Alert<'a>) -> SendFuture<'a> {
+        Box::pin(async move {
+            match alert {
+                Alert::Lead(lead) => {
+                    let test =
+                        lead.key.partition_key == crate::notify::sample_lead().key.partition_key;
+                    let batch = [Attempt { lead, first: true }];
+                    self.write(&batch, test).await.pop().unwrap_or(Ok(()))
+                }
+                Alert::Digest { .. } => Err(NotifyError::permanent(
+                    "HubSpot takes one note per lead and was handed a digest (a lead-notifier bug)",
+                )),
+            }
+        })
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    fn send_batch<'a>(&'a self, batch: &'a [Attempt<'a>]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(batch.len());
+            for chunk in batch.chunks(BATCH) {
+                results.extend(self.write(chunk, false).await);
+            }
+            results
+        })
+    }
+
+    fn takes_digests(&self) -> bool {
+        false
+    }
+
+    fn refuses(&self, lead: &Lead) -> Option<SkipReason> {
+        shapes::email_of(lead)
+            .is_none()
+            .then_some(SkipReason::NoEmail)
+    }
+
+    /// Reads one contact: the token works and reaches contacts; nothing is
+    /// written.
+    fn check(&self) -> SendFuture<'_> {
+        Box::pin(async move {
+            let _: serde_json::Value = self.api.get("contacts?limit=1").await?;
+            Ok(())
+        })
+    }
+}
