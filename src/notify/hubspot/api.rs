@@ -24,6 +24,15 @@ pub const API_VERSION: &str = "2026-09";
 /// covered by the contact scopes.
 pub const SCOPES: &str = "crm.objects.contacts.read, crm.objects.contacts.write";
 
+/// How a refusal of the data sent (a 4xx other than 401/403/429) reads.
+const REFUSED_DATA: &str = "HubSpot refused the lead's data";
+
+/// Whether HubSpot refused the data sent rather than the token: in a
+/// batch, one lead's value refuses them all.
+pub fn refused_data(error: &NotifyError) -> bool {
+    matches!(error, NotifyError::Permanent { reason } if reason.contains(REFUSED_DATA))
+}
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most of a successful answer read: a batch of 100 contacts or notes
@@ -164,7 +173,7 @@ impl Api {
                     format!(" (property {})", details.properties.join(", "))
                 };
                 NotifyError::permanent(format!(
-                    "{answered}{properties}: HubSpot refused the lead's data; \
+                    "{answered}{properties}: {REFUSED_DATA}; \
                      check the account's validation rules for these properties"
                 ))
             }

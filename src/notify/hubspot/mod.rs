@@ -73,6 +73,15 @@ impl HubSpotNotifier {
             .collect();
         let contacts = match self.contacts(batch, &emails).await {
             Ok(contacts) => contacts,
+            // HubSpot refuses a whole batch for one lead's value (its
+            // validation rules): each lead alone, so only that one fails.
+            Err(e) if batch.len() > 1 && api::refused_data(&e) => {
+                let mut results = Vec::with_capacity(batch.len());
+                for one in batch.chunks(1) {
+                    results.extend(Box::pin(self.write(one, test)).await);
+                }
+                return results;
+            }
             Err(e) => return vec![Err(e); batch.len()],
         };
         // Leads whose contact is known, and whose note is not there yet.
