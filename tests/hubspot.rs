@@ -269,7 +269,27 @@ async fn a_crash_between_contact_and_note_leaves_exactly_one_note() {
         "no second note: {:?}",
         hubspot.notes()
     );
-    assert!(hubspot.calls().iter().any(|c| c.path == "notes/search"));
+    assert!(hubspot.calls().iter().any(|c| c.path == "notes/batch/read"));
+}
+
+#[tokio::test]
+async fn a_lost_answer_retried_in_the_same_run_makes_no_second_note() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.set("RETRY_BUDGET", "10s").without("OUTBOX_DIR");
+    let rows = lead_rows("hslost", 2);
+    write_rows(&f, &rows).await;
+    hubspot.lose_next_notes_answer(500);
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.notes().len(), 2, "{:?}", hubspot.notes());
+    let creates = hubspot
+        .calls()
+        .iter()
+        .filter(|c| c.path == "notes/batch/create")
+        .count();
+    assert_eq!(creates, 1, "{:?}", hubspot.calls());
 }
 
 #[tokio::test]

@@ -546,7 +546,15 @@ async fn send_batch(
     let mut retries = 0u32;
     while !todo.is_empty() {
         let tried = Instant::now();
-        let round: Vec<Attempt> = todo.iter().map(|&i| batch[i]).collect();
+        // A lead tried once in this run may have arrived too (an answer
+        // lost): not the first try any more.
+        let round: Vec<Attempt> = todo
+            .iter()
+            .map(|&i| Attempt {
+                first: batch[i].first && retries == 0,
+                ..batch[i]
+            })
+            .collect();
         let answers = try_within_budget(limits, channel.notifier.send_batch(&round), |e| {
             vec![Err(e); round.len()]
         })

@@ -1,12 +1,14 @@
 //! A HubSpot stand-in: contacts and notes kept in memory, behind the CRM
 //! endpoints lead-notifier calls, with the request and answer shapes of
 //! HubSpot's reference (`/crm/objects/2026-09/…`: contacts batch read and
-//! upsert by email, notes batch create with associations, notes search with
-//! `CONTAINS_TOKEN`, a contacts list for `check`). It checks the bearer
+//! upsert by email, notes batch create with associations and batch read,
+//! `/crm/associations/2026-09/contacts/notes/batch/read`, a contacts list
+//! for `check`). It checks the bearer
 //! token, and can be scripted to answer the next requests with a status
 //! and headers (429 with `Retry-After`, 500, 401, 400 with HubSpot's error
 //! body), and to hold its answer to a notes create after storing the notes
-//! (a process killed meanwhile has written them, but never heard so).
+//! (a process killed meanwhile has written them, but never heard so), or
+//! to answer one such create with an error after storing (an answer lost).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,8 @@ struct Inner {
     next_id: u64,
     /// Held after storing the notes of a create, before answering.
     note_delay: Option<Duration>,
+    /// The status the next notes create answers after storing its notes.
+    notes_then: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -88,7 +92,10 @@ impl HubSpot {
         let app = Router::new()
             .route(&format!("{prefix}/contacts"), get(list_contacts))
             .route(&format!("{prefix}/{{object}}/batch/{{verb}}"), post(batch))
-            .route(&format!("{prefix}/notes/search"), post(search))
+            .route(
+                &format!("/crm/associations/{VERSION}/contacts/notes/batch/read"),
+                post(associations),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -127,6 +134,11 @@ impl HubSpot {
 
     pub fn hold_notes(&self, delay: Option<Duration>) {
         self.inner().note_delay = delay;
+    }
+
+    /// The next notes create stores its notes, then answers `status`.
+    pub fn lose_next_notes_answer(&self, status: u16) {
+        self.inner().notes_then = Some(status);
     }
 
     pub fn contacts(&self) -> Vec<Contact> {
@@ -324,6 +336,13 @@ async fn batch(
                     inner.notes.push(note);
                 }
                 delay = inner.note_delay;
+                if let Some(status) = inner.notes_then.take() {
+                    return error(
+                        StatusCode::from_u16(status).expect("status"),
+                        "INTERNAL_ERROR",
+                        "internal error",
+                    );
+                }
                 results
             };
             if let Some(delay) = delay {
@@ -335,6 +354,19 @@ async fn batch(
             )
                 .into_response()
         }
+        ("notes", "read") => {
+            assert!(body.get("idProperty").is_none(), "notes are read by id");
+            let inner = shared.inner.lock().expect("lock");
+            let results: Vec<Value> = inputs
+                .iter()
+                .filter_map(|input| {
+                    let id = input["id"].as_str()?;
+                    let note = inner.notes.iter().find(|n| n.id == id)?;
+                    Some(json!({"id": note.id, "properties": {"hs_note_body": note.body, "hs_object_id": note.id}}))
+                })
+                .collect();
+            Json(json!({"status": "COMPLETE", "results": results})).into_response()
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
@@ -343,42 +375,35 @@ async fn batch(
     }
 }
 
-async fn search(
+/// Associations v4's batch read, contacts to notes: ids as numbers.
+async fn associations(
     State(shared): State<Shared>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let groups = body["filterGroups"].as_array().cloned().unwrap_or_default();
-    if let Some(r) = gate(&shared, &headers, "notes/search", groups.len()) {
+    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+    if let Some(r) = gate(
+        &shared,
+        &headers,
+        "associations/contacts/notes/batch/read",
+        inputs.len(),
+    ) {
         return r;
     }
-    if groups.len() > 5 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
-            "too many filter groups",
-        );
-    }
-    let tokens: Vec<String> = groups
-        .iter()
-        .filter_map(|g| {
-            let filter = &g["filters"][0];
-            (filter["propertyName"] == "hs_note_body" && filter["operator"] == "CONTAINS_TOKEN")
-                .then(|| filter["value"].as_str().unwrap_or("").to_owned())
-        })
-        .collect();
     let inner = shared.inner.lock().expect("lock");
-    let results: Vec<Value> = inner
-        .notes
+    let results: Vec<Value> = inputs
         .iter()
-        .filter(|n| {
-            tokens.iter().any(|t| {
-                n.body
-                    .split(|c: char| !c.is_ascii_alphanumeric())
-                    .any(|word| word == t)
-            })
+        .map(|input| {
+            let contact = input["id"].as_str().unwrap_or("");
+            let to: Vec<Value> = inner
+                .notes
+                .iter()
+                .filter(|n| n.contact == contact)
+                .map(|n| json!({"toObjectId": n.id.parse::<u64>().unwrap_or(0),
+                    "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": n.association_type, "label": null}]}))
+                .collect();
+            json!({"from": {"id": contact}, "to": to})
         })
-        .map(|n| json!({"id": n.id, "properties": {"hs_note_body": n.body}}))
         .collect();
-    Json(json!({"total": results.len(), "results": results})).into_response()
+    Json(json!({"status": "COMPLETE", "results": results})).into_response()
 }

@@ -39,6 +39,15 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// with their properties is tens of KB; this is far above that.
 const MAX_OK_BYTES: usize = 4 * 1024 * 1024;
 
+/// Which of the CRM APIs a path is of; both are versioned by [`API_VERSION`].
+#[derive(Debug, Clone, Copy)]
+pub enum Crm {
+    /// `/crm/objects/<version>/…`: contacts, notes.
+    Objects,
+    /// `/crm/associations/<version>/…`: which notes a contact has.
+    Associations,
+}
+
 /// One HubSpot account.
 pub struct Api {
     http: reqwest::Client,
@@ -58,39 +67,45 @@ impl Api {
         }
     }
 
-    /// `/crm/objects/<version>/<path>` on the endpoint.
-    fn url(&self, path: &str) -> String {
+    /// `/crm/<api>/<version>/<path>` on the endpoint.
+    fn url(&self, api: Crm, path: &str) -> String {
         let base = self.base.as_str().trim_end_matches('/');
-        format!("{base}/crm/objects/{API_VERSION}/{path}")
+        let api = match api {
+            Crm::Objects => "objects",
+            Crm::Associations => "associations",
+        };
+        format!("{base}/crm/{api}/{API_VERSION}/{path}")
     }
 
-    /// POSTs `body` to the object path; the answer's JSON on 2xx (207
-    /// included: a batch's partial result lists its errors).
+    /// POSTs `body` to the path; the answer's JSON on 2xx (207 included: a
+    /// batch's partial result lists its errors).
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
+        api: Crm,
         path: &str,
         body: &B,
     ) -> Result<T, NotifyError> {
         let body = serde_json::to_vec(body).map_err(|e| {
             NotifyError::permanent(format!("could not encode a HubSpot request: {e}"))
         })?;
-        self.call(Method::POST, path, Some(body)).await
+        self.call(Method::POST, api, path, Some(body)).await
     }
 
-    /// GETs the object path (`contacts?limit=1`).
+    /// GETs an object path (`contacts?limit=1`).
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, NotifyError> {
-        self.call(Method::GET, path, None).await
+        self.call(Method::GET, Crm::Objects, path, None).await
     }
 
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
+        api: Crm,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, NotifyError> {
         let mut request = self
             .http
-            .request(method, self.url(path))
+            .request(method, self.url(api, path))
             .timeout(TIMEOUT)
             .header(
                 AUTHORIZATION,
@@ -165,6 +180,10 @@ impl Api {
             )),
             403 => NotifyError::permanent(format!(
                 "{answered}: the token in {setting} lacks a scope; it needs {SCOPES}"
+            )),
+            404 | 405 | 410 => NotifyError::permanent(format!(
+                "{answered}: no CRM API version {API_VERSION} there; check HUBSPOT_ENDPOINT \
+                 (https://api.hubapi.com), or update lead-notifier if HubSpot retired that version"
             )),
             _ => {
                 let properties = if details.properties.is_empty() {

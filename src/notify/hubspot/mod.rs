@@ -6,15 +6,17 @@
 //! read the contacts by email, upsert those to create or fill, create the
 //! notes. Exactly once: the ledger settles each lead on its own result, and
 //! a note carries a marker made from the lead's keys and the destination
-//! (`leadnotifier` and 32 hex digits). A lead claimed before (its earlier
-//! run crashed or lost HubSpot's answer, so its note may be there) is first
-//! looked up by that marker with HubSpot's search, and gets no second note.
-//! A lead claimed for the first time cannot have a note yet: no search.
+//! (`leadnotifier` and 32 hex digits). A lead tried before (its earlier try
+//! crashed or lost HubSpot's answer, so its note may be there) first has
+//! its contact's notes read (associations, then the notes: reads that see
+//! every write at once, unlike HubSpot's search index, which lags), and gets
+//! no second note when one carries its marker. A lead tried for the first
+//! time cannot have a note yet: nothing is read.
 
 mod api;
 mod shapes;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::config::HubSpotSettings;
 use crate::lead::{Lead, SkipReason};
@@ -22,15 +24,17 @@ use crate::notify::webhook::signed::webhook_id;
 use crate::notify::{
     Alert, Attempt, BatchFuture, DestinationId, Notifier, NotifyError, SendFuture,
 };
-use api::Api;
+use api::{Api, Crm};
 pub use api::{API_VERSION, SCOPES};
-use shapes::{BatchAnswer, BatchRead, Id, Inputs, NoteInput, Record, Upsert};
+use shapes::{Associations, BatchAnswer, BatchRead, Id, Inputs, NoteInput, Record, Upsert};
 
 /// HubSpot's batch endpoints take at most this many inputs.
 const BATCH: usize = 100;
 
-/// Filter groups one search may hold.
-const SEARCH_GROUPS: usize = 5;
+/// Pages of one contact's notes read at most when looking for a marker
+/// (HubSpot pages associations by 500): beyond 10,000 notes on one
+/// contact, the older ones are not looked through.
+const MAX_NOTE_PAGES: usize = 20;
 
 pub struct HubSpotNotifier {
     id: DestinationId,
@@ -97,10 +101,10 @@ impl HubSpotNotifier {
                 }
             }
         }
-        let retried: Vec<String> = todo
+        let retried: Vec<(&str, String)> = todo
             .iter()
             .filter(|(i, _)| !batch[*i].first)
-            .map(|(i, _)| self.marker(batch[*i].lead))
+            .map(|(i, contact)| (contact.as_str(), self.marker(batch[*i].lead)))
             .collect();
         let found = match self.notes_with(&retried).await {
             Ok(found) => found,
@@ -136,7 +140,7 @@ impl HubSpotNotifier {
             .collect();
         let created: Result<BatchAnswer, NotifyError> = self
             .api
-            .post("notes/batch/create", &Inputs { inputs })
+            .post(Crm::Objects, "notes/batch/create", &Inputs { inputs })
             .await;
         let outcome = match created {
             Ok(answer) if answer.errors.is_empty() => Ok(()),
@@ -171,17 +175,21 @@ impl HubSpotNotifier {
             return Ok(HashMap::new());
         }
         let read = BatchRead {
-            id_property: "email",
+            id_property: Some("email"),
             properties: &shapes::CONTACT_PROPERTIES,
             inputs: wanted
                 .keys()
                 .map(|e| Id {
                     id: (*e).to_owned(),
+                    after: None,
                 })
                 .collect(),
         };
         // 207: some addresses have no contact (their errors are "not found").
-        let found: BatchAnswer = self.api.post("contacts/batch/read", &read).await?;
+        let found: BatchAnswer = self
+            .api
+            .post(Crm::Objects, "contacts/batch/read", &read)
+            .await?;
         let mut existing: HashMap<String, Record> = HashMap::new();
         for record in found.results {
             if let Some(email) = record.value("email") {
@@ -208,7 +216,11 @@ impl HubSpotNotifier {
         if !upserts.is_empty() {
             let written: BatchAnswer = self
                 .api
-                .post("contacts/batch/upsert", &Inputs { inputs: upserts })
+                .post(
+                    Crm::Objects,
+                    "contacts/batch/upsert",
+                    &Inputs { inputs: upserts },
+                )
                 .await?;
             for record in written.results {
                 if let Some(email) = record.value("email") {
@@ -220,20 +232,95 @@ impl HubSpotNotifier {
         Ok(ids)
     }
 
-    /// Which of `markers` are in a note already.
-    async fn notes_with(&self, markers: &[String]) -> Result<HashSet<String>, NotifyError> {
+    /// Which markers are in a note of their contact already: `wanted` is
+    /// (contact id, marker) of the leads tried before.
+    async fn notes_with(&self, wanted: &[(&str, String)]) -> Result<HashSet<String>, NotifyError> {
         let mut found = HashSet::new();
-        for group in markers.chunks(SEARCH_GROUPS) {
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let contacts: BTreeSet<&str> = wanted.iter().map(|(c, _)| *c).collect();
+        let notes = self.notes_of(contacts).await?;
+        let ids: Vec<&String> = notes
+            .values()
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut bodies: HashMap<String, String> = HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let read = BatchRead {
+                id_property: None,
+                properties: &["hs_note_body"],
+                inputs: chunk
+                    .iter()
+                    .map(|id| Id {
+                        id: (*id).clone(),
+                        after: None,
+                    })
+                    .collect(),
+            };
             let answer: BatchAnswer = self
                 .api
-                .post("notes/search", &shapes::note_search(group))
+                .post(Crm::Objects, "notes/batch/read", &read)
                 .await?;
-            for note in &answer.results {
-                let body = note.value("hs_note_body").unwrap_or_default();
-                found.extend(group.iter().filter(|m| body.contains(m.as_str())).cloned());
+            for note in answer.results {
+                let body = note.value("hs_note_body").unwrap_or_default().to_owned();
+                bodies.insert(note.id, body);
+            }
+        }
+        for (contact, marker) in wanted {
+            let has = notes.get(*contact).is_some_and(|ids| {
+                ids.iter()
+                    .any(|id| bodies.get(id).is_some_and(|b| b.contains(marker.as_str())))
+            });
+            if has {
+                found.insert(marker.clone());
             }
         }
         Ok(found)
+    }
+
+    /// The ids of the notes on each contact, every page.
+    async fn notes_of(
+        &self,
+        contacts: BTreeSet<&str>,
+    ) -> Result<HashMap<String, Vec<String>>, NotifyError> {
+        let mut notes: HashMap<String, Vec<String>> = HashMap::new();
+        let mut pending: Vec<Id> = contacts
+            .into_iter()
+            .map(|c| Id {
+                id: c.to_owned(),
+                after: None,
+            })
+            .collect();
+        for _ in 0..MAX_NOTE_PAGES {
+            if pending.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for chunk in pending.chunks(BATCH) {
+                let inputs = Inputs {
+                    inputs: chunk.iter().collect::<Vec<&Id>>(),
+                };
+                let answer: Associations = self
+                    .api
+                    .post(Crm::Associations, "contacts/notes/batch/read", &inputs)
+                    .await?;
+                for result in answer.results {
+                    let ids = notes.entry(result.from.id.clone()).or_default();
+                    ids.extend(result.to.into_iter().map(|to| to.to_object_id.to_string()));
+                    if let Some(after) = result.paging.and_then(|p| p.next).map(|n| n.after) {
+                        next.push(Id {
+                            id: result.from.id,
+                            after: Some(after),
+                        });
+                    }
+                }
+            }
+            pending = next;
+        }
+        Ok(notes)
     }
 }
 

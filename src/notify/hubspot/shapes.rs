@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use maud::html;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::lead::Lead;
 use crate::text::{self, Limits};
@@ -34,14 +34,19 @@ pub const NOTE_TO_CONTACT: u32 = 202;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchRead<'a> {
-    pub id_property: &'static str,
+    /// `None`: the inputs are record ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_property: Option<&'static str>,
     pub properties: &'a [&'static str],
     pub inputs: Vec<Id>,
 }
 
+/// A record named by id; `after` continues a paged association read.
 #[derive(Debug, Serialize)]
 pub struct Id {
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,16 +99,59 @@ impl Record {
     }
 }
 
-/// A search for notes holding any of `markers` (at most five, HubSpot's
-/// limit of filter groups).
-pub fn note_search(markers: &[String]) -> Value {
-    let groups: Vec<Value> = markers
-        .iter()
-        .map(|m| {
-            json!({"filters": [{"propertyName": "hs_note_body", "operator": "CONTAINS_TOKEN", "value": m}]})
-        })
-        .collect();
-    json!({"filterGroups": groups, "properties": ["hs_note_body"], "limit": 100})
+/// An associations batch read answer: per contact, the notes on it.
+#[derive(Debug, Default, Deserialize)]
+pub struct Associations {
+    #[serde(default)]
+    pub results: Vec<Associated>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Associated {
+    pub from: From,
+    #[serde(default)]
+    pub to: Vec<To>,
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct From {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct To {
+    /// A number in HubSpot's reference; read either way.
+    pub to_object_id: IdText,
+}
+
+/// An id HubSpot may write as a number or as text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum IdText {
+    Number(u64),
+    Text(String),
+}
+
+impl std::fmt::Display for IdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdText::Number(n) => write!(f, "{n}"),
+            IdText::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Paging {
+    pub next: Option<Next>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Next {
+    pub after: String,
 }
 
 /// The contact properties a lead gives, sanitised and capped: every one it
