@@ -166,6 +166,12 @@ async fn rate_limits_are_waited_out() {
         body: json!({"status": "error", "message": "You have reached your secondly limit.", "category": "RATE_LIMITS"}),
     });
     hubspot.script(Scripted {
+        path: "contacts/batch/upsert",
+        status: 500,
+        headers: vec![],
+        body: json!({"status": "error", "message": "internal error", "category": "INTERNAL_ERROR"}),
+    });
+    hubspot.script(Scripted {
         path: "notes/batch/create",
         status: 429,
         headers: vec![
@@ -194,6 +200,76 @@ async fn rate_limits_are_waited_out() {
         "the rate-limit window honoured: {log}"
     );
     assert!(log.contains("RATE_LIMITS"), "{log}");
+    assert!(log.contains("HubSpot answered 500"), "5xx retried: {log}");
+    assert_eq!(hubspot.contacts().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_value_fails_that_lead_with_category_and_property_only() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hs400", 2);
+    let refusal = Scripted {
+        path: "contacts/batch/upsert",
+        status: 400,
+        headers: vec![],
+        body: json!({
+            "status": "error",
+            "message": "Property values were not valid: [{\"isValid\":false,\"message\":\"+44 20 7946 0000 is not a valid phone number\",\"error\":\"INVALID_PHONE\",\"name\":\"phone\"}]",
+            "correlationId": "5f3e",
+            "category": "VALIDATION_ERROR",
+            "errors": [{"message": "+44 20 7946 0000 is not a valid phone number", "context": {"propertyName": ["phone"]}}],
+        }),
+    };
+    // The batch, then the first lead alone, are refused.
+    hubspot.script(refusal.clone());
+    hubspot.script(refusal);
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (_, body) = handler.invoke_timer().await;
+    assert_eq!(count(&body, "delivered", "hubspot"), 1, "{body}");
+    assert_eq!(body["ReturnValue"]["failed"], 1, "{body}");
+    let problems = body["ReturnValue"]["problems"].to_string();
+    assert!(problems.contains("VALIDATION_ERROR"), "{problems}");
+    assert!(problems.contains("property phone"), "{problems}");
+    assert!(problems.contains(&rows[0].row_key), "{problems}");
+    assert_eq!(hubspot.notes().len(), 1);
+    assert!(hubspot.contact(&email(&rows[1])).is_some());
+    assert_handler_quiet(&handler, &f, &[&body], &CUSTOMER_NEEDLES);
+}
+
+#[tokio::test]
+async fn check_reads_and_test_alert_writes_one_marked_contact_and_note() {
+    let (hubspot, f) = hubspot_fixture().await;
+    write_rows(&f, &lead_rows("hscheck", 1)).await;
+    let (code, out) = run_cli(&f.settings, &["check"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("hubspot: HubSpot account at 127.0.0.1 (token hidden)"),
+        "{out}"
+    );
+    assert!(!out.contains(TOKEN), "{out}");
+    assert!(
+        hubspot.contacts().is_empty() && hubspot.notes().is_empty(),
+        "check writes nothing"
+    );
+    assert!(hubspot.calls().iter().any(|c| c.path == "contacts"));
+
+    let (code, out) = run_cli(&f.settings, &["test-alert"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains(TOKEN), "{out}");
+    let contact = hubspot
+        .contact("sample.lead@example.com")
+        .expect("test contact");
+    assert_eq!(prop(&contact, "company"), "Sample lead from lead-notifier");
+    let notes = hubspot.notes();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].contact, contact.id);
+    assert!(
+        notes[0].body.contains("TEST from lead-notifier test-alert"),
+        "{}",
+        notes[0].body
+    );
 }
 
 #[tokio::test]
