@@ -206,11 +206,22 @@ async fn rate_limits_are_waited_out() {
 
 #[tokio::test]
 async fn a_refused_value_fails_that_lead_with_category_and_property_only() {
+    refused_at("contacts/batch/upsert", "hs400c").await;
+}
+
+#[tokio::test]
+async fn a_refused_note_fails_that_lead_only() {
+    refused_at("notes/batch/create", "hs400n").await;
+}
+
+/// HubSpot answers the batch request at `path`, then the first lead's own
+/// request there, with a validation error.
+async fn refused_at(path: &'static str, tag: &str) {
     let (hubspot, mut f) = hubspot_fixture().await;
     f.without("OUTBOX_DIR");
-    let rows = lead_rows("hs400", 2);
+    let rows = lead_rows(tag, 2);
     let refusal = Scripted {
-        path: "contacts/batch/upsert",
+        path,
         status: 400,
         headers: vec![],
         body: json!({

@@ -63,8 +63,27 @@ impl HubSpotNotifier {
         format!("leadnotifier{}", id.trim_start_matches("msg_"))
     }
 
-    /// Contacts, then notes, for up to [`BATCH`] leads.
+    /// Contacts, then notes, for up to [`BATCH`] leads. HubSpot refuses a
+    /// whole batch for one lead's value (its validation rules, on a contact
+    /// or a note): then each lead goes alone, so only that one fails. A
+    /// refused batch wrote nothing, so its leads are still first tries.
     async fn write(&self, batch: &[Attempt<'_>], test: bool) -> Results {
+        match self.write_batch(batch, test).await {
+            Ok(results) => results,
+            Err(e) if batch.len() > 1 && api::refused_data(&e) => {
+                let mut results = Vec::with_capacity(batch.len());
+                for one in batch.chunks(1) {
+                    results.extend(Box::pin(self.write(one, test)).await);
+                }
+                results
+            }
+            Err(e) => vec![Err(e); batch.len()],
+        }
+    }
+
+    /// [`Self::write`] in one go; `Err` when a request for the whole batch
+    /// failed.
+    async fn write_batch(&self, batch: &[Attempt<'_>], test: bool) -> Result<Results, NotifyError> {
         let emails: Vec<Option<String>> = batch.iter().map(|a| shapes::email_of(a.lead)).collect();
         let mut results: Results = emails
             .iter()
@@ -75,19 +94,7 @@ impl HubSpotNotifier {
                 )),
             })
             .collect();
-        let contacts = match self.contacts(batch, &emails).await {
-            Ok(contacts) => contacts,
-            // HubSpot refuses a whole batch for one lead's value (its
-            // validation rules): each lead alone, so only that one fails.
-            Err(e) if batch.len() > 1 && api::refused_data(&e) => {
-                let mut results = Vec::with_capacity(batch.len());
-                for one in batch.chunks(1) {
-                    results.extend(Box::pin(self.write(one, test)).await);
-                }
-                return results;
-            }
-            Err(e) => return vec![Err(e); batch.len()],
-        };
+        let contacts = self.contacts(batch, &emails).await?;
         // Leads whose contact is known, and whose note is not there yet.
         let mut todo = Vec::new();
         for (i, email) in emails.iter().enumerate() {
@@ -106,13 +113,10 @@ impl HubSpotNotifier {
             .filter(|(i, _)| !batch[*i].first)
             .map(|(i, contact)| (contact.as_str(), self.marker(batch[*i].lead)))
             .collect();
-        let found = match self.notes_with(&retried).await {
-            Ok(found) => found,
-            Err(e) => return vec![Err(e); batch.len()],
-        };
+        let found = self.notes_with(&retried).await?;
         todo.retain(|(i, _)| !found.contains(&self.marker(batch[*i].lead)));
         if todo.is_empty() {
-            return results;
+            return Ok(results);
         }
         let inputs = todo
             .iter()
@@ -138,23 +142,23 @@ impl HubSpotNotifier {
                 }
             })
             .collect();
-        let created: Result<BatchAnswer, NotifyError> = self
+        let created: BatchAnswer = self
             .api
             .post(Crm::Objects, "notes/batch/create", &Inputs { inputs })
-            .await;
-        let outcome = match created {
-            Ok(answer) if answer.errors.is_empty() => Ok(()),
+            .await?;
+        let outcome = if created.errors.is_empty() {
+            Ok(())
+        } else {
             // Some notes were made, which ones is not said in a way this
-            // can rely on: the next run looks each up by its marker.
-            Ok(_) => Err(NotifyError::retryable(
-                "HubSpot created only part of a batch of notes (207); the rest are looked up and made next run",
-            )),
-            Err(e) => Err(e),
+            // can rely on: the retry looks each up by its marker.
+            Err(NotifyError::retryable(
+                "HubSpot created only part of a batch of notes (207); the rest are looked up and made on retry",
+            ))
         };
         for (i, _) in todo {
             results[i] = outcome.clone();
         }
-        results
+        Ok(results)
     }
 
     /// Each address's contact id: read by email, then created or filled
