@@ -364,13 +364,20 @@ async fn a_lost_answer_retried_in_the_same_run_makes_no_second_note() {
     let (hubspot, mut f) = hubspot_fixture().await;
     f.set("RETRY_BUDGET", "10s").without("OUTBOX_DIR");
     let rows = lead_rows("hslost", 2);
+    // Lead 0's customer has notes of the sales team's, and HubSpot pages
+    // a contact's notes: the lookup goes through every page.
+    let existing = hubspot.add_contact(json!({"email": email(&rows[0])}));
+    for n in 0..3 {
+        hubspot.add_note(&existing, &format!("Called back, attempt {n}"));
+    }
+    hubspot.page_associations(2);
     write_rows(&f, &rows).await;
     hubspot.lose_next_notes_answer(500);
     let handler = Handler::start(&f.settings).await;
     let (status, body) = handler.invoke_timer().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
-    assert_eq!(hubspot.notes().len(), 2, "{:?}", hubspot.notes());
+    assert_eq!(hubspot.notes().len(), 5, "{:?}", hubspot.notes());
     let creates = hubspot
         .calls()
         .iter()

@@ -63,6 +63,8 @@ struct Inner {
     next_id: u64,
     /// Held after storing the notes of a create, before answering.
     note_delay: Option<Duration>,
+    /// Associations answered per page (HubSpot: 500), 0 for that default.
+    page: usize,
     /// The status the next notes create answers after storing its notes.
     notes_then: Option<u16>,
 }
@@ -130,6 +132,25 @@ impl HubSpot {
 
     pub fn script(&self, answer: Scripted) {
         self.inner().script.push_back(answer);
+    }
+
+    /// A note already on a contact (one the sales team wrote).
+    pub fn add_note(&self, contact: &str, body: &str) {
+        let mut inner = self.inner();
+        inner.next_id += 1;
+        let id = inner.next_id.to_string();
+        inner.notes.push(Note {
+            id,
+            body: body.to_owned(),
+            timestamp: "1764000000000".to_owned(),
+            contact: contact.to_owned(),
+            association_type: 202,
+        });
+    }
+
+    /// Associations answered `n` to a page, with `paging.next.after`.
+    pub fn page_associations(&self, n: usize) {
+        self.inner().page = n;
     }
 
     pub fn hold_notes(&self, delay: Option<Duration>) {
@@ -391,18 +412,29 @@ async fn associations(
         return r;
     }
     let inner = shared.inner.lock().expect("lock");
+    let page = if inner.page == 0 { 500 } else { inner.page };
     let results: Vec<Value> = inputs
         .iter()
         .map(|input| {
             let contact = input["id"].as_str().unwrap_or("");
-            let to: Vec<Value> = inner
-                .notes
+            let start: usize = input["after"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
+            let all: Vec<&Note> = inner.notes.iter().filter(|n| n.contact == contact).collect();
+            let to: Vec<Value> = all
                 .iter()
-                .filter(|n| n.contact == contact)
+                .skip(start)
+                .take(page)
                 .map(|n| json!({"toObjectId": n.id.parse::<u64>().unwrap_or(0),
                     "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": n.association_type, "label": null}]}))
                 .collect();
-            json!({"from": {"id": contact}, "to": to})
+            let mut result = json!({"from": {"id": contact}, "to": to});
+            if start + page < all.len() {
+                let after = (start + page).to_string();
+                result["paging"] = json!({"next": {"after": after, "link": null}});
+            }
+            result
         })
         .collect();
     Json(json!({"status": "COMPLETE", "results": results})).into_response()
