@@ -7,6 +7,8 @@
 //! they need it relative to the rows they wrote.
 
 mod common;
+#[path = "pipeline_support/mod.rs"]
+mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -510,4 +512,46 @@ async fn a_silent_lead_table_warns_once_and_says_once_when_leads_resume() {
         mails(&recipient, "No marketplace lead since").await.len(),
         1
     );
+}
+
+/// One process (as a host that lives for weeks keeps it): a silence that
+/// outlasts the look-back (LEAD_SILENCE_AFTER and 28 days) leaves no lead in
+/// the window, and the process must still say "resumed" when leads return.
+/// In-process so that "now" can move between runs; this is the only test
+/// here that sets the variable in its own process (the binary's tests clear
+/// their children's environment).
+#[tokio::test]
+async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_back() {
+    use lead_notifier::notify::DestinationId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+    use support::{notifiers, row, store, Recorder};
+
+    let settings = Arc::new(support::settings(&[
+        (
+            "TEAMS_WEBHOOK_URL",
+            "https://contoso.webhook.office.com/webhookb2/summary-test",
+        ),
+        ("HEALTH_TO", "teams"),
+        ("LEAD_SILENCE_AFTER", "1d"),
+    ]));
+    let teams = Recorder::new(DestinationId::TEAMS);
+    let pipeline = Pipeline::new(Arc::clone(&settings), notifiers(&[&teams]));
+    let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
+    let stand_at = |t: OffsetDateTime| std::env::set_var(TEST_NOW, rfc3339(t));
+
+    store(&settings, &[row("1:2F1:2F2026", "before-the-silence")]).await;
+    let start = OffsetDateTime::now_utc();
+    stand_at(start + Span::days(2));
+    pipeline.run_once().await.expect("run in the silence");
+    assert_eq!(notices(), 1, "the silence warning");
+    stand_at(start + Span::days(40));
+    pipeline.run_once().await.expect("run long after");
+    assert_eq!(notices(), 1, "no second warning");
+
+    store(&settings, &[row("1:2F1:2F2026", "after-the-silence")]).await;
+    stand_at(OffsetDateTime::now_utc() + Span::minutes(1));
+    pipeline.run_once().await.expect("run with leads again");
+    std::env::remove_var(TEST_NOW);
+    assert_eq!(notices(), 2, "the resumed note: {:?}", teams.sent());
 }

@@ -216,6 +216,12 @@ impl Sender<'_, '_> {
             return Ok(());
         }
         let Some(again) = flow.last_lead else {
+            // A silence longer than the look-back leaves no lead to see, but
+            // a warning was sent and its "resumed" is still owed: this
+            // process must keep looking until leads come back.
+            if self.warned_without_resumed(&to) {
+                self.unsettled = true;
+            }
             return Ok(());
         };
         // Warnings delivered for a silence that has ended since.
@@ -233,6 +239,20 @@ impl Sender<'_, '_> {
             self.send(health::RESUMED, last, &id, &notice).await?;
         }
         Ok(())
+    }
+
+    /// A silence warning delivered to one of `to` with no "resumed" note
+    /// recorded for its episode.
+    fn warned_without_resumed(&self, to: &[DestinationId]) -> bool {
+        let resumed: Vec<(&str, OffsetDateTime)> = self
+            .of_kind(health::RESUMED)
+            .map(|(channel, last, _)| (channel, last))
+            .collect();
+        self.of_kind(health::SILENT).any(|(channel, last, status)| {
+            status == Status::Delivered
+                && to.iter().any(|id| id.to_string() == channel)
+                && !resumed.contains(&(channel, last))
+        })
     }
 
     /// The summary for the latest occurrence, to every destination that has
