@@ -517,11 +517,12 @@ async fn a_silent_lead_table_warns_once_and_says_once_when_leads_resume() {
 /// One process (as a host that lives for weeks keeps it): a silence that
 /// outlasts the look-back (LEAD_SILENCE_AFTER and 28 days) leaves no lead in
 /// the window, and the process must still say "resumed" when leads return.
-/// In-process so that "now" can move between runs; this is the only test
-/// here that sets the variable in its own process (the binary's tests clear
-/// their children's environment).
+/// In-process so that "now" can move between runs (the binary's tests clear
+/// their children's environment; [`IN_PROCESS`] keeps the in-process ones
+/// from moving it under each other).
 #[tokio::test]
 async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_back() {
+    let _clock = IN_PROCESS.lock().await;
     use lead_notifier::notify::DestinationId;
     use lead_notifier::pipeline::Pipeline;
     use std::sync::Arc;
@@ -554,4 +555,61 @@ async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_
     pipeline.run_once().await.expect("run with leads again");
     std::env::remove_var(TEST_NOW);
     assert_eq!(notices(), 2, "the resumed note: {:?}", teams.sent());
+}
+
+/// Held by the tests that set [`TEST_NOW`] in this process.
+static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// SUMMARY_SCHEDULE moved to an earlier weekday right after a summary went
+/// out: the new schedule's latest occurrence lies before the summary just
+/// sent, whose period covered it, so nothing more is owed until the next one.
+#[tokio::test]
+async fn a_schedule_moved_earlier_sends_no_summary_for_a_period_already_covered() {
+    use lead_notifier::notify::DestinationId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+    use support::{notifiers, Recorder};
+
+    let _clock = IN_PROCESS.lock().await;
+    let teams_url = (
+        "TEAMS_WEBHOOK_URL",
+        "https://contoso.webhook.office.com/webhookb2/summary-test",
+    );
+    let monday = support::settings(&[
+        teams_url,
+        ("SUMMARY_TO", "teams"),
+        ("LEAD_SILENCE_AFTER", "0"),
+        ("SUMMARY_SCHEDULE", "0 0 7 * * 1"),
+    ]);
+    let sunday = support::settings_on(
+        &storage_connection(),
+        &[
+            teams_url,
+            ("SUMMARY_TO", "teams"),
+            ("LEAD_SILENCE_AFTER", "0"),
+            ("SUMMARY_SCHEDULE", "0 0 7 * * 0"),
+            ("LEADS_TABLE", &monday.leads_table),
+            ("LEADS_STATE_TABLE", &monday.state_table),
+        ],
+    );
+    support::store(&monday, &[support::row("1:2F1:2F2026", "a-lead")]).await;
+    let teams = Recorder::new(DestinationId::TEAMS);
+    let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
+    let stand_at = |t: OffsetDateTime| std::env::set_var(TEST_NOW, rfc3339(t));
+    let seven = next_monday_seven(OffsetDateTime::now_utc());
+
+    stand_at(seven + Span::minutes(30));
+    Pipeline::new(Arc::new(monday), notifiers(&[&teams]))
+        .run_once()
+        .await
+        .expect("Monday's run");
+    assert_eq!(notices(), 1, "Monday's summary");
+    // Restarted with the new schedule a minute later.
+    stand_at(seven + Span::minutes(31));
+    let run = Pipeline::new(Arc::new(sunday), notifiers(&[&teams]))
+        .run_once()
+        .await;
+    std::env::remove_var(TEST_NOW);
+    run.expect("the run after the change");
+    assert_eq!(notices(), 1, "a second summary for Sunday");
 }

@@ -282,11 +282,17 @@ impl Sender<'_, '_> {
                 Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
             }
             let channel = id.to_string();
-            let last_sent = self
+            let sent: Vec<OffsetDateTime> = self
                 .of_kind(SUMMARY)
-                .filter(|&(c, at, status)| c == channel && status == Status::Delivered && at < due)
+                .filter(|&(c, _, status)| c == channel && status == Status::Delivered)
                 .map(|(_, at, _)| at)
-                .max();
+                .collect();
+            // One for a later occurrence (SUMMARY_SCHEDULE moved earlier)
+            // covered this period already.
+            if sent.iter().any(|&at| at > due) {
+                continue;
+            }
+            let last_sent = sent.into_iter().filter(|&at| at < due).max();
             let from = last_sent.map_or(previous, |sent| sent.min(previous));
             match periods.iter_mut().find(|(f, _)| *f == from) {
                 Some((_, ids)) => ids.push(id.clone()),
