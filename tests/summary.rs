@@ -613,3 +613,29 @@ async fn a_schedule_moved_earlier_sends_no_summary_for_a_period_already_covered(
     run.expect("the run after the change");
     assert_eq!(notices(), 1, "a second summary for Sunday");
 }
+
+/// Two installations (lead tables) summarising to one mailbox on the same
+/// Monday: mail services drop a message whose Message-ID they have seen, so
+/// the second summary must not reuse the first one's.
+#[tokio::test]
+async fn two_installations_summaries_never_share_a_message_id() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let (first, recipient) = host_settings(outbox.path(), &[("SUMMARY_TO", "email")]);
+    let mut second = first.clone();
+    second.insert("LEADS_TABLE".to_owned(), unique_table("sumleads"));
+    second.insert("LEADS_STATE_TABLE".to_owned(), unique_table("sumstate"));
+    let monday = next_monday_seven(OffsetDateTime::now_utc());
+    for s in [&first, &second] {
+        assert!(lead_notifier(s, &["seed", "--count", "1"]).status.success());
+        let out = lead_notifier(&at_time(s, monday + Span::minutes(1)), &["poll"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let summaries = mails(&recipient, SUMMARY_SUBJECT).await;
+    assert_eq!(summaries.len(), 2, "{summaries:#?}");
+    let ids: Vec<&Value> = summaries
+        .iter()
+        .map(|m| &m["headers"]["message-id"])
+        .collect();
+    assert!(ids[0].is_string(), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+}

@@ -99,6 +99,11 @@ pub(super) async fn send_due(
     };
     let mut sender = Sender {
         ledger,
+        scope: format!(
+            "{}/{}",
+            settings.storage.account(),
+            settings.leads_table.to_ascii_lowercase()
+        ),
         limits,
         notifiers,
         records,
@@ -122,6 +127,10 @@ pub(super) async fn send_due(
 
 struct Sender<'a, 'r> {
     ledger: Ledger<'a>,
+    /// The storage account and lead table: a notice's id (an email's
+    /// Message-ID) is made of times alone, the same in every installation,
+    /// and mail services drop a message whose Message-ID they have seen.
+    scope: String,
     limits: Limits,
     notifiers: &'a [Arc<dyn Notifier>],
     /// Every record of the notices partition, by row key.
@@ -183,9 +192,19 @@ impl Sender<'_, '_> {
             }
             Verdict::Done(_) => return Ok(()),
         }
+        let notice = Notice {
+            id: format!("{}|{}", self.scope, notice.id),
+            ..notice.clone()
+        };
         let mut channel = Channel::new(Arc::clone(notifier));
         channel
-            .send_once(&self.ledger, self.limits, key, prior, Alert::Notice(notice))
+            .send_once(
+                &self.ledger,
+                self.limits,
+                key,
+                prior,
+                Alert::Notice(&notice),
+            )
             .await?;
         for problem in std::mem::take(&mut channel.tally.problems) {
             self.run.problem(problem);
