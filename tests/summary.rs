@@ -639,3 +639,61 @@ async fn two_installations_summaries_never_share_a_message_id() {
     assert!(ids[0].is_string(), "{ids:?}");
     assert_ne!(ids[0], ids[1]);
 }
+
+/// A summary a destination refuses for now is tried again by the next run
+/// and given up after ALERT_MAX_ATTEMPTS; one refused for good is not tried
+/// again. Other destinations get theirs once.
+#[tokio::test]
+async fn a_failing_destination_is_retried_then_given_up() {
+    use lead_notifier::notify::DestinationId;
+    use lead_notifier::pipeline::Pipeline;
+    use std::sync::Arc;
+    use support::{notifiers, Behaviour, Recorder};
+
+    let _clock = IN_PROCESS.lock().await;
+    let settings = Arc::new(support::settings(&[
+        (
+            "TEAMS_WEBHOOK_URL",
+            "https://contoso.webhook.office.com/webhookb2/summary-test",
+        ),
+        (
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/x",
+        ),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("EMAIL_FROM", "leads@contoso.example"),
+        ("EMAIL_TO", "sales@contoso.example"),
+        ("SUMMARY_TO", "teams,slack,email"),
+        ("LEAD_SILENCE_AFTER", "0"),
+        ("ALERT_MAX_ATTEMPTS", "2"),
+    ]));
+    support::store(&settings, &[support::row("1:2F1:2F2026", "a-lead")]).await;
+    let teams = Recorder::with(DestinationId::TEAMS, Behaviour::Retryable, usize::MAX);
+    let slack = Recorder::with(DestinationId::SLACK, Behaviour::Permanent, usize::MAX);
+    let email = Recorder::new(DestinationId::EMAIL);
+    let pipeline = Pipeline::new(Arc::clone(&settings), notifiers(&[&teams, &slack, &email]));
+    let notices = |r: &Arc<Recorder>| r.sent().iter().filter(|s| s.keys.is_empty()).count();
+    std::env::set_var(
+        TEST_NOW,
+        rfc3339(next_monday_seven(OffsetDateTime::now_utc()) + Span::minutes(1)),
+    );
+    let mut problems = Vec::new();
+    for _ in 0..4 {
+        match pipeline.run_once().await {
+            Ok(run) => problems.push(format!("{:?}", run.problems)),
+            Err(e) => problems.push(format!("run failed: {e}")),
+        }
+    }
+    std::env::remove_var(TEST_NOW);
+    assert_eq!(notices(&teams), 2, "{problems:#?}");
+    assert_eq!(notices(&slack), 1, "{problems:#?}");
+    assert_eq!(notices(&email), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("summary not sent, to retry next run"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains("gave up after 2 attempt(s)"),
+        "{problems:#?}"
+    );
+}
