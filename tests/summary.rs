@@ -224,6 +224,11 @@ use time::{Duration as Span, OffsetDateTime, Weekday};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use lead_notifier::notify::DestinationId;
+use lead_notifier::pipeline::Pipeline;
+use std::sync::Arc;
+use support::{notifiers, Behaviour, Recorder};
+
 const TEST_NOW: &str = "LEAD_NOTIFIER_TEST_NOW";
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -523,16 +528,8 @@ async fn a_silent_lead_table_warns_once_and_says_once_when_leads_resume() {
 #[tokio::test]
 async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_back() {
     let _clock = IN_PROCESS.lock().await;
-    use lead_notifier::notify::DestinationId;
-    use lead_notifier::pipeline::Pipeline;
-    use std::sync::Arc;
-    use support::{notifiers, row, store, Recorder};
-
     let settings = Arc::new(support::settings(&[
-        (
-            "TEAMS_WEBHOOK_URL",
-            "https://contoso.webhook.office.com/webhookb2/summary-test",
-        ),
+        TEAMS_URL,
         ("HEALTH_TO", "teams"),
         ("LEAD_SILENCE_AFTER", "1d"),
     ]));
@@ -541,7 +538,11 @@ async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_
     let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
     let stand_at = |t: OffsetDateTime| std::env::set_var(TEST_NOW, rfc3339(t));
 
-    store(&settings, &[row("1:2F1:2F2026", "before-the-silence")]).await;
+    support::store(
+        &settings,
+        &[support::row("1:2F1:2F2026", "before-the-silence")],
+    )
+    .await;
     let start = OffsetDateTime::now_utc();
     stand_at(start + Span::days(2));
     pipeline.run_once().await.expect("run in the silence");
@@ -550,12 +551,22 @@ async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_
     pipeline.run_once().await.expect("run long after");
     assert_eq!(notices(), 1, "no second warning");
 
-    store(&settings, &[row("1:2F1:2F2026", "after-the-silence")]).await;
+    support::store(
+        &settings,
+        &[support::row("1:2F1:2F2026", "after-the-silence")],
+    )
+    .await;
     stand_at(OffsetDateTime::now_utc() + Span::minutes(1));
     pipeline.run_once().await.expect("run with leads again");
     std::env::remove_var(TEST_NOW);
     assert_eq!(notices(), 2, "the resumed note: {:?}", teams.sent());
 }
+
+/// A Teams destination for the in-process tests' recorders.
+const TEAMS_URL: (&str, &str) = (
+    "TEAMS_WEBHOOK_URL",
+    "https://contoso.webhook.office.com/webhookb2/summary-test",
+);
 
 /// Held by the tests that set [`TEST_NOW`] in this process.
 static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -565,18 +576,9 @@ static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// sent, whose period covered it, so nothing more is owed until the next one.
 #[tokio::test]
 async fn a_schedule_moved_earlier_sends_no_summary_for_a_period_already_covered() {
-    use lead_notifier::notify::DestinationId;
-    use lead_notifier::pipeline::Pipeline;
-    use std::sync::Arc;
-    use support::{notifiers, Recorder};
-
     let _clock = IN_PROCESS.lock().await;
-    let teams_url = (
-        "TEAMS_WEBHOOK_URL",
-        "https://contoso.webhook.office.com/webhookb2/summary-test",
-    );
     let monday = support::settings(&[
-        teams_url,
+        TEAMS_URL,
         ("SUMMARY_TO", "teams"),
         ("LEAD_SILENCE_AFTER", "0"),
         ("SUMMARY_SCHEDULE", "0 0 7 * * 1"),
@@ -584,7 +586,7 @@ async fn a_schedule_moved_earlier_sends_no_summary_for_a_period_already_covered(
     let sunday = support::settings_on(
         &storage_connection(),
         &[
-            teams_url,
+            TEAMS_URL,
             ("SUMMARY_TO", "teams"),
             ("LEAD_SILENCE_AFTER", "0"),
             ("SUMMARY_SCHEDULE", "0 0 7 * * 0"),
@@ -645,17 +647,9 @@ async fn two_installations_summaries_never_share_a_message_id() {
 /// again. Other destinations get theirs once.
 #[tokio::test]
 async fn a_failing_destination_is_retried_then_given_up() {
-    use lead_notifier::notify::DestinationId;
-    use lead_notifier::pipeline::Pipeline;
-    use std::sync::Arc;
-    use support::{notifiers, Behaviour, Recorder};
-
     let _clock = IN_PROCESS.lock().await;
     let settings = Arc::new(support::settings(&[
-        (
-            "TEAMS_WEBHOOK_URL",
-            "https://contoso.webhook.office.com/webhookb2/summary-test",
-        ),
+        TEAMS_URL,
         (
             "SLACK_WEBHOOK_URL",
             "https://hooks.slack.com/services/T0/B0/x",
