@@ -691,3 +691,40 @@ async fn a_failing_destination_is_retried_then_given_up() {
         "{problems:#?}"
     );
 }
+
+/// A schedule every minute with runs every few minutes: one summary per run
+/// that finds a new occurrence, none for a second run in the same minute.
+#[tokio::test]
+async fn an_every_minute_schedule_sends_one_summary_per_new_occurrence() {
+    let _clock = IN_PROCESS.lock().await;
+    let settings = Arc::new(support::settings(&[
+        TEAMS_URL,
+        ("SUMMARY_TO", "teams"),
+        ("LEAD_SILENCE_AFTER", "0"),
+        ("SUMMARY_SCHEDULE", "0 * * * * *"),
+    ]));
+    support::store(&settings, &[support::row("1:2F1:2F2026", "a-lead")]).await;
+    let teams = Recorder::new(DestinationId::TEAMS);
+    let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
+    let minute = next_monday_seven(OffsetDateTime::now_utc());
+    let mut counts = Vec::new();
+    for (i, at) in [
+        Span::seconds(20),
+        Span::seconds(40),
+        Span::minutes(5) + Span::seconds(10),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::env::set_var(TEST_NOW, rfc3339(minute + at));
+        // A new process for the last run: the ledger, not the memo, decides.
+        let pipeline = Pipeline::new(Arc::clone(&settings), notifiers(&[&teams]));
+        let runs = if i == 1 { 2 } else { 1 };
+        for _ in 0..runs {
+            pipeline.run_once().await.expect("run");
+        }
+        counts.push(notices());
+    }
+    std::env::remove_var(TEST_NOW);
+    assert_eq!(counts, [1, 1, 2]);
+}
