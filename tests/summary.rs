@@ -7,6 +7,8 @@
 //! they need it relative to the rows they wrote.
 
 mod common;
+#[path = "pipeline_support/mod.rs"]
+mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -221,6 +223,11 @@ use common::servers::{maildev_messages, maildev_smtp_port, unique_recipient};
 use time::{Duration as Span, OffsetDateTime, Weekday};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use lead_notifier::notify::DestinationId;
+use lead_notifier::pipeline::Pipeline;
+use std::sync::Arc;
+use support::{notifiers, Behaviour, Recorder};
 
 const TEST_NOW: &str = "LEAD_NOTIFIER_TEST_NOW";
 
@@ -510,4 +517,214 @@ async fn a_silent_lead_table_warns_once_and_says_once_when_leads_resume() {
         mails(&recipient, "No marketplace lead since").await.len(),
         1
     );
+}
+
+/// One process (as a host that lives for weeks keeps it): a silence that
+/// outlasts the look-back (LEAD_SILENCE_AFTER and 28 days) leaves no lead in
+/// the window, and the process must still say "resumed" when leads return.
+/// In-process so that "now" can move between runs (the binary's tests clear
+/// their children's environment; [`IN_PROCESS`] keeps the in-process ones
+/// from moving it under each other).
+#[tokio::test]
+async fn a_long_lived_process_says_resumed_after_a_silence_longer_than_the_look_back() {
+    let _clock = IN_PROCESS.lock().await;
+    let settings = Arc::new(support::settings(&[
+        TEAMS_URL,
+        ("HEALTH_TO", "teams"),
+        ("LEAD_SILENCE_AFTER", "1d"),
+    ]));
+    let teams = Recorder::new(DestinationId::TEAMS);
+    let pipeline = Pipeline::new(Arc::clone(&settings), notifiers(&[&teams]));
+    let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
+    let stand_at = |t: OffsetDateTime| std::env::set_var(TEST_NOW, rfc3339(t));
+
+    support::store(
+        &settings,
+        &[support::row("1:2F1:2F2026", "before-the-silence")],
+    )
+    .await;
+    let start = OffsetDateTime::now_utc();
+    stand_at(start + Span::days(2));
+    pipeline.run_once().await.expect("run in the silence");
+    assert_eq!(notices(), 1, "the silence warning");
+    stand_at(start + Span::days(40));
+    pipeline.run_once().await.expect("run long after");
+    assert_eq!(notices(), 1, "no second warning");
+
+    support::store(
+        &settings,
+        &[support::row("1:2F1:2F2026", "after-the-silence")],
+    )
+    .await;
+    stand_at(OffsetDateTime::now_utc() + Span::minutes(1));
+    pipeline.run_once().await.expect("run with leads again");
+    std::env::remove_var(TEST_NOW);
+    assert_eq!(notices(), 2, "the resumed note: {:?}", teams.sent());
+}
+
+/// A Teams destination for the in-process tests' recorders.
+const TEAMS_URL: (&str, &str) = (
+    "TEAMS_WEBHOOK_URL",
+    "https://contoso.webhook.office.com/webhookb2/summary-test",
+);
+
+/// Held by the tests that set [`TEST_NOW`] in this process.
+static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// SUMMARY_SCHEDULE moved to an earlier weekday right after a summary went
+/// out: the new schedule's latest occurrence lies before the summary just
+/// sent, whose period covered it, so nothing more is owed until the next one.
+#[tokio::test]
+async fn a_schedule_moved_earlier_sends_no_summary_for_a_period_already_covered() {
+    let _clock = IN_PROCESS.lock().await;
+    let monday = support::settings(&[
+        TEAMS_URL,
+        ("SUMMARY_TO", "teams"),
+        ("LEAD_SILENCE_AFTER", "0"),
+        ("SUMMARY_SCHEDULE", "0 0 7 * * 1"),
+    ]);
+    let sunday = support::settings_on(
+        &storage_connection(),
+        &[
+            TEAMS_URL,
+            ("SUMMARY_TO", "teams"),
+            ("LEAD_SILENCE_AFTER", "0"),
+            ("SUMMARY_SCHEDULE", "0 0 7 * * 0"),
+            ("LEADS_TABLE", &monday.leads_table),
+            ("LEADS_STATE_TABLE", &monday.state_table),
+        ],
+    );
+    support::store(&monday, &[support::row("1:2F1:2F2026", "a-lead")]).await;
+    let teams = Recorder::new(DestinationId::TEAMS);
+    let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
+    let stand_at = |t: OffsetDateTime| std::env::set_var(TEST_NOW, rfc3339(t));
+    let seven = next_monday_seven(OffsetDateTime::now_utc());
+
+    stand_at(seven + Span::minutes(30));
+    Pipeline::new(Arc::new(monday), notifiers(&[&teams]))
+        .run_once()
+        .await
+        .expect("Monday's run");
+    assert_eq!(notices(), 1, "Monday's summary");
+    // Restarted with the new schedule a minute later.
+    stand_at(seven + Span::minutes(31));
+    let run = Pipeline::new(Arc::new(sunday), notifiers(&[&teams]))
+        .run_once()
+        .await;
+    std::env::remove_var(TEST_NOW);
+    run.expect("the run after the change");
+    assert_eq!(notices(), 1, "a second summary for Sunday");
+}
+
+/// Two installations (lead tables) summarising to one mailbox on the same
+/// Monday: mail services drop a message whose Message-ID they have seen, so
+/// the second summary must not reuse the first one's.
+#[tokio::test]
+async fn two_installations_summaries_never_share_a_message_id() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let (first, recipient) = host_settings(outbox.path(), &[("SUMMARY_TO", "email")]);
+    let mut second = first.clone();
+    second.insert("LEADS_TABLE".to_owned(), unique_table("sumleads"));
+    second.insert("LEADS_STATE_TABLE".to_owned(), unique_table("sumstate"));
+    let monday = next_monday_seven(OffsetDateTime::now_utc());
+    for s in [&first, &second] {
+        assert!(lead_notifier(s, &["seed", "--count", "1"]).status.success());
+        let out = lead_notifier(&at_time(s, monday + Span::minutes(1)), &["poll"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let summaries = mails(&recipient, SUMMARY_SUBJECT).await;
+    assert_eq!(summaries.len(), 2, "{summaries:#?}");
+    let ids: Vec<&Value> = summaries
+        .iter()
+        .map(|m| &m["headers"]["message-id"])
+        .collect();
+    assert!(ids[0].is_string(), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+}
+
+/// A summary a destination refuses for now is tried again by the next run
+/// and given up after ALERT_MAX_ATTEMPTS; one refused for good is not tried
+/// again. Other destinations get theirs once.
+#[tokio::test]
+async fn a_failing_destination_is_retried_then_given_up() {
+    let _clock = IN_PROCESS.lock().await;
+    let settings = Arc::new(support::settings(&[
+        TEAMS_URL,
+        (
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/x",
+        ),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("EMAIL_FROM", "leads@contoso.example"),
+        ("EMAIL_TO", "sales@contoso.example"),
+        ("SUMMARY_TO", "teams,slack,email"),
+        ("LEAD_SILENCE_AFTER", "0"),
+        ("ALERT_MAX_ATTEMPTS", "2"),
+    ]));
+    support::store(&settings, &[support::row("1:2F1:2F2026", "a-lead")]).await;
+    let teams = Recorder::with(DestinationId::TEAMS, Behaviour::Retryable, usize::MAX);
+    let slack = Recorder::with(DestinationId::SLACK, Behaviour::Permanent, usize::MAX);
+    let email = Recorder::new(DestinationId::EMAIL);
+    let pipeline = Pipeline::new(Arc::clone(&settings), notifiers(&[&teams, &slack, &email]));
+    let notices = |r: &Arc<Recorder>| r.sent().iter().filter(|s| s.keys.is_empty()).count();
+    std::env::set_var(
+        TEST_NOW,
+        rfc3339(next_monday_seven(OffsetDateTime::now_utc()) + Span::minutes(1)),
+    );
+    let mut problems = Vec::new();
+    for _ in 0..4 {
+        match pipeline.run_once().await {
+            Ok(run) => problems.push(format!("{:?}", run.problems)),
+            Err(e) => problems.push(format!("run failed: {e}")),
+        }
+    }
+    std::env::remove_var(TEST_NOW);
+    assert_eq!(notices(&teams), 2, "{problems:#?}");
+    assert_eq!(notices(&slack), 1, "{problems:#?}");
+    assert_eq!(notices(&email), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("summary not sent, to retry next run"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains("gave up after 2 attempt(s)"),
+        "{problems:#?}"
+    );
+}
+
+/// A schedule every minute with runs every few minutes: one summary per run
+/// that finds a new occurrence, none for a second run in the same minute.
+#[tokio::test]
+async fn an_every_minute_schedule_sends_one_summary_per_new_occurrence() {
+    let _clock = IN_PROCESS.lock().await;
+    let settings = Arc::new(support::settings(&[
+        TEAMS_URL,
+        ("SUMMARY_TO", "teams"),
+        ("LEAD_SILENCE_AFTER", "0"),
+        ("SUMMARY_SCHEDULE", "0 * * * * *"),
+    ]));
+    support::store(&settings, &[support::row("1:2F1:2F2026", "a-lead")]).await;
+    let teams = Recorder::new(DestinationId::TEAMS);
+    let notices = || teams.sent().iter().filter(|s| s.keys.is_empty()).count();
+    let minute = next_monday_seven(OffsetDateTime::now_utc());
+    let mut counts = Vec::new();
+    for (i, at) in [
+        Span::seconds(20),
+        Span::seconds(40),
+        Span::minutes(5) + Span::seconds(10),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::env::set_var(TEST_NOW, rfc3339(minute + at));
+        // A new process for the last run: the ledger, not the memo, decides.
+        let pipeline = Pipeline::new(Arc::clone(&settings), notifiers(&[&teams]));
+        let runs = if i == 1 { 2 } else { 1 };
+        for _ in 0..runs {
+            pipeline.run_once().await.expect("run");
+        }
+        counts.push(notices());
+    }
+    std::env::remove_var(TEST_NOW);
+    assert_eq!(counts, [1, 1, 2]);
 }

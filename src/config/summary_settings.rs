@@ -108,6 +108,16 @@ fn schedule(setting: &'static str, text: &str) -> Result<Schedule, ConfigError> 
         .build()
         .parse(&text)
         .map_err(|e| invalid(setting, format!("{text:?} ({e})"), SCHEDULE_ACCEPTS))?;
+    // Valid fields can still name no day at all (30 February): the summary
+    // would silently never be sent.
+    let now = to_chrono(OffsetDateTime::now_utc());
+    if now.is_some_and(|now| cron.find_next_occurrence(&now, false).is_err()) {
+        return Err(invalid(
+            setting,
+            format!("{text:?} (never occurs)"),
+            SCHEDULE_ACCEPTS,
+        ));
+    }
     Ok(Schedule { text, cron })
 }
 
@@ -258,6 +268,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("SUMMARY_SCHEDULE"), "{err}");
+        // Valid fields, but no such day: the summary would never be sent.
+        let err = read(&[("SUMMARY_SCHEDULE", "0 0 0 31 2 *")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("never occurs"), "{err}");
         let err = read(&[("LEAD_SILENCE_AFTER", "a week")])
             .unwrap_err()
             .to_string();

@@ -99,6 +99,11 @@ pub(super) async fn send_due(
     };
     let mut sender = Sender {
         ledger,
+        scope: format!(
+            "{}/{}",
+            settings.storage.account(),
+            settings.leads_table.to_ascii_lowercase()
+        ),
         limits,
         notifiers,
         records,
@@ -122,6 +127,10 @@ pub(super) async fn send_due(
 
 struct Sender<'a, 'r> {
     ledger: Ledger<'a>,
+    /// The storage account and lead table: a notice's id (an email's
+    /// Message-ID) is made of times alone, the same in every installation,
+    /// and mail services drop a message whose Message-ID they have seen.
+    scope: String,
     limits: Limits,
     notifiers: &'a [Arc<dyn Notifier>],
     /// Every record of the notices partition, by row key.
@@ -183,9 +192,19 @@ impl Sender<'_, '_> {
             }
             Verdict::Done(_) => return Ok(()),
         }
+        let notice = Notice {
+            id: format!("{}|{}", self.scope, notice.id),
+            ..notice.clone()
+        };
         let mut channel = Channel::new(Arc::clone(notifier));
         channel
-            .send_once(&self.ledger, self.limits, key, prior, Alert::Notice(notice))
+            .send_once(
+                &self.ledger,
+                self.limits,
+                key,
+                prior,
+                Alert::Notice(&notice),
+            )
             .await?;
         for problem in std::mem::take(&mut channel.tally.problems) {
             self.run.problem(problem);
@@ -216,6 +235,12 @@ impl Sender<'_, '_> {
             return Ok(());
         }
         let Some(again) = flow.last_lead else {
+            // A silence longer than the look-back leaves no lead to see, but
+            // a warning was sent and its "resumed" is still owed: this
+            // process must keep looking until leads come back.
+            if self.warned_without_resumed(&to) {
+                self.unsettled = true;
+            }
             return Ok(());
         };
         // Warnings delivered for a silence that has ended since.
@@ -233,6 +258,20 @@ impl Sender<'_, '_> {
             self.send(health::RESUMED, last, &id, &notice).await?;
         }
         Ok(())
+    }
+
+    /// A silence warning delivered to one of `to` with no "resumed" note
+    /// recorded for its episode.
+    fn warned_without_resumed(&self, to: &[DestinationId]) -> bool {
+        let resumed: Vec<(&str, OffsetDateTime)> = self
+            .of_kind(health::RESUMED)
+            .map(|(channel, last, _)| (channel, last))
+            .collect();
+        self.of_kind(health::SILENT).any(|(channel, last, status)| {
+            status == Status::Delivered
+                && to.iter().any(|id| id.to_string() == channel)
+                && !resumed.contains(&(channel, last))
+        })
     }
 
     /// The summary for the latest occurrence, to every destination that has
@@ -262,11 +301,17 @@ impl Sender<'_, '_> {
                 Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
             }
             let channel = id.to_string();
-            let last_sent = self
+            let sent: Vec<OffsetDateTime> = self
                 .of_kind(SUMMARY)
-                .filter(|&(c, at, status)| c == channel && status == Status::Delivered && at < due)
+                .filter(|&(c, _, status)| c == channel && status == Status::Delivered)
                 .map(|(_, at, _)| at)
-                .max();
+                .collect();
+            // One for a later occurrence (SUMMARY_SCHEDULE moved earlier)
+            // covered this period already.
+            if sent.iter().any(|&at| at > due) {
+                continue;
+            }
+            let last_sent = sent.into_iter().filter(|&at| at < due).max();
             let from = last_sent.map_or(previous, |sent| sent.min(previous));
             match periods.iter_mut().find(|(f, _)| *f == from) {
                 Some((_, ids)) => ids.push(id.clone()),

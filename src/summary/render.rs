@@ -18,6 +18,11 @@ use crate::text::{format_time, one_line, truncate};
 /// to [`MAX_EMAIL_LINES`]).
 const MAX_CARD_LINES: usize = 15;
 const MAX_EMAIL_LINES: usize = 200;
+/// Characters of an offer's name and of an action's wording in a label: an
+/// action Microsoft did not document is worded by the lead's own text, of
+/// any length, and the chat cards must stay within their size limits.
+const MAX_OFFER: usize = 80;
+const MAX_ACTION: usize = 40;
 /// Validation leads listed at most.
 const MAX_VALIDATIONS: usize = 5;
 
@@ -102,7 +107,11 @@ pub(super) fn summary(s: &Summary) -> Notice {
                 .iter()
                 .take(MAX_EMAIL_LINES)
                 .map(|l| Bar {
-                    label: format!("{} · {}", truncate(&l.offer, 80), l.action),
+                    label: format!(
+                        "{} · {}",
+                        truncate(&l.offer, MAX_OFFER),
+                        truncate(&l.action, MAX_ACTION)
+                    ),
                     value: l.leads,
                     note: format!("{} ({} before)", l.change(), l.before),
                 })
@@ -146,7 +155,12 @@ pub(super) fn summary(s: &Summary) -> Notice {
                 .iter()
                 .take(MAX_EMAIL_LINES)
                 .map(|m| Bar {
-                    label: format!("{}: {} → {}", truncate(&m.offer, 80), m.from, m.to),
+                    label: format!(
+                        "{}: {} → {}",
+                        truncate(&m.offer, MAX_OFFER),
+                        truncate(&m.from, MAX_ACTION),
+                        truncate(&m.to, MAX_ACTION)
+                    ),
                     value: m.customers,
                     note: String::new(),
                 })
@@ -344,7 +358,10 @@ fn teams(m: &Message) -> Value {
             Block::Chart { title, bars } => {
                 body.push(json!({"type": "RichTextBlock", "separator": true, "inlines": [bold(title)]}));
                 for bar in bars.iter().take(MAX_CARD_LINES) {
-                    let mut inlines = vec![bold(&bar.value.to_string()), run(&format!("  {}", bar.label))];
+                    let mut inlines = vec![
+                        bold(&bar.value.to_string()),
+                        run(&format!("  {}", truncate(&bar.label, 160))),
+                    ];
                     if !bar.note.is_empty() {
                         inlines.push(json!({"type": "TextRun", "text": format!("  {}", bar.note), "isSubtle": true}));
                     }
@@ -512,6 +529,39 @@ mod tests {
         let slack = notice.slack_blocks.to_string();
         assert!(slack.contains("+3 (9 before)"), "{slack}");
         assert!(!slack.contains("mrkdwn"), "{slack}");
+    }
+
+    /// 300 offers with 200-character names (four bytes a character) and
+    /// actions Microsoft did not document, whose wording is the lead's own
+    /// text: the chat cards stay within Teams' 28 KB and Slack's limits.
+    #[test]
+    fn cards_stay_within_limits_with_many_long_offers_and_actions() {
+        let name = |i: usize| format!("{i:03}{}", "\u{1F600}".repeat(197));
+        let action = |i: usize| format!("X{i}{}", "\u{1F4A1}".repeat(2_000));
+        let rows: Vec<Row> = (0..300)
+            .map(|i| row(&format!("o{i}"), &name(i), &format!("X{i}"), &action(i), 1))
+            .collect();
+        let mut s = sample();
+        s.report = report(rows.clone());
+        s.report.moves = (0..300)
+            .map(|i| Move {
+                offer_id: format!("o{i}"),
+                offer: name(i),
+                from: action(i),
+                to: action(i + 1),
+                customers: 1,
+            })
+            .collect();
+        s.before = report(rows);
+        let notice = s.notice();
+        let card = serde_json::to_vec(&notice.teams_card).unwrap().len();
+        assert!(card < 26 * 1024, "Teams card of {card} bytes");
+        let blocks = notice.slack_blocks.as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        for block in blocks {
+            let text = block["text"]["text"].as_str().unwrap_or_default();
+            assert!(text.chars().count() <= 3_000, "{}", text.len());
+        }
     }
 
     #[test]
