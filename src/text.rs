@@ -516,6 +516,31 @@ pub fn format_time(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A span in words for people: `7 days`, `1 day 4 hours`, `90 minutes`
+/// (settings spell it `7d`; humantime's own output reads `7days`). Whole
+/// minutes; under a minute, seconds.
+pub fn duration_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        return plural(secs, "second");
+    }
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    let parts: Vec<String> = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, unit)| plural(n, unit))
+        .collect();
+    parts.join(" ")
+}
+
+fn plural(n: u64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 /// Whether text is plausibly one email address: enough to put it in a
 /// `mailto:` link without surprising anyone, not a full RFC 5322 parser.
 pub fn looks_like_email(s: &str) -> bool {
@@ -592,6 +617,22 @@ pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_words() {
+        use std::time::Duration;
+        assert_eq!(duration_words(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(
+            duration_words(Duration::from_secs(86_400 + 4 * 3600)),
+            "1 day 4 hours"
+        );
+        assert_eq!(
+            duration_words(Duration::from_secs(90 * 60)),
+            "1 hour 30 minutes"
+        );
+        assert_eq!(duration_words(Duration::from_secs(1)), "1 second");
+        assert_eq!(duration_words(Duration::from_secs(0)), "0 seconds");
+    }
 
     #[test]
     fn one_line_strips_controls_bidi_and_zero_width() {

@@ -72,7 +72,7 @@ impl Flow {
         Some(format!(
             "lead flow: no lead written to table {table} since {} ({} or more); {}",
             format_time(last),
-            humantime::format_duration(self.silence_after.unwrap_or_default()),
+            crate::text::duration_words(self.silence_after.unwrap_or_default()),
             what_to_check(table)
         ))
     }

@@ -190,7 +190,7 @@ pub(super) fn health(note: &HealthNote, table: &str) -> Notice {
                 Block::Warn(format!(
                     "No lead has been written to table {table} since {} ({} or more), after a month with leads.",
                     day(*last),
-                    humantime::format_duration(*silence_after)
+                    crate::text::duration_words(*silence_after)
                 )),
                 Block::Para(format!(
                     "Microsoft does not re-send leads it could not write, so this is worth a look now: {}.",
