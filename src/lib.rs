@@ -21,5 +21,6 @@ pub mod report;
 pub mod routing;
 pub mod seed;
 pub mod storage;
+pub mod take;
 pub mod text;
 pub mod tls;

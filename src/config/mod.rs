@@ -18,6 +18,7 @@ mod credential;
 mod destinations;
 mod email;
 mod summary;
+mod take;
 mod values;
 
 pub use destinations::{Destinations, SlackSettings, WebhookSettings};
@@ -26,6 +27,7 @@ pub use email::{
     OUTLOOK_SCOPE,
 };
 
+pub use take::{TakeSecret, TakeSettings};
 pub use values::bounded_duration;
 use values::invalid;
 
@@ -74,6 +76,8 @@ pub struct Settings {
     /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
     /// the built-in roots (read from the environment by [`crate::tls`]).
     pub ssl_cert_file: Option<PathBuf>,
+    /// "I'll take it" links: on when `PUBLIC_URL` and `TAKE_LINK_SECRET` are set.
+    pub take: Option<TakeSettings>,
 }
 
 /// Where the lead and state tables live.
@@ -320,6 +324,7 @@ impl Settings {
             retry_budget: duration("RETRY_BUDGET", "30s", 0, ANY_DURATION)?,
             repeat_window: duration("REPEAT_WINDOW", "24h", 0, ANY_DURATION)?,
             ssl_cert_file,
+            take: take::parse(&get)?,
         })
     }
 }

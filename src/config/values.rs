@@ -211,7 +211,7 @@ pub(super) fn is_loopback_host(host: &str) -> bool {
 
 /// Checks the scheme rule every URL that carries a secret follows: https,
 /// or http to this machine (tests, local relays).
-fn secure_url(url: &url::Url) -> Result<(), &'static str> {
+pub(super) fn secure_url(url: &url::Url) -> Result<(), &'static str> {
     let host = url.host_str().ok_or("a URL without a host")?;
     match url.scheme() {
         "https" => Ok(()),
