@@ -5,4 +5,4 @@
 pub mod store;
 pub mod token;
 
-pub use token::{link, Token, TokenError};
+pub use token::{attach, link, Token, TokenError};

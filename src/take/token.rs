@@ -16,7 +16,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use crate::config::{TakeSecret, TakeSettings};
-use crate::lead::LeadKey;
+use crate::lead::{Lead, LeadKey};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -66,6 +66,14 @@ pub fn expiry(at: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
 pub fn link(settings: &TakeSettings, lead: &LeadKey, at: OffsetDateTime) -> String {
     let token = sign(&settings.secret, lead, expiry(at, settings.ttl));
     settings.link(&token)
+}
+
+/// Gives `lead` its link when take links are on; `now` stands in for a
+/// lead without a row timestamp (posted in real time).
+pub fn attach(settings: Option<&TakeSettings>, lead: &mut Lead, now: OffsetDateTime) {
+    if let Some(settings) = settings {
+        lead.take_url = Some(link(settings, &lead.key, lead.timestamp.unwrap_or(now)));
+    }
 }
 
 /// The token for `lead`, valid until `expires`.
