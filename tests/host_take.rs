@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::faults::Teams;
 use common::handler::{res_status, Handler};
 use common::servers::{
     maildev_messages, maildev_smtp_port, storage_connection, unique_recipient, unique_table,
@@ -164,7 +165,12 @@ fn assert_safe_headers(headers: &Value) {
 #[tokio::test]
 async fn the_link_from_the_email_opens_the_page_and_the_first_taker_wins() {
     let recipient = unique_recipient("take");
-    let settings = settings_for("take", &recipient);
+    let teams = Teams::start(&[], std::time::Duration::ZERO).await;
+    let mut settings = settings_for("take", &recipient);
+    settings.insert(
+        "TEAMS_WEBHOOK_URL".to_owned(),
+        format!("{}/hook?sig=HOOKSECRET", teams.server.uri()),
+    );
     let row = lead_row("take-email");
     let config = store(&settings, &row).await;
     let handler = Handler::start(&settings).await;
@@ -173,6 +179,11 @@ async fn the_link_from_the_email_opens_the_page_and_the_first_taker_wins() {
     let messages = maildev_messages(&recipient).await;
     assert_eq!(messages.len(), 1);
     let link = link_in(&messages[0]);
+    // One lead, one link, whatever the destination.
+    let posts = teams.posts();
+    assert_eq!(posts.len(), 1);
+    let actions = &posts[0].body["attachments"][0]["content"]["actions"];
+    assert_eq!(actions[1]["url"].as_str(), Some(link.as_str()), "{actions}");
 
     // Opening the link (twice, as a mail scanner and then a person would)
     // shows the lead and changes nothing.

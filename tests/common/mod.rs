@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod graph;
 pub mod handler;
+pub mod host_http;
 pub mod identity;
 pub mod leads;
 pub mod old_state;

@@ -56,6 +56,7 @@ pub fn run(options: &Args) -> Result<ExitCode> {
     }
     ensure_node_modules()?;
     let python_path = crate::python::ensure_packages()?;
+    let (chromium, chromedriver) = crate::browser::ensure_chromium()?;
     let azurite = Azurite::start("test-azurite")?;
     let maildev = MailDev::start("test-maildev")?;
     let label = format!(
@@ -73,6 +74,8 @@ pub fn run(options: &Args) -> Result<ExitCode> {
         )
         .env("LEAD_NOTIFIER_TEST_MAILDEV_URL", maildev.api_url())
         .env("LEAD_NOTIFIER_TEST_PYTHONPATH", &python_path)
+        .env("LEAD_NOTIFIER_TEST_CHROMIUM", &chromium)
+        .env("LEAD_NOTIFIER_TEST_CHROMEDRIVER", &chromedriver)
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     // Passed through line by line, and counted: the suite ends with one
