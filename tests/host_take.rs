@@ -162,6 +162,32 @@ fn assert_safe_headers(headers: &Value) {
     assert_eq!(headers["Content-Type"], "text/html; charset=utf-8");
 }
 
+/// A handler on fresh tables holding one lead, and the lead's take link.
+struct Setup {
+    config: Settings,
+    row: LeadRow,
+    handler: Handler,
+    link: String,
+}
+
+async fn setup(tag: &str) -> Setup {
+    let settings = settings_for(tag, &unique_recipient(tag));
+    let row = lead_row(&format!("take-{tag}"));
+    let config = store(&settings, &row).await;
+    let handler = Handler::start(&settings).await;
+    let link = token::link(
+        config.take.as_ref().unwrap(),
+        &row.key(),
+        OffsetDateTime::now_utc(),
+    );
+    Setup {
+        config,
+        row,
+        handler,
+        link,
+    }
+}
+
 #[tokio::test]
 async fn the_link_from_the_email_opens_the_page_and_the_first_taker_wins() {
     let recipient = unique_recipient("take");
@@ -265,15 +291,12 @@ async fn the_link_from_the_email_opens_the_page_and_the_first_taker_wins() {
 
 #[tokio::test]
 async fn of_twenty_people_taking_at_once_exactly_one_wins() {
-    let settings = settings_for("race", &unique_recipient("race"));
-    let row = lead_row("take-race");
-    let config = store(&settings, &row).await;
-    let handler = Handler::start(&settings).await;
-    let link = token::link(
-        config.take.as_ref().unwrap(),
-        &row.key(),
-        OffsetDateTime::now_utc(),
-    );
+    let Setup {
+        config,
+        row,
+        handler,
+        link,
+    } = setup("race").await;
 
     let names: Vec<String> = (0..20).map(|i| format!("Taker {i:02}")).collect();
     let answers =
@@ -306,10 +329,12 @@ async fn of_twenty_people_taking_at_once_exactly_one_wins() {
 
 #[tokio::test]
 async fn damaged_forged_and_expired_links_show_nothing_of_the_lead() {
-    let settings = settings_for("badtok", &unique_recipient("badtok"));
-    let row = lead_row("take-bad");
-    let config = store(&settings, &row).await;
-    let handler = Handler::start(&settings).await;
+    let Setup {
+        config,
+        row,
+        handler,
+        ..
+    } = setup("badtok").await;
     let take = config.take.as_ref().unwrap();
     let good = token::sign(
         &take.secret,
@@ -368,15 +393,12 @@ async fn damaged_forged_and_expired_links_show_nothing_of_the_lead() {
 
 #[tokio::test]
 async fn a_signed_in_user_takes_under_their_own_name() {
-    let settings = settings_for("easyauth", &unique_recipient("easyauth"));
-    let row = lead_row("take-signed-in");
-    let config = store(&settings, &row).await;
-    let handler = Handler::start(&settings).await;
-    let link = token::link(
-        config.take.as_ref().unwrap(),
-        &row.key(),
-        OffsetDateTime::now_utc(),
-    );
+    let Setup {
+        config,
+        row,
+        handler,
+        link,
+    } = setup("easyauth").await;
     let signed_in = json!({"X-MS-CLIENT-PRINCIPAL-NAME": ["carol@contoso.example"]});
 
     let (status, page, _) = request(

@@ -175,6 +175,20 @@ impl Driver {
         text.as_str().unwrap_or_default().to_owned()
     }
 
+    /// The text of what `css` selects once it has some: the answer page
+    /// may still be loading when the element is first found.
+    async fn wait_text(&self, css: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let element = self.find(css).await;
+            let text = self.text(&element).await;
+            if !text.is_empty() || started.elapsed() > Duration::from_secs(10) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn screenshot(&self, name: &str) -> PathBuf {
         let shot = self.call("GET", "/screenshot", json!({})).await;
         let png = base64::engine::general_purpose::STANDARD
@@ -265,8 +279,7 @@ async fn a_browser_takes_the_lead_from_the_emailed_link() {
     driver
         .call("POST", &format!("/element/{button}/click"), json!({}))
         .await;
-    let state = driver.find(".state.taken").await;
-    let confirmation = driver.text(&state).await;
+    let confirmation = driver.wait_text(".state.taken").await;
     assert!(
         confirmation.starts_with("Taken by Dana Driver at "),
         "{confirmation}"

@@ -109,12 +109,12 @@ impl<'a> TakeStore<'a> {
         };
         let mut created_table = false;
         loop {
-            let result = match self
+            let insert = self
                 .storage
                 .table(self.state_table)
-                .insert::<_, serde_json::Value>(&entity)
-            {
-                Ok(insert) => insert.await.map(|_| ()),
+                .insert::<_, serde_json::Value>(&entity);
+            let result = match insert {
+                Ok(request) => request.await.map(drop),
                 Err(e) => Err(e),
             };
             match result {
