@@ -15,7 +15,8 @@ use common::servers::{
 use lead_notifier::config::{Settings, TakeSecret};
 use lead_notifier::lead::{LeadKey, LeadRow};
 use lead_notifier::lead_table::store_rows;
-use lead_notifier::storage::Storage;
+use lead_notifier::ledger::{Ledger, Policy, Status};
+use lead_notifier::storage::{format_timestamp, parse_timestamp, Storage};
 use lead_notifier::take::store::TakeStore;
 use lead_notifier::take::token;
 use serde_json::{json, Value};
@@ -448,4 +449,89 @@ async fn without_the_settings_there_is_no_link() {
         .contains("take it"));
     let (status, _, _) = get(&handler, "anything").await;
     assert_eq!(status, 404);
+}
+
+/// `report` counts taken leads and the time from each one's first delivered
+/// alert to its take: takes recorded 1, 2 and 10 minutes after the alerts
+/// give a median of 120 s and a 90th percentile of 600 s.
+#[tokio::test]
+async fn the_report_shows_how_fast_leads_were_taken() {
+    let mut settings = settings_for("takerep", &unique_recipient("takerep"));
+    settings.insert("REPEAT_WINDOW".to_owned(), "0".to_owned());
+    let rows: Vec<LeadRow> = (0..4).map(|i| lead_row(&format!("report-{i}"))).collect();
+    let config = store(&settings, &rows[0]).await;
+    let storage = Storage::new(&config.storage, reqwest::Client::new());
+    store_rows(&storage, &config.leads_table, &rows[1..])
+        .await
+        .unwrap();
+    let handler = Handler::start(&settings).await;
+    let (_, timer) = handler.invoke_timer().await;
+    assert_eq!(timer["ReturnValue"]["delivered"]["email"], 4, "{timer}");
+
+    let ledger = Ledger::new(
+        &storage,
+        &config.state_table,
+        &config.leads_table,
+        "test",
+        Policy {
+            claim_lease: config.claim_lease,
+            max_attempts: config.max_attempts,
+        },
+    );
+    let records = ledger.window(None).await.unwrap();
+    for (row, minutes) in rows.iter().zip([1, 2, 10]) {
+        let alerted = records
+            .values()
+            .find(|e| e.record.lead_row_key == row.row_key && e.record.status == Status::Delivered)
+            .and_then(|e| parse_timestamp(&e.record.updated_at))
+            .expect("a delivered alert");
+        let take = json!({
+            "PartitionKey": lead_notifier::take::store::partition(&config.leads_table),
+            "RowKey": lead_notifier::ledger::keys::lead_row(&row.key()),
+            "LeadPartitionKey": row.partition_key,
+            "LeadRowKey": row.row_key,
+            "TakenBy": "Alice",
+            "TakenAt": format_timestamp(alerted + time::Duration::minutes(minutes)),
+        });
+        storage
+            .table(&config.state_table)
+            .insert::<_, Value>(&take)
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let report = |format: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
+            .args(["report", "--since", "1h", "--format", format])
+            .env_clear()
+            .envs(&settings)
+            .output()
+            .expect("run lead-notifier report");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let csv = report("csv");
+    assert!(
+        csv.lines()
+            .any(|l| l == "contoso.crm-suite,Contoso CRM Suite,Contact me,4,4,0,1,3,120,600"),
+        "{csv}"
+    );
+    let json: Value = serde_json::from_str(&report("json")).unwrap();
+    let total = &json["total"];
+    assert_eq!(
+        (
+            &total["taken"],
+            &total["take_median_s"],
+            &total["take_p90_s"]
+        ),
+        (&json!(3), &json!(120), &json!(600)),
+        "{json}"
+    );
+    let table = report("table");
+    assert!(
+        table.contains("2m 00s") && table.contains("10m 00s"),
+        "{table}"
+    );
+    assert!(!table.contains("Alice") && !csv.contains("Alice"));
 }

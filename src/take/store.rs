@@ -7,6 +7,9 @@
 //! State written before takes existed has no such partition: every lead
 //! there reads as open.
 
+use std::collections::HashMap;
+
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -145,6 +148,41 @@ impl<'a> TakeStore<'a> {
                 Err(e) => return Err(self.error(e, "recording who took a lead")),
             }
         }
+    }
+
+    /// Every take recorded at or after `from`, by lead; empty when the
+    /// state table does not exist yet.
+    pub async fn since(
+        &self,
+        from: OffsetDateTime,
+    ) -> Result<HashMap<LeadKey, Take>, StorageError> {
+        let filter = format!(
+            "PartitionKey eq '{}' and TakenAt ge '{}'",
+            self.partition,
+            format_timestamp(from)
+        );
+        let mut pages = self
+            .storage
+            .table(self.state_table)
+            .query()
+            .filter(filter)
+            .into_stream::<Entity>();
+        let mut takes = HashMap::new();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if is_table_missing(&e) => return Ok(HashMap::new()),
+                Err(e) => return Err(self.error(e, "reading who took leads")),
+            };
+            for entity in page.entities {
+                let lead = LeadKey {
+                    partition_key: entity.lead_partition_key.clone(),
+                    row_key: entity.lead_row_key.clone(),
+                };
+                takes.insert(lead, self.read(entity)?);
+            }
+        }
+        Ok(takes)
     }
 
     fn read(&self, entity: Entity) -> Result<Take, StorageError> {
