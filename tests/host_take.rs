@@ -535,3 +535,42 @@ async fn the_report_shows_how_fast_leads_were_taken() {
     );
     assert!(!table.contains("Alice") && !csv.contains("Alice"));
 }
+
+/// A returning customer's alert says who took their earlier lead.
+#[tokio::test]
+async fn a_returning_customers_alert_says_who_took_the_earlier_lead() {
+    let recipient = unique_recipient("takeback");
+    let mut settings = settings_for("takeback", &recipient);
+    settings.insert("REPEAT_WINDOW".to_owned(), "0".to_owned());
+    let first = lead_row("first-visit");
+    store(&settings, &first).await;
+    let handler = Handler::start(&settings).await;
+    handler.invoke_timer().await;
+    let link = link_in(&maildev_messages(&recipient).await[0]);
+    let (status, _) = post(&handler, &link, "Alice Admin").await;
+    assert_eq!(status, 200);
+
+    let mut again = lead_row("second-visit");
+    again.lead_source = Some("SPZA-INS|contoso.crm-suite".into());
+    store(&settings, &again).await;
+    let (_, timer) = handler.invoke_timer().await;
+    assert_eq!(timer["ReturnValue"]["delivered"]["email"], 1, "{timer}");
+    let messages = maildev_messages(&recipient).await;
+    assert_eq!(messages.len(), 2);
+    let second = messages
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("Get it now"))
+        })
+        .expect("the second lead's email");
+    let text = second["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Returning customer: 1 earlier lead"),
+        "{text}"
+    );
+    assert!(text.contains("— taken by Alice Admin"), "{text}");
+    let html = second["html"].as_str().unwrap_or_default();
+    assert!(html.contains("taken by Alice Admin"), "{html}");
+}

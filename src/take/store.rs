@@ -161,17 +161,49 @@ impl<'a> TakeStore<'a> {
             self.partition,
             format_timestamp(from)
         );
+        let mut takes = HashMap::new();
+        self.query(filter, &mut takes).await?;
+        Ok(takes)
+    }
+
+    /// The takes of these leads, by lead: a few queries, not one read per
+    /// lead. Leads nobody took are missing from the answer.
+    pub async fn lookup(&self, leads: &[LeadKey]) -> Result<HashMap<LeadKey, Take>, StorageError> {
+        // Table storage allows at most 15 comparisons in one filter: the
+        // partition and 14 row keys.
+        const PER_QUERY: usize = 14;
+        let mut takes = HashMap::new();
+        for group in leads.chunks(PER_QUERY) {
+            // Row keys are escaped or hashed: never a quote.
+            let rows: Vec<String> = group
+                .iter()
+                .map(|lead| format!("RowKey eq '{}'", keys::lead_row(lead)))
+                .collect();
+            let filter = format!(
+                "PartitionKey eq '{}' and ({})",
+                self.partition,
+                rows.join(" or ")
+            );
+            self.query(filter, &mut takes).await?;
+        }
+        Ok(takes)
+    }
+
+    async fn query(
+        &self,
+        filter: String,
+        takes: &mut HashMap<LeadKey, Take>,
+    ) -> Result<(), StorageError> {
         let mut pages = self
             .storage
             .table(self.state_table)
             .query()
             .filter(filter)
             .into_stream::<Entity>();
-        let mut takes = HashMap::new();
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(page) => page,
-                Err(e) if is_table_missing(&e) => return Ok(HashMap::new()),
+                Err(e) if is_table_missing(&e) => return Ok(()),
                 Err(e) => return Err(self.error(e, "reading who took leads")),
             };
             for entity in page.entities {
@@ -182,7 +214,7 @@ impl<'a> TakeStore<'a> {
                 takes.insert(lead, self.read(entity)?);
             }
         }
-        Ok(takes)
+        Ok(())
     }
 
     fn read(&self, entity: Entity) -> Result<Take, StorageError> {
