@@ -56,9 +56,9 @@ pub fn run(options: &Args) -> Result<ExitCode> {
     }
     ensure_node_modules()?;
     let python_path = crate::python::ensure_packages()?;
-    let (chromium, chromedriver) = crate::browser::ensure_chromium()?;
     let azurite = Azurite::start("test-azurite")?;
     let maildev = MailDev::start("test-maildev")?;
+    let (chromium, chromedriver) = crate::browser::ensure_chromium()?;
     let label = format!(
         "cargo test --workspace {}",
         options.cargo_test_args.join(" ")
