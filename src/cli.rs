@@ -62,6 +62,9 @@ pub enum Command {
         since: Duration,
         #[arg(long, value_enum, default_value_t = crate::report::Format::Table)]
         format: crate::report::Format,
+        /// Write the report to this file instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Write realistic sample leads into the lead table (for Azurite).
     Seed {
@@ -140,12 +143,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { every } => watch(&pipeline(&settings)?, every).await,
         Command::Check => check(&settings).await,
         Command::TestAlert => test_alert(&settings).await,
-        Command::Report { since, format } => {
+        Command::Report {
+            since,
+            format,
+            output,
+        } => {
             let storage =
                 crate::storage::Storage::new(&settings.storage, crate::tls::http_client());
-            let now = time::OffsetDateTime::now_utc();
+            let now = crate::clock::now();
             let report = crate::report::build(&settings, &storage, since, now).await?;
-            print!("{}", report.render(format));
+            let text = report.render(format);
+            match output {
+                None => print!("{text}"),
+                Some(path) => std::fs::write(&path, text).map_err(|e| {
+                    anyhow::anyhow!("could not write the report to {}: {e}", path.display())
+                })?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Seed {
@@ -260,6 +273,20 @@ async fn check(settings: &Arc<Settings>) -> anyhow::Result<ExitCode> {
         Err(e) => {
             ok = false;
             println!("storage: FAILED: {e}");
+        }
+    }
+    if ok && settings.summary.silence_after.is_some() {
+        let storage = pipeline.storage();
+        if let Ok(flow) = crate::summary::Flow::read(settings, &storage, crate::clock::now()).await
+        {
+            match (flow.problem(&settings.leads_table), flow.last_lead) {
+                (Some(problem), _) => println!("warning: {problem}"),
+                (None, Some(last)) => println!(
+                    "lead flow: last lead written {}",
+                    crate::text::format_time(last)
+                ),
+                (None, None) => {}
+            }
         }
     }
     for notifier in notifiers {

@@ -25,6 +25,32 @@ impl Kind {
         Kind::Outbox,
     ];
 
+    /// The settings that turn the unnamed destination of this kind on, as
+    /// error messages and `check` name them.
+    pub fn turned_on_by(self) -> &'static str {
+        match self {
+            Kind::Email => "SMTP_HOST or EMAIL_VIA=graph (with EMAIL_FROM and EMAIL_TO)",
+            Kind::Teams => "TEAMS_WEBHOOK_URL",
+            Kind::Slack => "SLACK_WEBHOOK_URL",
+            Kind::Webhook => "WEBHOOK_URL (with WEBHOOK_SECRET)",
+            Kind::Outbox => "OUTBOX_DIR",
+        }
+    }
+
+    /// Every kind's `turned_on_by`, as a list ending in "or".
+    pub fn all_settings() -> String {
+        let settings: Vec<&str> = Kind::ALL.iter().map(|k| k.turned_on_by()).collect();
+        match settings.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => settings.concat(),
+        }
+    }
+
+    /// The `ROUTE_` settings' spelling of the kind (`TEAMS`).
+    pub fn setting_part(self) -> String {
+        self.as_str().to_ascii_uppercase()
+    }
+
     /// The id's first part, lowercase: never rename (ledger keys).
     pub fn as_str(self) -> &'static str {
         match self {

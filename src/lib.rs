@@ -5,6 +5,7 @@
 //! loop all go through [`pipeline::Pipeline::run_once`].
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod destination;
 pub mod history;
@@ -22,5 +23,6 @@ pub mod routing;
 pub mod seed;
 pub mod storage;
 pub mod take;
+pub mod summary;
 pub mod text;
 pub mod tls;

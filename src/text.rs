@@ -595,6 +595,12 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// [`error_chain`] as one line of at most 300 characters, the form reasons
+/// in the ledger and the run summary take.
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    truncate(&one_line(&error_chain(error)), 300)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

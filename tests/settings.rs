@@ -795,3 +795,31 @@ fn repeat_window_defaults_to_a_day_and_zero_turns_folding_off() {
         .join("\n");
     assert!(lines.contains("REPEAT_WINDOW is 0"), "{lines}");
 }
+
+/// The README's lists of destination kinds come from the same list as the
+/// code's: a kind added in `src/destination.rs` fails here until the README's
+/// ROUTE_ row and its "at least one destination" sentence name it.
+#[test]
+fn readme_names_every_destination_kind() {
+    use lead_notifier::destination::Kind;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let route_row = readme
+        .lines()
+        .find(|l| l.starts_with("| `ROUTE_<KIND>`"))
+        .expect("the README's ROUTE_ settings row");
+    let at_least_one = readme
+        .split("At least one destination")
+        .nth(1)
+        .and_then(|rest| rest.split("must be set").next())
+        .expect("the README's \"At least one destination … must be set\" sentence");
+    for kind in Kind::ALL {
+        let part = format!("`{}`", kind.setting_part());
+        assert!(route_row.contains(&part), "ROUTE_ row lacks {part}");
+        let setting = kind.turned_on_by().split(' ').next().unwrap_or_default();
+        assert!(
+            at_least_one.contains(setting),
+            "\"At least one destination\" lacks {setting}"
+        );
+    }
+}

@@ -201,10 +201,7 @@ fn webhook_secret(setting: &str, text: &str) -> Result<SecretString, ConfigError
 fn router(vars: &BTreeMap<&str, &str>, all: Vec<DestinationId>) -> Result<Router, ConfigError> {
     for &setting in vars.keys().filter(|k| k.starts_with("ROUTE_")) {
         if !all.iter().any(|id| routing::setting_name(id) == setting) {
-            let kinds: Vec<String> = Kind::ALL
-                .iter()
-                .map(|k| k.as_str().to_ascii_uppercase())
-                .collect();
+            let kinds: Vec<String> = Kind::ALL.iter().map(|k| k.setting_part()).collect();
             return Err(named_error(
                 setting,
                 format!(

@@ -19,6 +19,7 @@ mod destinations;
 mod email;
 mod summary;
 mod take;
+mod summary_settings;
 mod values;
 
 pub use destinations::{Destinations, SlackSettings, WebhookSettings};
@@ -28,6 +29,7 @@ pub use email::{
 };
 
 pub use take::{TakeSecret, TakeSettings};
+pub use summary_settings::{Schedule, SummarySettings};
 pub use values::bounded_duration;
 use values::invalid;
 
@@ -78,6 +80,8 @@ pub struct Settings {
     pub ssl_cert_file: Option<PathBuf>,
     /// "I'll take it" links: on when `PUBLIC_URL` and `TAKE_LINK_SECRET` are set.
     pub take: Option<TakeSettings>,
+    /// `SUMMARY_TO`, `SUMMARY_SCHEDULE`, `LEAD_SILENCE_AFTER`, `HEALTH_TO`.
+    pub summary: SummarySettings,
 }
 
 /// Where the lead and state tables live.
@@ -192,7 +196,10 @@ pub enum ConfigError {
     /// (`EMAIL_TO_EMEA`); `problem` says what is wrong and the fix.
     #[error("{setting} {problem}")]
     Setting { setting: String, problem: String },
-    #[error("no alert channel is configured: set SMTP_HOST or EMAIL_VIA=graph (with EMAIL_FROM and EMAIL_TO), TEAMS_WEBHOOK_URL, SLACK_WEBHOOK_URL, WEBHOOK_URL (with WEBHOOK_SECRET) or OUTBOX_DIR")]
+    #[error(
+        "no alert channel is configured: set {}",
+        crate::destination::Kind::all_settings()
+    )]
     NoChannel,
     #[error(transparent)]
     Route(#[from] crate::routing::RouteError),
@@ -270,6 +277,12 @@ impl Settings {
                     })
             })
             .transpose()?;
+        let known: Vec<DestinationId> = unsuffixed
+            .iter()
+            .chain(destinations.ids())
+            .cloned()
+            .collect();
+        let summary = summary_settings::parse(&get, &known)?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
         let duration = |name: &'static str, default: &str, min: u64, accepts: &'static str| {
             values::duration(
@@ -325,6 +338,7 @@ impl Settings {
             repeat_window: duration("REPEAT_WINDOW", "24h", 0, ANY_DURATION)?,
             ssl_cert_file,
             take: take::parse(&get)?,
+            summary,
         })
     }
 }

@@ -69,6 +69,7 @@ impl Settings {
             None => "outbox: off (OUTBOX_DIR not set)".to_owned(),
         });
         lines.extend(self.destinations.summary_lines());
+        lines.extend(self.summary.summary_lines());
         let f = self.filters;
         let skipped: Vec<&str> = [
             (f.skip_test_leads, "test leads"),

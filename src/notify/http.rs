@@ -144,7 +144,7 @@ impl Target {
                 NotifyError::retryable(self.scrub(format!(
                     "could not reach {}: {}",
                     self.service.name,
-                    chain(&e.without_url())
+                    text::error_line(&e.without_url())
                 )))
             })?;
         let status = response.status();
@@ -189,17 +189,6 @@ impl Target {
             ))),
         }
     }
-}
-
-pub(super) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text::truncate(&text::one_line(&text), 300)
 }
 
 /// Slack answers errors as one word (`invalid_blocks`); receivers may

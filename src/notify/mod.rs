@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod http;
+mod notice;
 pub mod outbox;
 pub mod slack;
 pub mod teams;
@@ -19,6 +20,7 @@ use crate::identity::Credential;
 use crate::lead::{Action, Customer, Lead, LeadKey, Source};
 
 pub use crate::destination::{DestinationId, Kind};
+pub use notice::Notice;
 
 /// What one notification carries.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,8 @@ pub enum Alert<'a> {
         leads: &'a [&'a Lead],
         total: usize,
     },
+    /// The summary or a lead-flow health note, rendered for every channel.
+    Notice(&'a Notice),
 }
 
 /// Why a send failed. Reasons hold no personal data and no secrets: they are

@@ -128,6 +128,8 @@ pub fn file_stem(alert: Alert<'_>, now: OffsetDateTime) -> String {
                 total.max(leads.len())
             )
         }
+        // Named by the notice alone: a retry replaces its own files.
+        Alert::Notice(notice) => safe_keys("notice", &notice.id),
     }
 }
 

@@ -138,6 +138,10 @@ pub fn render_payload(alert: Alert<'_>) -> Value {
                 "blocks": blocks,
             })
         }
+        Alert::Notice(notice) => json!({
+            "text": escape(&text::one_line(&notice.subject)),
+            "blocks": notice.slack_blocks,
+        }),
     }
 }
 

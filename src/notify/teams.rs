@@ -111,6 +111,7 @@ pub fn render_payload(alert: Alert<'_>) -> Value {
     let card = match alert {
         Alert::Lead(lead) => lead_card(lead),
         Alert::Digest { leads, total } => digest_card(leads, total).0,
+        Alert::Notice(notice) => notice.teams_card.clone(),
     };
     wrap(card)
 }
@@ -125,7 +126,8 @@ fn wrap(card: Value) -> Value {
     })
 }
 
-fn card(body: Vec<Value>) -> Value {
+/// An Adaptive Card 1.4 (what Workflows posts render) of `body`.
+pub fn card(body: Vec<Value>) -> Value {
     json!({
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

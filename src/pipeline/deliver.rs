@@ -250,7 +250,7 @@ impl Channel {
             .into_iter()
             .map(|i| {
                 let entry = held.take(i);
-                let settlement = settle(self, limits, &owed[i], &entry, sent);
+                let settlement = settle(self, limits, &owed[i].alert, &entry, sent);
                 (entry, settlement)
             })
             .collect();
@@ -281,6 +281,36 @@ impl Channel {
             .for_each(|&(i, _)| self.tally.pend(&owed[i].alert));
         let untried = rest.into_iter().map(|(_, e)| (e, Settlement::Untried));
         let refused = ledger.settle(untried.collect()).await?;
+        self.tally.refused(refused);
+        Ok(())
+    }
+
+    /// Sends one message that is not a lead alert (the summary, a health
+    /// note) once on this channel, keyed by `alert`: the same claim, send
+    /// with retries and settlement as a lead's alert. `prior` is its record
+    /// as last seen.
+    pub async fn send_once(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        alert: AlertKey,
+        prior: Option<Entry>,
+        message: Alert<'_>,
+    ) -> Result<(), StorageError> {
+        if self.is_down() {
+            self.tally.pend(&alert);
+            return Ok(());
+        }
+        let since = Instant::now();
+        let won = claim_keys(ledger, vec![(alert.clone(), prior)], &mut self.tally).await?;
+        let Some(Some(entry)) = won.into_iter().next() else {
+            return Ok(());
+        };
+        let mut held = Held::new(vec![entry], since, ledger.claim_lease());
+        let sent = held.during(ledger, send(self, limits, message)).await;
+        let entry = held.take(0);
+        let settlement = settle(self, limits, &alert, &entry, &sent);
+        let refused = ledger.settle(vec![(entry, settlement)]).await?;
         self.tally.refused(refused);
         Ok(())
     }
@@ -380,30 +410,51 @@ async fn claim(
         .iter()
         .map(|o| (o.alert.clone(), o.prior.clone()))
         .collect();
+    let claims = claim_keys(ledger, wanted, tally).await?;
+    Ok(items
+        .into_iter()
+        .zip(claims)
+        .filter_map(|(owed, won)| won.map(|entry| (owed, entry)))
+        .collect())
+}
+
+/// Claims alerts by key; answers per alert the claim this run won, if any,
+/// tallying the others.
+async fn claim_keys(
+    ledger: &Ledger<'_>,
+    wanted: Vec<(AlertKey, Option<Entry>)>,
+    tally: &mut Tally,
+) -> Result<Vec<Option<Entry>>, StorageError> {
+    let alerts: Vec<AlertKey> = wanted.iter().map(|(a, _)| a.clone()).collect();
     let claims = ledger.claim(wanted).await?;
-    let mut won = Vec::new();
+    let mut won = Vec::with_capacity(alerts.len());
     let mut exhausted = Vec::new();
-    for (owed, claim) in items.into_iter().zip(claims) {
-        match claim {
-            Claim::Won(entry) => won.push((owed, entry)),
+    for (alert, claim) in alerts.iter().zip(claims) {
+        won.push(match claim {
+            Claim::Won(entry) => Some(entry),
             Claim::Busy => {
                 tally.busy += 1;
-                tally.unfinished(&owed.alert);
+                tally.unfinished(alert);
+                None
             }
-            Claim::Done(_) => {}
+            Claim::Done(_) => None,
             // Not sent: with no record, a send could not be told from one
             // still owed.
-            Claim::Refused(reason) => tally.give_up(&owed.alert, &reason),
+            Claim::Refused(reason) => {
+                tally.give_up(alert, &reason);
+                None
+            }
             Claim::Exhausted(entry) => {
                 let error = format!(
                     "abandoned by {} run(s) that did not finish; last error: {}",
                     entry.record.attempts,
                     or_none(&entry.record.last_error)
                 );
-                tally.give_up(&owed.alert, &error);
+                tally.give_up(alert, &error);
                 exhausted.push((entry, Settlement::Failed { error }));
+                None
             }
-        }
+        });
     }
     if !exhausted.is_empty() {
         let refused = ledger.settle(exhausted).await?;
@@ -416,14 +467,14 @@ async fn claim(
 fn settle(
     channel: &mut Channel,
     limits: Limits,
-    owed: &OwedAlert,
+    alert: &AlertKey,
     entry: &Entry,
     sent: &Result<(), NotifyError>,
 ) -> Settlement {
     match sent {
         Ok(()) => {
             channel.tally.delivered += 1;
-            tracing::debug!(lead = %owed.alert.lead, channel = %channel.id(), "delivered");
+            tracing::debug!(lead = %alert.lead, channel = %channel.id(), "delivered");
             Settlement::Delivered
         }
         Err(e) if e.is_retryable() => {
@@ -434,10 +485,10 @@ fn settle(
                     "gave up after {} attempt(s): {error}",
                     entry.record.attempts
                 );
-                channel.tally.give_up(&owed.alert, &error);
+                channel.tally.give_up(alert, &error);
                 Settlement::Failed { error }
             } else {
-                channel.tally.pend(&owed.alert);
+                channel.tally.pend(alert);
                 Settlement::Retry { error }
             }
         }
@@ -445,7 +496,7 @@ fn settle(
             // This lead alone is too large (a digest was split down to it):
             // its own problem, not the channel's.
             let error = e.reason().to_owned();
-            channel.tally.give_up(&owed.alert, &error);
+            channel.tally.give_up(alert, &error);
             Settlement::Failed { error }
         }
         Err(e) => {
@@ -455,7 +506,7 @@ fn settle(
             // meanwhile loses one lead, not the whole backlog.
             channel.down = Some(e.reason().to_owned());
             let error = e.reason().to_owned();
-            channel.tally.give_up(&owed.alert, &error);
+            channel.tally.give_up(alert, &error);
             Settlement::Failed { error }
         }
     }

@@ -14,6 +14,7 @@
 mod deliver;
 mod digests;
 mod lease;
+mod notices;
 mod owed;
 mod run;
 mod summary;
@@ -52,6 +53,8 @@ pub struct Pipeline {
     notifiers: Vec<Arc<dyn Notifier>>,
     /// Shared by every run's storage client, so connections are reused.
     http: reqwest::Client,
+    /// What the summary and health step found settled in this process.
+    notices: Arc<std::sync::Mutex<notices::Memo>>,
 }
 
 impl Pipeline {
@@ -62,6 +65,7 @@ impl Pipeline {
             settings,
             notifiers,
             http,
+            notices: Arc::default(),
         }
     }
 
@@ -129,8 +133,20 @@ impl Pipeline {
         if let Some(target) = target {
             watermark = Some(watermarks.advance(loaded, target, &run_id).await?);
         }
+        let limits = run.limits;
         let mut summary = run.summary;
         summary.watermark = watermark.map(format_timestamp);
+        notices::send_due(
+            settings,
+            &storage,
+            &self.notifiers,
+            &run_id,
+            limits,
+            &mut summary,
+            &self.notices,
+            watermark,
+        )
+        .await?;
         Ok(finish(summary, &storage, started))
     }
 

@@ -11,6 +11,8 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    /// One self-contained web page with charts (see `html.rs`).
+    Html,
 }
 
 /// The CSV columns, in order: a contract with whoever imports the file.
@@ -24,6 +26,7 @@ impl Report {
             Format::Table => self.table(),
             Format::Csv => self.csv(),
             Format::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
+            Format::Html => self.html(),
         }
     }
 
@@ -182,12 +185,13 @@ fn csv_field(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     use crate::report::{Move, Report};
 
-    fn report() -> Report {
+    /// Two offers, a move and skipped leads: the formats' test report.
+    pub(in crate::report) fn report() -> Report {
         let row = |offer_id: &str, offer: &str, action: &str, n: u64| Row {
             offer_id: offer_id.into(),
             offer: offer.into(),
@@ -222,6 +226,7 @@ mod tests {
                 action: "all actions".into(),
                 ..row("", "", "", 15)
             },
+            validations: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! customers are counted by the hash of their address ([`CustomerId`]).
 
 mod format;
+mod html;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -18,7 +19,7 @@ pub use format::Format;
 
 use crate::config::Settings;
 use crate::history::CustomerId;
-use crate::lead::{Lead, LeadKey};
+use crate::lead::{is_test_lead, Lead, LeadKey};
 use crate::lead_table::Scan;
 use crate::ledger::{Ledger, Policy, Status};
 use crate::storage::{format_timestamp, parse_timestamp};
@@ -82,17 +83,24 @@ pub struct Report {
     pub moves: Vec<Move>,
     /// The same counts over every offer and action.
     pub total: Row,
+    /// When Partner Center's validation leads (`MSFT_TEST_…`) were written:
+    /// each one proves that Microsoft could write to the lead table then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validations: Vec<String>,
 }
 
 /// What the report keeps of one lead.
 struct Seen {
     key: LeadKey,
     at: OffsetDateTime,
+    /// No `Timestamp` (counted as written `now`).
+    undated: bool,
     offer_id: String,
     offer: String,
     action: String,
     action_code: String,
     customer: Option<CustomerId>,
+    validation: bool,
 }
 
 /// How a lead ended, from its ledger records.
@@ -115,11 +123,25 @@ pub async fn build(
     since: Duration,
     now: OffsetDateTime,
 ) -> Result<Report, StorageError> {
-    let from = now - since;
+    between(settings, storage, now - since, now).await
+}
+
+/// The report of the leads written at or after `from` and before `until`
+/// (the summary's period; `report` ends it now).
+pub async fn between(
+    settings: &Settings,
+    storage: &Storage,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<Report, StorageError> {
     let mut leads = Vec::new();
     let mut scan = Scan::new(storage, &settings.leads_table, Some(from));
     while let Some(rows) = scan.next_page().await? {
-        leads.extend(rows.iter().map(|row| seen(&Lead::from_row(row), now)));
+        leads.extend(
+            rows.iter()
+                .map(|row| seen(&Lead::from_row(row), until))
+                .filter(|lead| lead.at < until || lead.at == until && lead.undated),
+        );
     }
     let mut outcomes = outcomes(settings, storage, from).await?;
     let takes = TakeStore::new(storage, &settings.state_table, &settings.leads_table)
@@ -128,7 +150,7 @@ pub async fn build(
     for (lead, take) in takes {
         outcomes.entry(lead).or_default().taken = Some(take.at);
     }
-    Ok(tally(leads, &outcomes, from, now))
+    Ok(tally(leads, &outcomes, from, until))
 }
 
 fn seen(lead: &Lead, now: OffsetDateTime) -> Seen {
@@ -136,6 +158,8 @@ fn seen(lead: &Lead, now: OffsetDateTime) -> Seen {
     Seen {
         key: lead.key.clone(),
         at: lead.timestamp.unwrap_or(now),
+        undated: lead.timestamp.is_none(),
+        validation: is_test_lead(lead),
         offer: one_line(&lead.offer_label()),
         offer_id,
         action: one_line(lead.action.wording()),
@@ -263,12 +287,18 @@ fn tally(
     total.offer = "all offers".to_owned();
     total.action = "all actions".to_owned();
     total.customers = everyone.len() as u64;
+    let validations = leads
+        .iter()
+        .filter(|l| l.validation)
+        .map(|l| format_timestamp(l.at))
+        .collect();
     Report {
         since: format_timestamp(from),
         until: format_timestamp(now),
         rows,
         moves: moves(&paths),
         total,
+        validations,
     }
 }
 

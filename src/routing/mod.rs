@@ -152,7 +152,7 @@ pub struct Uncovered {
 pub fn setting_name(destination: &DestinationId) -> String {
     format!(
         "ROUTE_{}{}",
-        destination.kind().as_str().to_ascii_uppercase(),
+        destination.kind().setting_part(),
         destination.setting_suffix()
     )
 }

@@ -187,11 +187,13 @@ impl Notifier for Recorder {
             Alert::Digest { leads, total } => {
                 (leads.iter().map(|l| l.key.clone()).collect(), Some(total))
             }
+            Alert::Notice(_) => (Vec::new(), None),
         };
         let earlier = |lead: &Lead| lead.history.as_ref().map(|h| h.total());
         let earlier = match alert {
             Alert::Lead(lead) => vec![earlier(lead)],
             Alert::Digest { leads, .. } => leads.iter().map(|l| earlier(l)).collect(),
+            Alert::Notice(_) => Vec::new(),
         };
         Box::pin(async move {
             let hook = self.hook.lock().unwrap().take();

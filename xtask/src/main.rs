@@ -1,4 +1,4 @@
-//! Project commands: `cargo xtask test | package | demo | bench`.
+//! Project commands: `cargo xtask test | package | demo | bench | deploy`.
 //!
 //! Built on crates the product already compiles (clap, serde_json) plus the
 //! small ureq client, so a fresh clone builds xtask in seconds.
@@ -6,6 +6,7 @@
 mod bench;
 mod browser;
 mod demo;
+mod deploy;
 mod host;
 mod package;
 mod proc;
@@ -46,6 +47,9 @@ enum Task {
     /// idle run, backlog, memory, sizes and the raw-HTTP scan floor; write
     /// them into BENCHMARKS.md.
     Bench(bench::Args),
+    /// Provision infra/main.bicep (Flex Consumption) into a resource group
+    /// with the Azure CLI and deploy the package; re-running updates in place.
+    Deploy(deploy::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Task::Package => package::run(),
         Task::Demo => demo::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::Deploy(args) => deploy::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -195,6 +200,7 @@ mod tests {
             "--leads <N>",
             "--binary <PATH>",
             "--no-write",
+            "cargo xtask deploy [--resource-group <GROUP>] [--location <REGION>] [--parameters <FILE>] [--zip <ZIP>]",
         ] {
             assert!(help.contains(expected), "no {expected:?} in:\n{help}");
         }
@@ -230,6 +236,17 @@ mod tests {
         assert!(parse(&["demo", "extra"]).is_err());
         assert!(parse(&["package", "--leads", "3"]).is_err());
         assert!(parse(&[]).is_err());
+        // Where to deploy is never guessed.
+        assert!(parse(&["deploy", "--location", "westeurope"]).is_err());
+        assert!(parse(&["deploy", "--resource-group", "rg"]).is_err());
+        assert!(parse(&[
+            "deploy",
+            "--resource-group",
+            "rg",
+            "--location",
+            "westeurope"
+        ])
+        .is_ok());
     }
 
     #[test]

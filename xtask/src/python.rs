@@ -1,6 +1,7 @@
 //! Python packages the tests check against (an independent implementation
-//! of Standard Webhooks), installed into target/ so nothing touches the
-//! system Python (Debian's PEP 668 forbids that; `--target` is allowed).
+//! of Standard Webhooks; an independent Bicep parser and checkov's policy
+//! checks for infra/), installed into target/ so nothing touches the system
+//! Python (Debian's PEP 668 forbids that; `--target` is allowed).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,8 +10,14 @@ use anyhow::{bail, Context, Result};
 
 use crate::{step, target_dir};
 
-/// Pinned: the signatures are checked against exactly this.
-const PACKAGES: [&str; 1] = ["standardwebhooks==1.1.0"];
+/// Pinned: the signatures and templates are checked against exactly these.
+/// checkov parses Bicep with the pycep-parser it pins (0.5.1), so the
+/// templates are held to that parser too.
+const PACKAGES: [&str; 3] = [
+    "standardwebhooks==1.1.0",
+    "checkov==3.3.30",
+    "pycep-parser==0.5.1",
+];
 
 /// Installs [`PACKAGES`] unless present; returns the folder for PYTHONPATH.
 pub fn ensure_packages() -> Result<PathBuf> {
@@ -32,6 +39,9 @@ pub fn ensure_packages() -> Result<PathBuf> {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                // The check compares against the system site-packages too,
+                // which these packages do not use (they live in --target).
+                "--no-warn-conflicts",
                 "--upgrade",
                 "--target",
             ])

@@ -54,8 +54,12 @@ pub fn run(options: &Args) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
+    // Both mostly wait on the network: install them side by side.
+    let python = std::thread::spawn(crate::python::ensure_packages);
     ensure_node_modules()?;
-    let python_path = crate::python::ensure_packages()?;
+    let python_path = python
+        .join()
+        .map_err(|_| anyhow::anyhow!("installing the Python packages panicked"))??;
     let azurite = Azurite::start("test-azurite")?;
     let maildev = MailDev::start("test-maildev")?;
     let (chromium, chromedriver) = crate::browser::ensure_chromium()?;

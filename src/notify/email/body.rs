@@ -31,6 +31,7 @@ pub fn subject(alert: Alert<'_>) -> String {
     match alert {
         Alert::Lead(lead) => text::lead_subject(lead),
         Alert::Digest { leads, total } => text::digest_subject(leads, total),
+        Alert::Notice(notice) => text::one_line(&notice.subject),
     }
 }
 
@@ -43,6 +44,9 @@ fn summary(lead: &Lead) -> String {
 
 /// The plain-text part.
 pub fn render_text(alert: Alert<'_>) -> String {
+    if let Alert::Notice(notice) = alert {
+        return notice.text.clone();
+    }
     let mut out = String::new();
     match alert {
         Alert::Lead(lead) => {
@@ -66,6 +70,7 @@ pub fn render_text(alert: Alert<'_>) -> String {
                 lead_text(&mut out, lead);
             }
         }
+        Alert::Notice(_) => {}
     }
     out.push_str("--\n");
     out.push_str(FOOTER);
@@ -230,6 +235,9 @@ fn stylesheet() -> String {
 
 /// The HTML part.
 pub fn render_html(alert: Alert<'_>) -> String {
+    if let Alert::Notice(notice) = alert {
+        return notice.html.clone();
+    }
     let title = subject(alert);
     let page = html! {
         (DOCTYPE)
@@ -265,6 +273,7 @@ pub fn render_html(alert: Alert<'_>) -> String {
                                         (lead_html(lead, Look::Classes))
                                     }
                                 }
+                                Alert::Notice(_) => {}
                             }
                             tr { td style=(concat!("padding:20px 24px;font-size:12px;color:#6b7280;", font!())) { (FOOTER) } }
                         }

@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use super::{render_message, token_error, MAX_DIGEST_LEADS};
 use crate::config::GraphSettings;
 use crate::identity::TokenSource;
-use crate::notify::http::{chain, redirected};
+use crate::notify::http::redirected;
 use crate::notify::http::{error_code, Answer};
 use crate::notify::{Alert, DestinationId, Notifier, NotifyError, SendFuture};
 
@@ -115,7 +115,7 @@ impl GraphNotifier {
             .map_err(|e| {
                 NotifyError::retryable(format!(
                     "could not reach Microsoft Graph: {}",
-                    chain(&e.without_url())
+                    crate::text::error_line(&e.without_url())
                 ))
             })?;
         let status = response.status();

@@ -251,6 +251,10 @@ pub fn message_id(alert: Alert<'_>, channel: &DestinationId) -> String {
             hash.update(format!("\ndigest {total}").as_bytes());
             leads
         }
+        Alert::Notice(notice) => {
+            hash.update(format!("\nnotice {}", notice.id).as_bytes());
+            &[]
+        }
     };
     for lead in leads {
         // Lengths first so that ("a", "bc") and ("ab", "c") differ.

@@ -114,6 +114,10 @@ impl Notifier for SignedWebhookNotifier {
                 Alert::Digest { .. } => Err(NotifyError::permanent(
                     "the signed webhook sends one event per lead and was handed a digest (a lead-notifier bug)",
                 )),
+                // Settings keep webhooks out of SUMMARY_TO and HEALTH_TO.
+                Alert::Notice(_) => Err(NotifyError::permanent(
+                    "the signed webhook carries lead events only, not summaries or health notes",
+                )),
             }
         })
     }

@@ -1,0 +1,285 @@
+//! The timer run's second job: the periodic summary and the lead-flow
+//! health notes, each sent once per destination through the ledger, with
+//! the same claim, send and settlement as lead alerts
+//! ([`Channel::send_once`]).
+//!
+//! Their records live in a partition of their own (the lead table's name
+//! with `/notices`, escaped: no lead table has that name), keyed by kind and
+//! time: the summary by the schedule occurrence it is for, the health notes
+//! by the last lead before the silence. A run late for an occurrence still
+//! sends it; after an outage over several occurrences only the latest is
+//! due, and it covers the time since the last summary sent.
+//!
+//! An idle run costs nothing more: the process remembers the occurrence it
+//! saw settled everywhere and that the lead flow was healthy, and the
+//! watermark (the latest lead a run saw) tells when a silence may have
+//! begun. Only then, on the first run of a process and when an occurrence
+//! comes due does the run read the lead table's last weeks and these records.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use super::deliver::{Channel, Limits};
+use super::summary::RunSummary;
+use crate::config::Settings;
+use crate::lead::LeadKey;
+use crate::ledger::{AlertKey, Entry, Ledger, Policy, Status, Verdict};
+use crate::notify::{Alert, DestinationId, Notice, Notifier};
+use crate::storage::{parse_timestamp, Storage, StorageError};
+use crate::summary::{health, Flow, HealthNote, Summary};
+
+/// The ledger kind of summaries: never change (ledger keys).
+const SUMMARY: &str = "summary";
+
+/// What this process found settled, so idle runs need not look again.
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    /// The latest occurrence whose summary every destination had.
+    summary_done: Option<OffsetDateTime>,
+    /// The lead flow was healthy and no health note was left to send.
+    health_clear: bool,
+}
+
+/// Sends what is due. Problems (a channel down, the lead flow silent) go
+/// into the run's summary; only storage errors end it. `watermark` is the
+/// run's, after it.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send_due(
+    settings: &Settings,
+    storage: &Storage,
+    notifiers: &[Arc<dyn Notifier>],
+    run_id: &str,
+    limits: Limits,
+    run: &mut RunSummary,
+    memo: &Mutex<Memo>,
+    watermark: Option<OffsetDateTime>,
+) -> Result<(), StorageError> {
+    let config = &settings.summary;
+    let now = crate::clock::now();
+    let (summary_due, health_due) = {
+        let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+        let due = config
+            .schedule
+            .latest(now)
+            .filter(|due| !config.to.is_empty() && memo.summary_done != Some(*due));
+        // No lead seen for the silence: maybe silent (the watermark stays
+        // at the latest lead a run saw, or before it).
+        let stale = match (config.silence_after, watermark) {
+            (Some(after), Some(w)) => now - w >= after,
+            _ => false,
+        };
+        let health = config.silence_after.is_some() && (stale || !memo.health_clear);
+        (due, health)
+    };
+    if summary_due.is_none() && !health_due {
+        return Ok(());
+    }
+    let flow = Flow::read(settings, storage, now).await?;
+    if let Some(problem) = flow.problem(&settings.leads_table) {
+        run.problem(problem);
+    }
+    let partition_table = format!("{}/notices", settings.leads_table);
+    let ledger = Ledger::new(
+        storage,
+        &settings.state_table,
+        &partition_table,
+        run_id,
+        Policy {
+            claim_lease: settings.claim_lease,
+            max_attempts: settings.max_attempts.max(1),
+        },
+    );
+    let records = match ledger.window(None).await {
+        Ok(records) => records,
+        // No run has written state yet: nothing was sent either.
+        Err(StorageError::TableMissing { .. }) => HashMap::new(),
+        Err(e) => return Err(e),
+    };
+    let mut sender = Sender {
+        ledger,
+        limits,
+        notifiers,
+        records,
+        run,
+        unsettled: false,
+    };
+    if health_due {
+        sender.health(settings, &flow).await?;
+        let clear = flow.silent_since().is_none() && !sender.unsettled;
+        memo.lock().unwrap_or_else(|e| e.into_inner()).health_clear = clear;
+    }
+    if let Some(due) = summary_due {
+        sender.unsettled = false;
+        sender.summary(settings, storage, flow, due).await?;
+        if !sender.unsettled {
+            memo.lock().unwrap_or_else(|e| e.into_inner()).summary_done = Some(due);
+        }
+    }
+    Ok(())
+}
+
+struct Sender<'a, 'r> {
+    ledger: Ledger<'a>,
+    limits: Limits,
+    notifiers: &'a [Arc<dyn Notifier>],
+    /// Every record of the notices partition, by row key.
+    records: HashMap<String, Entry>,
+    run: &'r mut RunSummary,
+    /// Something was left for a later run (a channel down, another run's claim).
+    unsettled: bool,
+}
+
+impl Sender<'_, '_> {
+    fn key(kind: &str, at: OffsetDateTime, to: &DestinationId) -> AlertKey {
+        AlertKey {
+            lead: LeadKey {
+                partition_key: kind.to_owned(),
+                row_key: crate::storage::format_timestamp(at),
+            },
+            channel: to.clone(),
+            lead_timestamp: at,
+        }
+    }
+
+    /// The records of one kind: (destination, time, status).
+    fn of_kind<'s>(
+        &'s self,
+        kind: &'s str,
+    ) -> impl Iterator<Item = (&'s str, OffsetDateTime, Status)> + 's {
+        self.records.values().filter_map(move |e| {
+            let r = &e.record;
+            (r.lead_partition_key == kind)
+                .then(|| {
+                    Some((
+                        r.channel.as_str(),
+                        parse_timestamp(&r.lead_row_key)?,
+                        r.status,
+                    ))
+                })
+                .flatten()
+        })
+    }
+
+    /// Sends `notice` once to `to`, unless its record says it is done.
+    async fn send(
+        &mut self,
+        kind: &str,
+        at: OffsetDateTime,
+        to: &DestinationId,
+        notice: &Notice,
+    ) -> Result<(), StorageError> {
+        let Some(notifier) = self.notifiers.iter().find(|n| n.channel() == *to) else {
+            return Ok(());
+        };
+        let key = Self::key(kind, at, to);
+        let prior = self.records.get(&key.row_key()).cloned();
+        match self.ledger.judge(prior.as_ref()) {
+            Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
+            Verdict::Busy => {
+                self.unsettled = true;
+                return Ok(());
+            }
+            Verdict::Done(_) => return Ok(()),
+        }
+        let mut channel = Channel::new(Arc::clone(notifier));
+        channel
+            .send_once(&self.ledger, self.limits, key, prior, Alert::Notice(notice))
+            .await?;
+        for problem in std::mem::take(&mut channel.tally.problems) {
+            self.run.problem(problem);
+        }
+        if channel.tally.pending + channel.tally.busy > 0 {
+            self.unsettled = true;
+        }
+        if channel.tally.pending > 0 {
+            self.run
+                .problem(format!("{to}: {kind} not sent, to retry next run"));
+        }
+        Ok(())
+    }
+
+    /// One warning per silence episode, one note when leads come back.
+    async fn health(&mut self, settings: &Settings, flow: &Flow) -> Result<(), StorageError> {
+        let to = settings.summary.health_to.clone();
+        let table = &settings.leads_table;
+        if let Some(last) = flow.silent_since() {
+            let note = HealthNote::Silent {
+                last,
+                silence_after: settings.summary.silence_after.unwrap_or_default(),
+            };
+            let notice = note.notice(table);
+            for id in &to {
+                self.send(health::SILENT, last, id, &notice).await?;
+            }
+            return Ok(());
+        }
+        let Some(again) = flow.last_lead else {
+            return Ok(());
+        };
+        // Warnings delivered for a silence that has ended since.
+        let mut ended: Vec<(String, OffsetDateTime)> = self
+            .of_kind(health::SILENT)
+            .filter(|&(_, last, status)| status == Status::Delivered && last < again)
+            .map(|(channel, last, _)| (channel.to_owned(), last))
+            .collect();
+        ended.sort();
+        for (channel, last) in ended {
+            let Some(id) = to.iter().find(|id| id.to_string() == channel).cloned() else {
+                continue;
+            };
+            let notice = HealthNote::Resumed { last, again }.notice(table);
+            self.send(health::RESUMED, last, &id, &notice).await?;
+        }
+        Ok(())
+    }
+
+    /// The summary for the latest occurrence, to every destination that has
+    /// not had it, covering the time since the last one it had.
+    async fn summary(
+        &mut self,
+        settings: &Settings,
+        storage: &Storage,
+        flow: Flow,
+        due: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let schedule = &settings.summary.schedule;
+        let Some(previous) = schedule.before(due) else {
+            return Ok(());
+        };
+        // Destinations by the start of their period.
+        let mut periods: Vec<(OffsetDateTime, Vec<DestinationId>)> = Vec::new();
+        for id in &settings.summary.to {
+            let key = Self::key(SUMMARY, due, id);
+            let prior = self.records.get(&key.row_key());
+            match self.ledger.judge(prior) {
+                Verdict::Done(_) => continue,
+                Verdict::Busy => {
+                    self.unsettled = true;
+                    continue;
+                }
+                Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
+            }
+            let channel = id.to_string();
+            let last_sent = self
+                .of_kind(SUMMARY)
+                .filter(|&(c, at, status)| c == channel && status == Status::Delivered && at < due)
+                .map(|(_, at, _)| at)
+                .max();
+            let from = last_sent.map_or(previous, |sent| sent.min(previous));
+            match periods.iter_mut().find(|(f, _)| *f == from) {
+                Some((_, ids)) => ids.push(id.clone()),
+                None => periods.push((from, vec![id.clone()])),
+            }
+        }
+        for (from, ids) in periods {
+            let summary = Summary::build(settings, storage, from, due, flow).await?;
+            let notice = summary.notice();
+            for id in &ids {
+                self.send(SUMMARY, due, id, &notice).await?;
+            }
+        }
+        Ok(())
+    }
+}

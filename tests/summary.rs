@@ -1,0 +1,513 @@
+//! The HTML report, the Monday summary and lead-flow health, through the
+//! real binary against Azurite (and MailDev where email is sent).
+//!
+//! "Now" for the summary schedule, the health check and `report` is moved
+//! with `LEAD_NOTIFIER_TEST_NOW`, which only debug builds (this binary)
+//! read; lead rows get Azurite's own `Timestamp`, so tests stand "now" where
+//! they need it relative to the rows they wrote.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::servers::{storage_connection, unique_table};
+use serde_json::Value;
+
+fn lead_notifier(settings: &HashMap<String, String>, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lead-notifier"))
+        .args(args)
+        .env_clear()
+        .envs(settings)
+        .output()
+        .expect("run lead-notifier")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn settings(outbox: &Path) -> HashMap<String, String> {
+    HashMap::from([
+        ("LEADS_STORAGE_CONNECTION".to_owned(), storage_connection()),
+        ("LEADS_TABLE".to_owned(), unique_table("sumleads")),
+        ("LEADS_STATE_TABLE".to_owned(), unique_table("sumstate")),
+        ("LEADS_START_FROM".to_owned(), "beginning".to_owned()),
+        ("OUTBOX_DIR".to_owned(), outbox.display().to_string()),
+    ])
+}
+
+/// What maud makes of text.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Every offer's name and its figures, as `report --format json` has them,
+/// are in `html` as one table row each.
+fn assert_every_offer_and_figure(html: &str, json: &Value) {
+    let rows = json["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty(), "{json}");
+    for row in rows {
+        let skipped: u64 = row["skipped"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        let cells = format!(
+            "<td>{}</td><td class=\"id\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+            escaped(row["offer"].as_str().unwrap()),
+            escaped(row["offer_id"].as_str().unwrap()),
+            escaped(row["action"].as_str().unwrap()),
+            row["leads"],
+            row["alerted"],
+            skipped,
+            row["customers"],
+        );
+        assert!(html.contains(&cells), "{cells} missing from\n{html}");
+    }
+    let total = &json["total"];
+    assert!(
+        html.contains(&format!(
+            "{} lead(s), {} alerted",
+            total["leads"], total["alerted"]
+        )),
+        "{html}"
+    );
+}
+
+/// A page that loads nothing from anywhere and runs nothing.
+fn assert_self_contained(html: &str) {
+    for forbidden in [
+        "<script", "http://", "https://", "<img", "<link", "url(", "<iframe",
+    ] {
+        assert!(!html.contains(forbidden), "{forbidden} in\n{html}");
+    }
+    assert_nothing_personal(html);
+}
+
+/// No customer name, address or phone: no `x@y` and none of the seed's
+/// customers.
+fn assert_nothing_personal(text: &str) {
+    let lower = text.to_lowercase();
+    let bytes = lower.as_bytes();
+    let address = bytes
+        .windows(3)
+        .any(|w| w[1] == b'@' && w[0].is_ascii_alphanumeric() && w[2].is_ascii_alphanumeric());
+    assert!(!address, "an email address in\n{text}");
+    // The seed's customers as written (a lowercase "doe" is in "does").
+    for personal in [
+        "Jane", "Doe", "Stanford", "Kenji", "Acme", "Tailspin", "+1 425",
+    ] {
+        assert!(!text.contains(personal), "{personal} in\n{text}");
+    }
+}
+
+#[test]
+fn report_html_is_one_self_contained_page_with_every_offer_and_figure() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let s = settings(outbox.path());
+    assert!(lead_notifier(&s, &["seed", "--count", "12"])
+        .status
+        .success());
+    lead_notifier(&s, &["poll"]);
+
+    let json_out = lead_notifier(&s, &["report", "--since", "1h", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&json_out.stdout).expect("json report");
+    let dir = tempfile::tempdir().expect("dir");
+    let page = dir.path().join("report.html");
+    let out = lead_notifier(
+        &s,
+        &[
+            "report",
+            "--since",
+            "1h",
+            "--format",
+            "html",
+            "--output",
+            page.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "--output prints nothing: {}",
+        text(&out)
+    );
+    let html = std::fs::read_to_string(&page).expect("the page was written");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("<svg"), "{html}");
+    assert!(
+        html.contains("Partner Center connection validated on"),
+        "{html}"
+    );
+    assert_every_offer_and_figure(&html, &json);
+    assert_self_contained(&html);
+
+    // --output works for every format: the file holds what stdout would.
+    let csv_file = dir.path().join("report.csv");
+    let csv_out = lead_notifier(
+        &s,
+        &[
+            "report",
+            "--since",
+            "1h",
+            "--format",
+            "csv",
+            "--output",
+            csv_file.to_str().unwrap(),
+        ],
+    );
+    assert!(csv_out.status.success(), "{}", text(&csv_out));
+    let printed = lead_notifier(&s, &["report", "--since", "1h", "--format", "csv"]);
+    assert_eq!(
+        std::fs::read_to_string(&csv_file).unwrap(),
+        String::from_utf8_lossy(&printed.stdout)
+    );
+    screenshot(&page, "report");
+}
+
+/// Renders `page` in headless Chromium at a phone's width into
+/// target/screenshots/<name>.png, and checks the picture is not blank.
+fn screenshot(page: &Path, name: &str) {
+    let dir = common::servers::repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&png);
+    let profile = tempfile::tempdir().expect("profile");
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("chromium is installed (cargo xtask test / .ci/run install it: apt-get install chromium)");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=375,1400")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "{} is {size} bytes: {}",
+        png.display(),
+        text(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The scheduled summary and lead-flow health, through the handler as the
+// Functions host runs it.
+
+use common::handler::Handler;
+use common::servers::{maildev_messages, maildev_smtp_port, unique_recipient};
+use time::{Duration as Span, OffsetDateTime, Weekday};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TEST_NOW: &str = "LEAD_NOTIFIER_TEST_NOW";
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// `2026-12-07 07:00:00 UTC`, as the messages write times.
+fn words(t: OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.format(format).unwrap()
+}
+
+/// The first Monday 07:00 UTC after `t`: the default schedule's next
+/// occurrence, whose period holds `t`.
+fn next_monday_seven(t: OffsetDateTime) -> OffsetDateTime {
+    let mut day = t.date();
+    loop {
+        let at = day.with_hms(7, 0, 0).unwrap().assume_utc();
+        if day.weekday() == Weekday::Monday && at > t {
+            return at;
+        }
+        day = day.next_day().unwrap();
+    }
+}
+
+/// Email to MailDev and the outbox; `extra` on top.
+fn host_settings(outbox: &Path, extra: &[(&str, &str)]) -> (HashMap<String, String>, String) {
+    let recipient = unique_recipient("summary");
+    let mut s = settings(outbox);
+    for (k, v) in [
+        ("SMTP_HOST", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", maildev_smtp_port().to_string()),
+        ("SMTP_SECURITY", "none".to_owned()),
+        (
+            "EMAIL_FROM",
+            "Lead alerts <leads@contoso.example>".to_owned(),
+        ),
+        ("EMAIL_TO", recipient.clone()),
+    ] {
+        s.insert(k.to_owned(), v);
+    }
+    for (k, v) in extra {
+        s.insert((*k).to_owned(), (*v).to_owned());
+    }
+    (s, recipient)
+}
+
+fn at_time(s: &HashMap<String, String>, now: OffsetDateTime) -> HashMap<String, String> {
+    let mut s = s.clone();
+    s.insert(TEST_NOW.to_owned(), rfc3339(now));
+    s
+}
+
+/// Messages to `recipient` whose subject starts with `prefix`.
+async fn mails(recipient: &str, prefix: &str) -> Vec<Value> {
+    maildev_messages(recipient)
+        .await
+        .into_iter()
+        .filter(|m| m["subject"].as_str().is_some_and(|s| s.starts_with(prefix)))
+        .collect()
+}
+
+const SUMMARY_SUBJECT: &str = "Marketplace leads ";
+
+/// One timer invocation that must succeed; answers the run summary.
+async fn timer(handler: &Handler) -> Value {
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}\n{}", handler.stderr());
+    body["ReturnValue"].clone()
+}
+
+#[tokio::test]
+async fn the_summary_goes_once_per_occurrence_with_the_counts_report_gives() {
+    let teams = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&teams)
+        .await;
+    let outbox = tempfile::tempdir().expect("outbox");
+    let teams_url = format!("{}/workflows/x/invoke?sig=SECRETSIG", teams.uri());
+    let (s, recipient) = host_settings(
+        outbox.path(),
+        &[
+            ("SUMMARY_TO", "email,teams"),
+            ("TEAMS_WEBHOOK_URL", &teams_url),
+        ],
+    );
+    assert!(lead_notifier(&s, &["seed", "--count", "12"])
+        .status
+        .success());
+    let monday = next_monday_seven(OffsetDateTime::now_utc());
+
+    // A run a little after the occurrence, then two at once, then a
+    // restarted handler: one summary in all.
+    let mut handler = Handler::start(&at_time(&s, monday + Span::seconds(30))).await;
+    timer(&handler).await;
+    let (a, b) = tokio::join!(handler.invoke_timer(), handler.invoke_timer());
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    assert!(handler.terminate());
+    let handler = Handler::start(&at_time(&s, monday + Span::minutes(5))).await;
+    timer(&handler).await;
+    // Settled once, the summary and health cost an idle run nothing.
+    let idle = timer(&handler).await;
+    assert!(
+        matches!(idle["storage_requests"].as_u64(), Some(n) if n <= 3),
+        "{idle}"
+    );
+
+    let summaries = mails(&recipient, SUMMARY_SUBJECT).await;
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    let cards: Vec<String> = teams
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .filter(|b| b.contains("Marketplace leads: the summary"))
+        .collect();
+    assert_eq!(cards.len(), 1, "one Teams summary");
+
+    // The same period through `report --format json`.
+    let json_out = lead_notifier(
+        &at_time(&s, monday),
+        &["report", "--since", "7d", "--format", "json"],
+    );
+    let json: Value = serde_json::from_slice(&json_out.stdout).expect("json report");
+    let mail = &summaries[0];
+    let text = mail["text"].as_str().unwrap_or_default();
+    let html = mail["html"].as_str().unwrap_or_default();
+    let total = &json["total"];
+    assert!(
+        text.contains(&format!(
+            "From {} to {}: {} lead(s)",
+            words(monday - Span::days(7)),
+            words(monday),
+            total["leads"]
+        )),
+        "{text}\n{json}"
+    );
+    assert!(
+        text.contains(&format!("{:>6}  alerted", total["alerted"])),
+        "{text}"
+    );
+    for (reason, words) in [
+        ("test_lead", "Partner Center test lead"),
+        ("edu", "customer from a .edu domain"),
+    ] {
+        let n = &total["skipped"][reason];
+        assert!(
+            text.contains(&format!("{n:>6}  not alerted: {words}")),
+            "{text}"
+        );
+    }
+    for row in json["rows"].as_array().unwrap() {
+        let line = format!(
+            "{:>6}  {} · {}",
+            row["leads"],
+            row["offer"].as_str().unwrap(),
+            row["action"].as_str().unwrap()
+        );
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+        let offer = escaped(row["offer"].as_str().unwrap());
+        assert!(html.contains(&offer), "{offer} missing from the HTML");
+        let card = &cards[0];
+        assert!(card.contains(row["offer"].as_str().unwrap()), "{card}");
+    }
+    for m in json["moves"].as_array().unwrap() {
+        let line = format!(
+            "{:>6}  {}: {} → {}",
+            m["customers"],
+            m["offer"].as_str().unwrap(),
+            m["from"].as_str().unwrap(),
+            m["to"].as_str().unwrap()
+        );
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+    }
+    // The seed's Partner Center validation lead.
+    assert!(
+        text.contains("Partner Center connection validated on"),
+        "{text}"
+    );
+    assert!(html.contains("Partner Center connection validated on"));
+    for part in [
+        text,
+        html,
+        mail["subject"].as_str().unwrap_or_default(),
+        &cards[0],
+    ] {
+        assert_nothing_personal(part);
+    }
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
+
+    let page = common::servers::repo_root().join("target/screenshots/summary-email.html");
+    std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+    std::fs::write(&page, html).unwrap();
+    screenshot(&page, "summary-email");
+}
+
+#[tokio::test]
+async fn an_outage_over_three_weeks_sends_one_summary_for_the_whole_gap() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let (s, recipient) = host_settings(outbox.path(), &[("SUMMARY_TO", "email")]);
+    assert!(lead_notifier(&s, &["seed", "--count", "3"])
+        .status
+        .success());
+    let monday = next_monday_seven(OffsetDateTime::now_utc());
+    let mut handler = Handler::start(&at_time(&s, monday + Span::minutes(1))).await;
+    timer(&handler).await;
+    assert!(handler.terminate());
+
+    // Three Mondays pass without a run; the next run is late, too.
+    let back = monday + Span::days(21) + Span::hours(3);
+    let handler = Handler::start(&at_time(&s, back)).await;
+    timer(&handler).await;
+    timer(&handler).await;
+
+    let summaries = mails(&recipient, SUMMARY_SUBJECT).await;
+    let texts: Vec<&str> = summaries
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:#?}");
+    let gap = format!(
+        "From {} to {}: 0 lead(s), 3 in the period before.",
+        words(monday),
+        words(monday + Span::days(21))
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.contains(&gap)).count(),
+        1,
+        "{gap} in {texts:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_lead_table_warns_once_and_says_once_when_leads_resume() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let (s, recipient) = host_settings(outbox.path(), &[("HEALTH_TO", "email")]);
+    assert!(lead_notifier(&s, &["seed", "--count", "1"])
+        .status
+        .success());
+    let silent = OffsetDateTime::now_utc() + Span::days(8);
+
+    let mut handler = Handler::start(&at_time(&s, silent)).await;
+    let run = timer(&handler).await;
+    let problems = run["problems"].to_string();
+    assert!(
+        problems.contains("lead flow: no lead written to table"),
+        "{run}"
+    );
+    timer(&handler).await;
+    let check = lead_notifier(&at_time(&s, silent), &["check"]);
+    assert!(
+        text(&check).contains("warning: lead flow: no lead written"),
+        "{}",
+        text(&check)
+    );
+    assert!(handler.terminate());
+    let mut handler = Handler::start(&at_time(&s, silent + Span::hours(1))).await;
+    timer(&handler).await;
+    let warnings = mails(&recipient, "No marketplace lead since").await;
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let warning = warnings[0]["text"].as_str().unwrap_or_default();
+    for what in ["Customer leads", "connection string", &s["LEADS_TABLE"]] {
+        assert!(warning.contains(what), "{what} missing from\n{warning}");
+    }
+    assert_nothing_personal(warning);
+    assert!(handler.terminate());
+
+    // A lead comes in again; "now" is now.
+    assert!(lead_notifier(&s, &["seed", "--count", "1"])
+        .status
+        .success());
+    let handler = Handler::start(&s).await;
+    let run = timer(&handler).await;
+    assert!(!run["problems"].to_string().contains("lead flow"), "{run}");
+    timer(&handler).await;
+    let resumed = mails(&recipient, "Marketplace leads are coming in again").await;
+    assert_eq!(resumed.len(), 1, "{resumed:#?}");
+    assert_eq!(
+        mails(&recipient, "No marketplace lead since").await.len(),
+        1
+    );
+}
