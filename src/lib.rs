@@ -22,7 +22,7 @@ pub mod report;
 pub mod routing;
 pub mod seed;
 pub mod storage;
-pub mod take;
 pub mod summary;
+pub mod take;
 pub mod text;
 pub mod tls;

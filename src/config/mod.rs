@@ -18,8 +18,8 @@ mod credential;
 mod destinations;
 mod email;
 mod summary;
-mod take;
 mod summary_settings;
+mod take;
 mod values;
 
 pub use destinations::{Destinations, SlackSettings, WebhookSettings};
@@ -28,8 +28,8 @@ pub use email::{
     OUTLOOK_SCOPE,
 };
 
-pub use take::{TakeSecret, TakeSettings};
 pub use summary_settings::{Schedule, SummarySettings};
+pub use take::{TakeSecret, TakeSettings};
 pub use values::bounded_duration;
 use values::invalid;
 
