@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::chromium::CHROMIUM_FLAGS;
 use common::handler::Handler;
 use common::host_http::HostFront;
 use common::servers::{
@@ -87,19 +88,12 @@ impl Driver {
         let chromium = std::env::var("LEAD_NOTIFIER_TEST_CHROMIUM")
             .unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
         let profile = format!("--user-data-dir={}", self._profile.path().display());
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            &profile,
-            &format!("--window-size={},{}", PHONE.0, PHONE.1),
-        ];
+        let mut args: Vec<String> = CHROMIUM_FLAGS.map(str::to_owned).to_vec();
+        args.extend([
+            "--disable-dev-shm-usage".to_owned(),
+            profile,
+            format!("--window-size={},{}", PHONE.0, PHONE.1),
+        ]);
         let answer = self
             .call("POST", "/session", json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",

@@ -169,21 +169,9 @@ impl<'a> TakeStore<'a> {
     /// The takes of these leads, by lead: a few queries, not one read per
     /// lead. Leads nobody took are missing from the answer.
     pub async fn lookup(&self, leads: &[LeadKey]) -> Result<HashMap<LeadKey, Take>, StorageError> {
-        // Table storage allows at most 15 comparisons in one filter: the
-        // partition and 14 row keys.
-        const PER_QUERY: usize = 14;
+        let rows: Vec<String> = leads.iter().map(keys::lead_row).collect();
         let mut takes = HashMap::new();
-        for group in leads.chunks(PER_QUERY) {
-            // Row keys are escaped or hashed: never a quote.
-            let rows: Vec<String> = group
-                .iter()
-                .map(|lead| format!("RowKey eq '{}'", keys::lead_row(lead)))
-                .collect();
-            let filter = format!(
-                "PartitionKey eq '{}' and ({})",
-                self.partition,
-                rows.join(" or ")
-            );
+        for filter in keys::row_filters(&self.partition, &rows) {
             self.query(filter, &mut takes).await?;
         }
         Ok(takes)

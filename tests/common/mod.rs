@@ -2,6 +2,7 @@
 //! part of this module.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod faults;
 pub mod graph;
 pub mod handler;
