@@ -14,15 +14,17 @@ pub enum Kind {
     Slack,
     Webhook,
     Outbox,
+    HubSpot,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Email,
         Kind::Teams,
         Kind::Slack,
         Kind::Webhook,
         Kind::Outbox,
+        Kind::HubSpot,
     ];
 
     /// The settings that turn the unnamed destination of this kind on, as
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Slack => "SLACK_WEBHOOK_URL",
             Kind::Webhook => "WEBHOOK_URL (with WEBHOOK_SECRET)",
             Kind::Outbox => "OUTBOX_DIR",
+            Kind::HubSpot => "HUBSPOT_TOKEN",
         }
     }
 
@@ -44,6 +47,12 @@ impl Kind {
             Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
             _ => settings.concat(),
         }
+    }
+
+    /// Whether the kind reads messages for people (a summary, a health
+    /// note); machines that take one record per lead do not.
+    pub fn takes_notices(self) -> bool {
+        !matches!(self, Kind::Webhook | Kind::HubSpot)
     }
 
     /// The `ROUTE_` settings' spelling of the kind (`TEAMS`).
@@ -59,6 +68,7 @@ impl Kind {
             Kind::Slack => "slack",
             Kind::Webhook => "webhook",
             Kind::Outbox => "outbox",
+            Kind::HubSpot => "hubspot",
         }
     }
 }
@@ -82,6 +92,7 @@ impl DestinationId {
     pub const SLACK: DestinationId = DestinationId::unnamed(Kind::Slack);
     pub const WEBHOOK: DestinationId = DestinationId::unnamed(Kind::Webhook);
     pub const OUTBOX: DestinationId = DestinationId::unnamed(Kind::Outbox);
+    pub const HUBSPOT: DestinationId = DestinationId::unnamed(Kind::HubSpot);
 
     pub const fn unnamed(kind: Kind) -> DestinationId {
         DestinationId { kind, name: None }
@@ -144,6 +155,7 @@ mod tests {
         assert_eq!(DestinationId::OUTBOX.to_string(), "outbox");
         assert_eq!(DestinationId::SLACK.to_string(), "slack");
         assert_eq!(DestinationId::WEBHOOK.to_string(), "webhook");
+        assert_eq!(DestinationId::HUBSPOT.to_string(), "hubspot");
     }
 
     #[test]

@@ -823,3 +823,59 @@ fn readme_names_every_destination_kind() {
         );
     }
 }
+
+#[test]
+fn hubspot_tokens_are_destinations_with_a_secret_token_and_a_tls_endpoint() {
+    const TOKEN: &str = "pat-eu1-TopSecretHubSpotToken";
+    let s = with(&[
+        ("HUBSPOT_TOKEN", TOKEN),
+        ("HUBSPOT_TOKEN_EMEA", "pat-eu1-Other"),
+        ("ROUTE_HUBSPOT", "action=PLT"),
+    ])
+    .expect("valid");
+    let ids: Vec<String> = s.destinations.ids().map(|id| id.to_string()).collect();
+    assert_eq!(ids, ["hubspot", "hubspot:emea"]);
+    let account = &s.destinations.hubspot[0];
+    assert_eq!(account.endpoint.as_str(), "https://api.hubapi.com/");
+    assert_eq!(account.setting, "HUBSPOT_TOKEN");
+    assert_eq!(account.token.expose_secret(), TOKEN);
+    let shown = format!("{s:?}\n{}", s.destinations.summary_lines().join("\n"));
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert!(
+        shown.contains("hubspot: HubSpot account at api.hubapi.com (token hidden)"),
+        "{shown}"
+    );
+    assert!(shown.contains("route: hubspot takes"), "{shown}");
+
+    let local = with(&[
+        ("HUBSPOT_TOKEN", TOKEN),
+        ("HUBSPOT_ENDPOINT", "http://127.0.0.1:9"),
+    ])
+    .expect("loopback may be plain http");
+    assert_eq!(
+        local.destinations.hubspot[0].endpoint.as_str(),
+        "http://127.0.0.1:9/"
+    );
+    error_naming(
+        "HUBSPOT_ENDPOINT",
+        &[
+            ("HUBSPOT_TOKEN", TOKEN),
+            ("HUBSPOT_ENDPOINT", "http://api.hubapi.com"),
+        ],
+    );
+    error_naming(
+        "HUBSPOT_ENDPOINT",
+        &[("HUBSPOT_ENDPOINT", "https://api.hubapi.com")],
+    );
+    let message = error_naming(
+        "HUBSPOT_TOKEN_EMEA",
+        &[("HUBSPOT_TOKEN_EMEA", "pat eu1 secret")],
+    );
+    assert!(!message.contains("secret"), "{message}");
+    error_naming("HUBSPOT_TOKEN_E_1", &[("HUBSPOT_TOKEN_E_1", TOKEN)]);
+    // HubSpot alone is a destination.
+    let mut vars = base();
+    vars.remove("OUTBOX_DIR");
+    vars.insert("HUBSPOT_TOKEN".into(), TOKEN.into());
+    assert!(Settings::from_map(&vars).is_ok());
+}

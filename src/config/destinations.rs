@@ -1,6 +1,7 @@
 //! Named destinations and their routes: `EMAIL_TO_<NAME>`,
 //! `TEAMS_WEBHOOK_URL_<NAME>`, `SLACK_WEBHOOK_URL[_<NAME>]`,
-//! `WEBHOOK_URL[_<NAME>]` with `WEBHOOK_SECRET[_<NAME>]`, and
+//! `WEBHOOK_URL[_<NAME>]` with `WEBHOOK_SECRET[_<NAME>]`,
+//! `HUBSPOT_TOKEN[_<NAME>]` (with `HUBSPOT_ENDPOINT`), and
 //! `ROUTE_<KIND>[_<NAME>]`. The unsuffixed email and Teams settings are read
 //! where they always were; this adds everything else and the router over all.
 
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use lettre::message::Mailbox;
 use secrecy::SecretString;
 
+use super::hubspot::{self, HubSpotSettings};
 use super::{values, ConfigError};
 use crate::destination::{DestinationId, Kind};
 use crate::routing::{self, Route, Router};
@@ -40,6 +42,8 @@ pub struct Destinations {
     pub teams: Vec<(DestinationId, SecretString)>,
     pub slack: Vec<SlackSettings>,
     pub webhooks: Vec<WebhookSettings>,
+    /// `HUBSPOT_TOKEN[_<NAME>]`.
+    pub hubspot: Vec<HubSpotSettings>,
     pub router: Router,
 }
 
@@ -52,6 +56,7 @@ impl Destinations {
             .chain(self.teams.iter().map(|(id, _)| id))
             .chain(self.slack.iter().map(|s| &s.id))
             .chain(self.webhooks.iter().map(|w| &w.id))
+            .chain(self.hubspot.iter().map(|h| &h.id))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -113,6 +118,10 @@ pub(super) fn read(
         .collect();
     let mut found = Destinations::default();
     let mut secrets: BTreeMap<DestinationId, (&str, &str)> = BTreeMap::new();
+    let any_hubspot = vars
+        .keys()
+        .any(|k| suffixed(k, "HUBSPOT_TOKEN", Kind::HubSpot, true).is_some());
+    let hubspot_endpoint = hubspot::endpoint(vars.get("HUBSPOT_ENDPOINT").copied(), any_hubspot)?;
     for (&setting, &value) in &vars {
         if let Some(id) = suffixed(setting, "EMAIL_TO", Kind::Email, false) {
             let id = id?;
@@ -138,8 +147,16 @@ pub(super) fn read(
             });
         } else if let Some(id) = suffixed(setting, "WEBHOOK_SECRET", Kind::Webhook, true) {
             secrets.insert(id?, (setting, value));
+        } else if let Some(id) = suffixed(setting, "HUBSPOT_TOKEN", Kind::HubSpot, true) {
+            found.hubspot.push(HubSpotSettings {
+                id: id?,
+                setting: setting.to_owned(),
+                token: hubspot::token(setting, value)?,
+                endpoint: hubspot_endpoint.clone(),
+            });
         }
     }
+
     for (&setting, &value) in &vars {
         let Some(id) = suffixed(setting, "WEBHOOK_URL", Kind::Webhook, true) else {
             continue;
@@ -263,6 +280,13 @@ impl Destinations {
                 "{}: signed lead.created events to host {} (URL and secret hidden)",
                 webhook.id,
                 host_of(&webhook.url)
+            ));
+        }
+        for account in &self.hubspot {
+            lines.push(format!(
+                "{}: HubSpot account at {} (token hidden)",
+                account.id,
+                account.endpoint.host_str().unwrap_or_default()
             ));
         }
         for (id, route) in self.router.routes() {

@@ -17,6 +17,7 @@ mod connection;
 mod credential;
 mod destinations;
 mod email;
+mod hubspot;
 mod summary;
 mod summary_settings;
 mod take;
@@ -27,6 +28,7 @@ pub use email::{
     EmailSettings, EmailTransport, GraphSettings, SmtpAuth, SmtpSettings, DEFAULT_GRAPH_ENDPOINT,
     OUTLOOK_SCOPE,
 };
+pub use hubspot::{HubSpotSettings, DEFAULT_HUBSPOT_ENDPOINT};
 
 pub use summary_settings::{Schedule, SummarySettings};
 pub use take::{TakeSecret, TakeSettings};

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::values::{self, invalid};
 use super::ConfigError;
-use crate::destination::{DestinationId, Kind};
+use crate::destination::DestinationId;
 
 /// The summary and health settings.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub struct SummarySettings {
     /// `LEAD_SILENCE_AFTER`, default `7d`; `None` (`0`) turns the check off.
     pub silence_after: Option<Duration>,
     /// `HEALTH_TO`: default `SUMMARY_TO`, else every destination that takes
-    /// notes (signed webhooks carry lead events only).
+    /// notes (signed webhooks and HubSpot take one record per lead only).
     pub health_to: Vec<DestinationId>,
 }
 
@@ -141,7 +141,7 @@ fn destinations(
             return Err(ConfigError::Setting {
                 setting: setting.to_owned(),
                 problem: format!(
-                    "names {id}, a signed webhook, which carries lead events only; it takes: {}",
+                    "names {id}, which carries one record per lead only (signed webhooks, HubSpot); it takes: {}",
                     names()
                 ),
             });
@@ -155,7 +155,7 @@ fn destinations(
 
 /// Destinations a summary or health note can go to.
 fn takes_notes(id: &DestinationId) -> bool {
-    id.kind() != Kind::Webhook
+    id.kind().takes_notices()
 }
 
 /// Reads the four settings; `known` is every configured destination.
@@ -193,6 +193,7 @@ pub(super) fn parse<'v>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::Kind;
     use std::collections::HashMap;
     use time::macros::datetime;
 
@@ -203,6 +204,7 @@ mod tests {
             DestinationId::TEAMS,
             DestinationId::named(Kind::Email, "sales").unwrap(),
             DestinationId::WEBHOOK,
+            DestinationId::HUBSPOT,
         ];
         parse(&|name: &str| vars.get(name).copied(), &known)
     }
@@ -213,7 +215,7 @@ mod tests {
         assert!(s.to.is_empty());
         assert_eq!(s.schedule.as_str(), "0 0 7 * * 1");
         assert_eq!(s.silence_after, Some(Duration::from_secs(7 * 86_400)));
-        // Every destination but the signed webhook.
+        // Every destination but the machines (signed webhook, HubSpot).
         let health: Vec<String> = s.health_to.iter().map(ToString::to_string).collect();
         assert_eq!(health, ["email", "teams", "email:sales"]);
     }
@@ -238,7 +240,9 @@ mod tests {
         let err = read(&[("HEALTH_TO", "slack")]).unwrap_err().to_string();
         assert!(err.starts_with("HEALTH_TO"), "{err}");
         let err = read(&[("SUMMARY_TO", "webhook")]).unwrap_err().to_string();
-        assert!(err.contains("lead events only"), "{err}");
+        assert!(err.contains("one record per lead only"), "{err}");
+        let err = read(&[("SUMMARY_TO", "hubspot")]).unwrap_err().to_string();
+        assert!(err.contains("one record per lead only"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub enum SkipReason {
     DoNotContact,
     /// The same customer, offer and action as a lead within `REPEAT_WINDOW`.
     Repeat,
+    /// A destination that files leads by email address (HubSpot) got one
+    /// without an address; the other destinations still alert it.
+    NoEmail,
 }
 
 impl SkipReason {
@@ -64,6 +67,7 @@ impl SkipReason {
             SkipReason::Edu => "edu",
             SkipReason::DoNotContact => "do_not_contact",
             SkipReason::Repeat => "repeat",
+            SkipReason::NoEmail => "no_email",
         }
     }
 
@@ -76,6 +80,9 @@ impl SkipReason {
             SkipReason::Repeat => {
                 "repeat of the same customer's lead for the same offer and action (REPEAT_WINDOW)"
             }
+            SkipReason::NoEmail => {
+                "lead without an email address, not written to HubSpot (alerted elsewhere)"
+            }
         }
     }
 
@@ -86,6 +93,7 @@ impl SkipReason {
             SkipReason::Edu,
             SkipReason::DoNotContact,
             SkipReason::Repeat,
+            SkipReason::NoEmail,
         ]
         .into_iter()
         .find(|r| r.as_str() == code)

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod http;
+pub mod hubspot;
 mod notice;
 pub mod outbox;
 pub mod slack;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use crate::config::{EmailSettings, EmailTransport, Settings, TeamsSettings};
 use crate::identity::Credential;
-use crate::lead::{Action, Customer, Lead, LeadKey, Source};
+use crate::lead::{Action, Customer, Lead, LeadKey, SkipReason, Source};
 
 pub use crate::destination::{DestinationId, Kind};
 pub use notice::Notice;
@@ -82,6 +83,19 @@ impl NotifyError {
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>>;
 
+/// One result per lead of a batch, in the batch's order.
+pub type BatchFuture<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), NotifyError>>> + Send + 'a>>;
+
+/// One lead of a batch ([`Notifier::send_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub lead: &'a Lead,
+    /// No earlier run claimed this alert: nothing of it can be at the
+    /// service yet. A retried alert may have arrived before its run ended
+    /// (a crash, a lost answer), so a channel that can look checks first.
+    pub first: bool,
+}
+
 /// One integration.
 pub trait Notifier: Send + Sync {
     fn channel(&self) -> DestinationId;
@@ -113,6 +127,27 @@ pub trait Notifier: Send + Sync {
     /// How the channel authenticates with a token, for `check`: transport,
     /// scope and credential. Never a secret.
     fn credential(&self) -> Option<String> {
+        None
+    }
+    /// How many leads one [`Notifier::send_batch`] takes (1: one by one).
+    fn batch_size(&self) -> usize {
+        1
+    }
+    /// Sends each lead once, as few requests as the service allows; one
+    /// result per lead, each settled on its own. Must not retry.
+    fn send_batch<'a>(&'a self, batch: &'a [Attempt<'a>]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(batch.len());
+            for attempt in batch {
+                results.push(self.send(Alert::Lead(attempt.lead)).await);
+            }
+            results
+        })
+    }
+    /// Why this channel cannot take `lead` at all (recorded as skipped for
+    /// this destination only; the others still alert it).
+    fn refuses(&self, lead: &Lead) -> Option<SkipReason> {
+        let _ = lead;
         None
     }
 }
@@ -156,6 +191,12 @@ pub fn from_settings(
     for webhook in &named.webhooks {
         let notifier = webhook::signed::SignedWebhookNotifier::new(webhook, http.clone())?;
         notifiers.push(Arc::new(notifier));
+    }
+    for account in &named.hubspot {
+        notifiers.push(Arc::new(hubspot::HubSpotNotifier::new(
+            account,
+            http.clone(),
+        )));
     }
     if let Some(dir) = &settings.outbox_dir {
         let (from, to) = match &settings.email {

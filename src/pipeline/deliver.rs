@@ -14,7 +14,7 @@ use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
 use crate::ledger::{AlertKey, Claim, Entry, Ledger, Refusals, Settlement};
 use crate::memory;
-use crate::notify::{Alert, DestinationId, Notifier, NotifyError};
+use crate::notify::{Alert, Attempt, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -98,6 +98,8 @@ impl Channel {
         }
     }
 
+    /// Single alerts, as many a request as the channel takes
+    /// ([`Notifier::batch_size`]); each lead settled on its own result.
     async fn send_each(
         &mut self,
         ledger: &Ledger<'_>,
@@ -112,22 +114,30 @@ impl Channel {
             return Ok(());
         }
         let (owed, mut held) = self.claim(ledger, items).await?;
-        for i in 0..owed.len() {
+        let size = self.notifier.batch_size().max(1);
+        let positions: Vec<usize> = (0..owed.len()).collect();
+        for group in positions.chunks(size) {
             if self.is_down() || limits.past_deadline() {
                 break;
             }
-            if self
-                .still_held(ledger, &mut held, &owed, vec![i])
-                .await?
-                .is_empty()
-            {
+            let part = self
+                .still_held(ledger, &mut held, &owed, group.to_vec())
+                .await?;
+            if part.is_empty() {
                 continue;
             }
-            let sent = held
-                .during(ledger, send(self, limits, Alert::Lead(&owed[i].lead)))
-                .await;
+            let batch: Vec<Attempt> = part
+                .iter()
+                .map(|&i| Attempt {
+                    lead: &owed[i].lead,
+                    first: held.attempts(i) <= 1,
+                })
+                .collect();
+            let sent = held.during(ledger, send_batch(self, limits, &batch)).await;
+            drop(batch);
             // Recorded at once: after a crash, fewer claims to take over and resend.
-            self.settle_part(ledger, limits, &mut held, &owed, vec![i], &sent)
+            let results = part.into_iter().zip(sent).collect();
+            self.settle_each(ledger, limits, &mut held, &owed, results)
                 .await?;
         }
         self.leave_untried(ledger, &owed, &mut held).await
@@ -246,11 +256,24 @@ impl Channel {
         part: Vec<usize>,
         sent: &Result<(), NotifyError>,
     ) -> Result<(), StorageError> {
-        let settled = part
+        let results = part.into_iter().map(|i| (i, sent.clone())).collect();
+        self.settle_each(ledger, limits, held, owed, results).await
+    }
+
+    /// Records how each alert ended, on its own answer (positions in `owed`).
+    async fn settle_each(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        held: &mut Held,
+        owed: &[OwedAlert],
+        results: Vec<(usize, Result<(), NotifyError>)>,
+    ) -> Result<(), StorageError> {
+        let settled = results
             .into_iter()
-            .map(|i| {
+            .map(|(i, sent)| {
                 let entry = held.take(i);
-                let settlement = settle(self, limits, &owed[i].alert, &entry, sent);
+                let settlement = settle(self, limits, &owed[i].alert, &entry, &sent);
                 (entry, settlement)
             })
             .collect();
@@ -537,7 +560,7 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
     let mut retries = 0u32;
     loop {
         let tried = Instant::now();
-        let error = match try_within_budget(limits, channel.notifier.send(alert)).await {
+        let error = match try_within_budget(limits, channel.notifier.send(alert), Err).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -546,36 +569,113 @@ async fn send(channel: &mut Channel, limits: Limits, alert: Alert<'_>) -> Result
             // digest too large is split): no budget spent.
             return Err(error);
         };
-        channel.spent += tried.elapsed();
-        let wait = retry_after.unwrap_or_else(|| backoff(retries));
-        if !may_wait(channel.spent, wait, limits, Instant::now()) {
-            return Err(error);
+        match next_wait(
+            channel,
+            limits,
+            tried,
+            *retry_after,
+            retries,
+            error.reason(),
+        ) {
+            Some(wait) => wait_out(channel, wait).await,
+            None => return Err(error),
         }
-        tracing::info!(channel = %channel.id(), "send failed, retrying in {wait:?}: {}", error.reason());
-        tokio::time::sleep(wait).await;
-        channel.spent += wait;
         retries += 1;
     }
 }
 
+/// [`send`] for a batch of single alerts: a try sends the leads not yet
+/// settled, and only those that failed retryably go again, the wait the
+/// longest any of them asked for. One result per lead.
+async fn send_batch(
+    channel: &mut Channel,
+    limits: Limits,
+    batch: &[Attempt<'_>],
+) -> Vec<Result<(), NotifyError>> {
+    let mut results: Vec<Result<(), NotifyError>> = vec![Ok(()); batch.len()];
+    let mut todo: Vec<usize> = (0..batch.len()).collect();
+    let mut retries = 0u32;
+    while !todo.is_empty() {
+        let tried = Instant::now();
+        // A lead tried once in this run may have arrived too (an answer
+        // lost): not the first try any more.
+        let round: Vec<Attempt> = todo
+            .iter()
+            .map(|&i| Attempt {
+                first: batch[i].first && retries == 0,
+                ..batch[i]
+            })
+            .collect();
+        let answers = try_within_budget(limits, channel.notifier.send_batch(&round), |e| {
+            vec![Err(e); round.len()]
+        })
+        .await;
+        let mut again = Vec::new();
+        let mut asked: Option<Duration> = None;
+        let mut reason = String::new();
+        for (i, answer) in todo.iter().zip(answers) {
+            if let Err(e @ NotifyError::Retryable { retry_after, .. }) = &answer {
+                again.push(*i);
+                asked = asked.max(*retry_after);
+                reason = e.reason().to_owned();
+            }
+            results[*i] = answer;
+        }
+        if again.is_empty() {
+            break;
+        }
+        match next_wait(channel, limits, tried, asked, retries, &reason) {
+            Some(wait) => wait_out(channel, wait).await,
+            None => break,
+        }
+        todo = again;
+        retries += 1;
+    }
+    results
+}
+
+/// After a failed try started at `tried`: the wait before the next one, or
+/// `None` when the budget or the deadline does not allow another.
+fn next_wait(
+    channel: &mut Channel,
+    limits: Limits,
+    tried: Instant,
+    retry_after: Option<Duration>,
+    retries: u32,
+    reason: &str,
+) -> Option<Duration> {
+    channel.spent += tried.elapsed();
+    let wait = retry_after.unwrap_or_else(|| backoff(retries));
+    if !may_wait(channel.spent, wait, limits, Instant::now()) {
+        return None;
+    }
+    tracing::info!(channel = %channel.id(), "send failed, retrying in {wait:?}: {reason}");
+    Some(wait)
+}
+
+async fn wait_out(channel: &mut Channel, wait: Duration) {
+    tokio::time::sleep(wait).await;
+    channel.spent += wait;
+}
+
 /// One try, with no answer within the retry budget counting as a failure
 /// (`0` turns retries off: the one try then runs to the client's own
-/// timeout).
-async fn try_within_budget(
+/// timeout). `timed_out` makes the try's answer from that failure.
+async fn try_within_budget<T>(
     limits: Limits,
-    attempt: impl std::future::Future<Output = Result<(), NotifyError>>,
-) -> Result<(), NotifyError> {
+    attempt: impl std::future::Future<Output = T>,
+    timed_out: impl FnOnce(NotifyError) -> T,
+) -> T {
     if limits.retry_budget.is_zero() {
         return attempt.await;
     }
-    tokio::time::timeout(limits.retry_budget, attempt)
-        .await
-        .unwrap_or_else(|_| {
-            Err(NotifyError::retryable(format!(
-                "no answer within the retry budget (RETRY_BUDGET={})",
-                humantime::format_duration(limits.retry_budget)
-            )))
-        })
+    match tokio::time::timeout(limits.retry_budget, attempt).await {
+        Ok(answer) => answer,
+        Err(_) => timed_out(NotifyError::retryable(format!(
+            "no answer within the retry budget (RETRY_BUDGET={})",
+            humantime::format_duration(limits.retry_budget)
+        ))),
+    }
 }
 
 /// Whether a retry after `wait` stays within the channel's retry budget

@@ -89,6 +89,11 @@ impl Held {
         Ok(())
     }
 
+    /// Runs that have claimed the alert of slot `i`, this one included.
+    pub fn attempts(&self, i: usize) -> u32 {
+        self.slots[i].entry.record.attempts
+    }
+
     pub fn is_held(&self, i: usize) -> bool {
         self.slots[i].state == State::Held
     }

@@ -113,6 +113,9 @@ impl Run<'_> {
                     lead_timestamp: stamp,
                 };
                 let entry = known.get(&alert.row_key());
+                // A lead this destination cannot take (HubSpot without an
+                // email address) is skipped here only.
+                let skip = skip.or_else(|| self.channels[index].notifier.refuses(&lead));
                 // A skip is decided once, for a lead with no record yet. A
                 // lead already on record (claimed, due a retry) keeps its
                 // course: a later history can make it look like a repeat,

@@ -7,6 +7,7 @@ pub mod faults;
 pub mod graph;
 pub mod handler;
 pub mod host_http;
+pub mod hubspot;
 pub mod identity;
 pub mod leads;
 pub mod old_state;
