@@ -23,5 +23,6 @@ pub mod routing;
 pub mod seed;
 pub mod storage;
 pub mod summary;
+pub mod take;
 pub mod text;
 pub mod tls;

@@ -354,7 +354,19 @@ pub fn history(lead: &Lead, shown: usize) -> Option<HistoryText> {
         });
     }
     let total = history.total();
-    let earlier: Vec<String> = history.earlier.iter().take(shown).map(past_lead).collect();
+    let earlier: Vec<String> = history
+        .earlier
+        .iter()
+        .take(shown)
+        .map(|past| match history.taken_by(&past.key) {
+            Some(by) => format!(
+                "{} — taken by {}",
+                past_lead(past),
+                truncate(&one_line(by), 100)
+            ),
+            None => past_lead(past),
+        })
+        .collect();
     let hidden = total - earlier.len();
     Some(HistoryText {
         status: format!(
@@ -783,6 +795,7 @@ mod tests {
                 past("", Action::ContactMe),
             ],
             more: 4,
+            taken: Vec::new(),
         });
         let text = history(&lead, 2).unwrap();
         assert_eq!(text.status, "Returning customer: 7 earlier leads");

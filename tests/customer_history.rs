@@ -191,17 +191,19 @@ async fn report_on_seeded_leads_counts_per_offer_and_action_in_every_format() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("offer_id,offer,action,leads,alerted,skipped,customers")
+        Some(
+            "offer_id,offer,action,leads,alerted,skipped,customers,taken,take_median_s,take_p90_s"
+        )
     );
     let rows: Vec<&str> = lines.collect();
     let expected = [
-        "contoso.analytics-hub,Contoso Analytics Hub,Azure portal purchase,1,1,0,1",
-        "contoso.analytics-hub,Contoso Analytics Hub,Get it now,3,2,1,3",
-        "contoso.backup-vault,Contoso Backup Vault,Do not contact,1,0,1,1",
-        "contoso.backup-vault,Contoso Backup Vault,Contact me,1,1,0,1",
-        "contoso.backup-vault,Contoso Backup Vault,Test drive started,1,1,0,1",
-        "contoso.crm-suite,Contoso CRM Suite,Get it now,2,2,0,2",
-        "contoso.crm-suite,Contoso CRM Suite,Contact me,2,2,0,2",
+        "contoso.analytics-hub,Contoso Analytics Hub,Azure portal purchase,1,1,0,1,0,,",
+        "contoso.analytics-hub,Contoso Analytics Hub,Get it now,3,2,1,3,0,,",
+        "contoso.backup-vault,Contoso Backup Vault,Do not contact,1,0,1,1,0,,",
+        "contoso.backup-vault,Contoso Backup Vault,Contact me,1,1,0,1,0,,",
+        "contoso.backup-vault,Contoso Backup Vault,Test drive started,1,1,0,1,0,,",
+        "contoso.crm-suite,Contoso CRM Suite,Get it now,2,2,0,2,0,,",
+        "contoso.crm-suite,Contoso CRM Suite,Contact me,2,2,0,2,0,,",
     ];
     for line in expected {
         assert!(rows.contains(&line), "{line} missing from\n{csv}");
@@ -210,7 +212,7 @@ async fn report_on_seeded_leads_counts_per_offer_and_action_in_every_format() {
     assert!(
         rows.iter().any(
             |r| r.starts_with("Contoso CRM Suite,Contoso CRM Suite,MSFT_TEST_")
-                && r.ends_with(",1,0,1,1")
+                && r.ends_with(",1,0,1,1,0,,")
         ),
         "{csv}"
     );
@@ -246,8 +248,8 @@ async fn report_on_seeded_leads_counts_per_offer_and_action_in_every_format() {
         .lines()
         .find(|l| l.starts_with("all offers"))
         .unwrap_or_default();
-    let numbers: Vec<&str> = total_line.split_whitespace().rev().take(4).collect();
-    assert_eq!(numbers, ["8", "3", "9", "12"], "{table}");
+    let numbers: Vec<&str> = total_line.split_whitespace().rev().take(7).collect();
+    assert_eq!(numbers, ["-", "-", "0", "8", "3", "9", "12"], "{table}");
     assert!(
         table.contains("2  Contoso CRM Suite: Get it now → Contact me"),
         "{table}"

@@ -188,17 +188,8 @@ fn screenshot(page: &Path, name: &str) {
         .find(|c| Command::new(c).arg("--version").output().is_ok())
         .expect("chromium is installed (cargo xtask test / .ci/run install it: apt-get install chromium)");
     let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
+        .args(common::chromium::CHROMIUM_FLAGS)
+        .arg("--hide-scrollbars")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", png.display()))
         .arg("--window-size=375,1400")

@@ -20,6 +20,7 @@ mod email;
 mod hubspot;
 mod summary;
 mod summary_settings;
+mod take;
 mod values;
 
 pub use destinations::{Destinations, SlackSettings, WebhookSettings};
@@ -30,6 +31,7 @@ pub use email::{
 pub use hubspot::{HubSpotSettings, DEFAULT_HUBSPOT_ENDPOINT};
 
 pub use summary_settings::{Schedule, SummarySettings};
+pub use take::{TakeSecret, TakeSettings};
 pub use values::bounded_duration;
 use values::invalid;
 
@@ -78,6 +80,8 @@ pub struct Settings {
     /// `SSL_CERT_FILE`: certificates every TLS client trusts in addition to
     /// the built-in roots (read from the environment by [`crate::tls`]).
     pub ssl_cert_file: Option<PathBuf>,
+    /// "I'll take it" links: on when `PUBLIC_URL` and `TAKE_LINK_SECRET` are set.
+    pub take: Option<TakeSettings>,
     /// `SUMMARY_TO`, `SUMMARY_SCHEDULE`, `LEAD_SILENCE_AFTER`, `HEALTH_TO`.
     pub summary: SummarySettings,
 }
@@ -335,6 +339,7 @@ impl Settings {
             retry_budget: duration("RETRY_BUDGET", "30s", 0, ANY_DURATION)?,
             repeat_window: duration("REPEAT_WINDOW", "24h", 0, ANY_DURATION)?,
             ssl_cert_file,
+            take: take::parse(&get)?,
             summary,
         })
     }

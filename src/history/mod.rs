@@ -116,6 +116,7 @@ impl Book {
         History {
             earlier,
             more: dropped,
+            taken: Vec::new(),
         }
     }
 

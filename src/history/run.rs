@@ -4,14 +4,15 @@
 //! alert goes out (a retried lead finds itself in its customer's record and
 //! is not its own repeat: [`Book::history`] leaves the lead itself out).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::{Book, CustomerId, HistoryStore};
-use crate::lead::{is_test_lead, Lead};
+use crate::lead::{is_test_lead, Lead, LeadKey};
 use crate::storage::{Storage, StorageError};
+use crate::take::store::TakeStore;
 
 /// Above this many unknown customers in one page, reading the whole history
 /// partition once is about as cheap as the per-customer queries, and the
@@ -20,6 +21,9 @@ const SCAN_ABOVE: usize = 56;
 
 pub struct RunHistory<'a> {
     store: HistoryStore<'a>,
+    /// Who took customers' earlier leads, when take links are on: the
+    /// store, and the answers so far (`None`: nobody took it).
+    takes: Option<(TakeStore<'a>, HashMap<LeadKey, Option<String>>)>,
     book: Book,
     window: Duration,
     /// The whole partition has been read: customers not in the book are new.
@@ -39,11 +43,26 @@ impl<'a> RunHistory<'a> {
     ) -> RunHistory<'a> {
         RunHistory {
             store: HistoryStore::new(storage, state_table, lead_table),
+            takes: None,
             book: Book::default(),
             window,
             complete: false,
             now: OffsetDateTime::now_utc(),
         }
+    }
+
+    /// Also says, in each history, who took the customer's earlier leads.
+    pub fn with_takes(
+        mut self,
+        storage: &'a Storage,
+        state_table: &'a str,
+        lead_table: &str,
+    ) -> Self {
+        self.takes = Some((
+            TakeStore::new(storage, state_table, lead_table),
+            HashMap::new(),
+        ));
+        self
     }
 
     /// Gives each lead its customer's history, in the order the leads
@@ -72,7 +91,48 @@ impl<'a> RunHistory<'a> {
                 self.book.add(id, lead, when);
             }
         }
+        self.look_up_takes(leads).await?;
+        for lead in leads.iter_mut() {
+            self.fill_takes(lead);
+        }
         Ok(repeats)
+    }
+
+    /// Reads who took the earlier leads of `leads` not asked about yet.
+    async fn look_up_takes(&mut self, leads: &[&mut Lead]) -> Result<(), StorageError> {
+        let Some((store, known)) = &mut self.takes else {
+            return Ok(());
+        };
+        let mut unknown: Vec<LeadKey> = leads
+            .iter()
+            .filter_map(|lead| lead.history.as_ref())
+            .flat_map(|history| history.earlier.iter().map(|past| &past.key))
+            .filter(|key| !known.contains_key(*key))
+            .cloned()
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut found = store.lookup(&unknown).await?;
+        for key in unknown {
+            let by = found.remove(&key).map(|take| take.by);
+            known.insert(key, by);
+        }
+        Ok(())
+    }
+
+    /// Puts the takes known of `lead`'s earlier leads into its history.
+    fn fill_takes(&self, lead: &mut Lead) {
+        let (Some((_, known)), Some(history)) = (&self.takes, lead.history.as_mut()) else {
+            return;
+        };
+        history.taken = history
+            .earlier
+            .iter()
+            .filter_map(|past| Some((past.key.clone(), known.get(&past.key)?.clone()?)))
+            .collect();
     }
 
     /// The history of a lead judged earlier in this run (digests read their
@@ -81,6 +141,7 @@ impl<'a> RunHistory<'a> {
         if let Some(id) = CustomerId::of(lead) {
             let at = lead.timestamp.unwrap_or(self.now);
             lead.history = Some(self.book.history(&id, lead, at));
+            self.fill_takes(lead);
         }
     }
 

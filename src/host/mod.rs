@@ -39,6 +39,7 @@ use crate::config::{ConfigError, Settings};
 
 mod app;
 mod invocation;
+pub mod take;
 pub mod timer;
 pub mod webhook;
 
@@ -51,6 +52,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const TIMER_FUNCTION: &str = "LeadNotifier";
 /// The real-time HTTP function's folder name.
 pub const WEBHOOK_FUNCTION: &str = "LeadWebhook";
+/// The "I'll take it" page's function folder name.
+pub const TAKE_FUNCTION: &str = "LeadTake";
 
 /// The handler's routes, for `serve` and for tests.
 pub fn router(app: Arc<App>) -> Router {
@@ -58,6 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(ready))
         .route(&format!("/{TIMER_FUNCTION}"), post(timer::invoke))
         .route(&format!("/{WEBHOOK_FUNCTION}"), post(webhook::invoke))
+        .route(&format!("/{TAKE_FUNCTION}"), post(take::invoke))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(whole_body))

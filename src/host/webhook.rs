@@ -77,7 +77,7 @@ fn reject(status: u16, reason: &str) -> WebhookOutputs {
 
 /// The request's body as the host passes it: a string, or (for a JSON
 /// request, on some host versions) already parsed.
-fn request_body(req: &Map<String, Value>) -> Option<String> {
+pub(super) fn request_body(req: &Map<String, Value>) -> Option<String> {
     match req.get("Body").or_else(|| req.get("body"))? {
         Value::String(s) => Some(s.clone()),
         Value::Null => None,

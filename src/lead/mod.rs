@@ -95,6 +95,10 @@ pub struct Lead {
     /// The customer's earlier leads, filled in by the pipeline; `None` when
     /// unknown (no email address, or not looked up).
     pub history: Option<History>,
+    /// The "I'll take it" link, filled in by the pipeline when take links
+    /// are on (`PUBLIC_URL`, `TAKE_LINK_SECRET`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub take_url: Option<String>,
 }
 
 /// Why an HTTPS-endpoint body is not a lead.
@@ -155,6 +159,7 @@ impl Lead {
             description: blank_free(&row.description),
             lead_source_raw,
             history: None,
+            take_url: None,
         }
     }
 

@@ -73,6 +73,10 @@ pub struct History {
     pub earlier: Vec<PastLead>,
     /// Earlier leads beyond `earlier`, only counted.
     pub more: usize,
+    /// Who took which of `earlier` with the "I'll take it" link, when
+    /// take links are on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taken: Vec<(LeadKey, String)>,
 }
 
 impl History {
@@ -82,6 +86,14 @@ impl History {
 
     pub fn total(&self) -> usize {
         self.earlier.len() + self.more
+    }
+
+    /// Who took the earlier lead `key`, if anyone.
+    pub fn taken_by(&self, key: &LeadKey) -> Option<&str> {
+        self.taken
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, by)| by.as_str())
     }
 }
 

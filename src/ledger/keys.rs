@@ -64,12 +64,40 @@ pub fn watermark_row(lead_table: &str) -> String {
 /// when that is longer than [`MAX_KEY`], `!` and the hex SHA-256 of it (65
 /// characters). Never change either form: records are found by it.
 pub fn ledger_row(lead: &LeadKey, channel: &DestinationId) -> String {
-    let row = format!(
+    fitted(format!(
         "{}|{}|{}",
         encode(&lead.partition_key),
         encode(&lead.row_key),
         channel
-    );
+    ))
+}
+
+/// One lead's row in a partition of per-lead records (takes):
+/// `encode(pk)|encode(rk)`, hashed like [`ledger_row`] when too long.
+pub fn lead_row(lead: &LeadKey) -> String {
+    fitted(format!(
+        "{}|{}",
+        encode(&lead.partition_key),
+        encode(&lead.row_key)
+    ))
+}
+
+/// Query filters that find the rows `row_keys` (made here: escaped or
+/// hashed, never holding a quote) of `partition`, a few rows a filter:
+/// Table storage allows at most 15 comparisons in one, and one goes to the
+/// partition.
+pub fn row_filters(partition: &str, row_keys: &[String]) -> Vec<String> {
+    row_keys
+        .chunks(14)
+        .map(|group| {
+            let rows: Vec<String> = group.iter().map(|k| format!("RowKey eq '{k}'")).collect();
+            format!("PartitionKey eq '{partition}' and ({})", rows.join(" or "))
+        })
+        .collect()
+}
+
+/// `row` as it is, or `!` and its hex SHA-256 when longer than [`MAX_KEY`].
+fn fitted(row: String) -> String {
     if row.encode_utf16().count() <= MAX_KEY {
         row
     } else {

@@ -141,17 +141,8 @@ impl<'a> Ledger<'a> {
         &self,
         row_keys: &[String],
     ) -> Result<HashMap<String, Entry>, StorageError> {
-        // Table storage allows at most 15 comparisons in one filter: the
-        // partition and 14 row keys.
-        const PER_QUERY: usize = 14;
         let mut found = HashMap::new();
-        for group in row_keys.chunks(PER_QUERY) {
-            let rows: Vec<String> = group.iter().map(|k| format!("RowKey eq '{k}'")).collect();
-            let filter = format!(
-                "PartitionKey eq '{}' and ({})",
-                self.partition,
-                rows.join(" or ")
-            );
+        for filter in keys::row_filters(&self.partition, row_keys) {
             self.query(filter, &mut found).await?;
         }
         Ok(found)

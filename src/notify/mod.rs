@@ -269,6 +269,7 @@ pub fn sample_lead() -> Lead {
         ),
         lead_source_raw: Some("SPZA-PLT|lead-notifier.sample-offer".into()),
         history: None,
+        take_url: None,
     }
 }
 

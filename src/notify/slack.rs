@@ -189,7 +189,22 @@ fn lead_blocks(lead: &Lead) -> Vec<Value> {
     for field in long {
         blocks.push(section(&format!("{}:\n{}", field.label, field.value)));
     }
+    if let Some(button) = take_button(lead) {
+        blocks.push(json!({"type": "actions", "elements": [button]}));
+    }
     blocks
+}
+
+/// Slack takes a button's `url` up to this many characters.
+const MAX_BUTTON_URL: usize = 3_000;
+
+/// The "I'll take it" button, when the lead has a link Slack takes.
+fn take_button(lead: &Lead) -> Option<Value> {
+    let url = lead
+        .take_url
+        .as_ref()
+        .filter(|u| u.len() <= MAX_BUTTON_URL)?;
+    Some(json!({"type": "button", "text": plain("I'll take it", 75), "url": url}))
 }
 
 /// "Returning customer: …" and the earlier leads, one a line, as Teams shows them.
@@ -235,7 +250,10 @@ fn digest_blocks(leads: &[&Lead], total: usize) -> (Vec<Value>, usize) {
     let head_text = measured.iter().map(text_chars).sum::<usize>() + DIGEST_TAIL;
     let budget = MAX_MESSAGE_TEXT.saturating_sub(head_text);
     let items = text::digest_fitting(leads, room, budget, |n, lead| {
-        let item = section(&digest_item(n, lead));
+        let mut item = section(&digest_item(n, lead));
+        if let Some(button) = take_button(lead) {
+            item["accessory"] = button;
+        }
         let cost = text_chars(&item);
         (item, cost)
     });

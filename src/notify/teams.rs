@@ -3,8 +3,9 @@
 //!
 //! Lead text only ever goes into `TextRun`s: `TextBlock` and `FactSet` text
 //! is Markdown in Teams, so a first name like `[click](http://evil)` would
-//! become a link. The one `url` is the "Reply to the customer" button's:
-//! `mailto:` and the percent-encoded address, nothing else.
+//! become a link. The only `url`s are the "Reply to the customer" button's
+//! (`mailto:` and the percent-encoded address, nothing else) and the "I'll
+//! take it" button's (`PUBLIC_URL` and a base64url token: no lead text).
 
 use serde_json::{json, Value};
 
@@ -196,16 +197,24 @@ fn lead_card(lead: &Lead) -> Value {
     let mut card_value = Value::Null;
     for limits in LEAD_LIMITS {
         card_value = card(lead_body(lead, limits));
-        if let Some(link) = text::mailto(lead) {
-            card_value["actions"] = json!([
-                {"type": "Action.OpenUrl", "title": "Reply to the customer", "url": link}
-            ]);
+        let reply = text::mailto(lead).map(|link| ("Reply to the customer", link));
+        let take = lead.take_url.clone().map(|link| (TAKE_TITLE, link));
+        let actions: Vec<Value> = reply.into_iter().chain(take).map(open_url).collect();
+        if !actions.is_empty() {
+            card_value["actions"] = Value::Array(actions);
         }
         if size(&wrap(card_value.clone())) <= MAX_PAYLOAD_BYTES {
             break;
         }
     }
     card_value
+}
+
+/// The take link's button, on a lead's card and each digest entry.
+const TAKE_TITLE: &str = "I'll take it";
+
+fn open_url((title, url): (&str, String)) -> Value {
+    json!({"type": "Action.OpenUrl", "title": title, "url": url})
 }
 
 fn lead_body(lead: &Lead, limits: Limits) -> Vec<Value> {
@@ -331,6 +340,9 @@ fn digest_item(n: usize, lead: &Lead) -> Value {
     }
     place.extend([subtle("Lead keys: "), subtle(&entry.keys)]);
     items.push(rich_tight(place));
+    if let Some(link) = &lead.take_url {
+        items.push(json!({"type": "ActionSet", "actions": [open_url((TAKE_TITLE, link.clone()))]}));
+    }
     json!({"type": "Container", "separator": true, "spacing": "Medium", "items": items})
 }
 

@@ -13,6 +13,7 @@ use futures::future::join_all;
 
 use super::deliver::{Channel, Limits};
 use super::owed::{LeadTag, OwedAlert};
+use crate::config::TakeSettings;
 use crate::history::RunHistory;
 use crate::lead::{Lead, LeadRow};
 use crate::lead_table::Scan;
@@ -39,10 +40,12 @@ impl Reread<'_> {
 
 /// Sends the digests of `channels` (each owes more than `digest_after`).
 /// `known` is the ledger window the first pass judged against; `history`
-/// gives each lead read again the customer history the first pass gave it.
+/// gives each lead read again the customer history the first pass gave it,
+/// `take` its link.
 pub(super) async fn send_digests(
     ledger: &Ledger<'_>,
     history: &RunHistory<'_>,
+    take: Option<&TakeSettings>,
     mut channels: Vec<&mut Channel>,
     limits: Limits,
     known: &HashMap<String, Entry>,
@@ -54,7 +57,15 @@ pub(super) async fn send_digests(
         // Rows are dropped as they are gathered: a page of 1,000 rows is
         // about a megabyte, and sending a digest waits in the middle of it.
         for row in page {
-            if gather(ledger, history, &mut channels, &mut chunks, known, &row) {
+            if gather(
+                ledger,
+                history,
+                take,
+                &mut channels,
+                &mut chunks,
+                known,
+                &row,
+            ) {
                 drop(row);
                 let full = |c: &Channel, chunk: &Vec<OwedAlert>| chunk.len() >= c.chunk_size();
                 send_chunks(ledger, &mut channels, &mut chunks, &totals, limits, full).await?;
@@ -81,6 +92,7 @@ pub(super) async fn send_digests(
 fn gather(
     ledger: &Ledger<'_>,
     history: &RunHistory<'_>,
+    take: Option<&TakeSettings>,
     channels: &mut [&mut Channel],
     chunks: &mut [Vec<OwedAlert>],
     known: &HashMap<String, Entry>,
@@ -98,6 +110,7 @@ fn gather(
         let lead = lead.get_or_insert_with(|| {
             let mut lead = Lead::from_row(row);
             history.attach(&mut lead);
+            crate::take::attach(take, &mut lead, time::OffsetDateTime::now_utc());
             Arc::new(lead)
         });
         let alert = AlertKey {

@@ -218,12 +218,20 @@ impl Pipeline {
                 run_id,
                 policy,
             ),
-            history: RunHistory::new(
-                storage,
-                &settings.state_table,
-                &settings.leads_table,
-                settings.repeat_window,
-            ),
+            history: {
+                let history = RunHistory::new(
+                    storage,
+                    &settings.state_table,
+                    &settings.leads_table,
+                    settings.repeat_window,
+                );
+                match &settings.take {
+                    Some(_) => {
+                        history.with_takes(storage, &settings.state_table, &settings.leads_table)
+                    }
+                    None => history,
+                }
+            },
             summary: RunSummary::new(run_id.to_owned(), channels.iter().map(Channel::id)),
             channels,
             limits: Limits {

@@ -77,6 +77,9 @@ impl Run<'_> {
             .filter(|row| seen.insert((&row.partition_key, &row.row_key)))
             .map(Lead::from_row)
             .collect();
+        for lead in &mut leads {
+            crate::take::attach(self.settings.take.as_ref(), lead, now);
+        }
         let repeats = self.customers(&mut leads, known).await?;
         let mut counts = Vec::with_capacity(leads.len());
         let mut skips = Vec::new();
@@ -305,6 +308,7 @@ impl Run<'_> {
     ) -> Result<(), StorageError> {
         let ledger = &self.ledger;
         let history = &self.history;
+        let take = self.settings.take.as_ref();
         let limits = self.limits;
         let (many, few): (Vec<&mut Channel>, Vec<&mut Channel>) = self
             .channels
@@ -315,7 +319,7 @@ impl Run<'_> {
             if many.is_empty() {
                 return Ok(());
             }
-            send_digests(ledger, history, many, limits, known, reread()).await
+            send_digests(ledger, history, take, many, limits, known, reread()).await
         };
         let (each, digests) = futures::join!(each, digests);
         let mut first_error = digests.err();

@@ -16,7 +16,9 @@ pub enum Format {
 }
 
 /// The CSV columns, in order: a contract with whoever imports the file.
-pub const CSV_HEADER: &str = "offer_id,offer,action,leads,alerted,skipped,customers";
+/// Columns are only ever appended.
+pub const CSV_HEADER: &str =
+    "offer_id,offer,action,leads,alerted,skipped,customers,taken,take_median_s,take_p90_s";
 
 impl Report {
     pub fn render(&self, format: Format) -> String {
@@ -40,6 +42,9 @@ impl Report {
                 row.alerted.to_string(),
                 row.skipped_total().to_string(),
                 row.customers.to_string(),
+                row.taken.to_string(),
+                row.take_median_s.map(|s| s.to_string()).unwrap_or_default(),
+                row.take_p90_s.map(|s| s.to_string()).unwrap_or_default(),
             ];
             out.push_str(&fields.join(","));
             out.push_str("\r\n");
@@ -66,11 +71,14 @@ impl Report {
             "alerted",
             "skipped",
             "customers",
+            "taken",
+            "median to take",
+            "p90 to take",
         ];
-        let mut lines: Vec<[String; 7]> = vec![header.map(str::to_owned)];
+        let mut lines: Vec<[String; COLUMNS]> = vec![header.map(str::to_owned)];
         lines.extend(self.rows.iter().map(cells));
         lines.push(cells(&self.total));
-        let widths: Vec<usize> = (0..7)
+        let widths: Vec<usize> = (0..COLUMNS)
             .map(|i| {
                 lines
                     .iter()
@@ -81,7 +89,7 @@ impl Report {
             .collect();
         for (n, line) in lines.iter().enumerate() {
             if n == lines.len() - 1 {
-                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * 6));
+                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (COLUMNS - 1)));
                 out.push('\n');
             }
             let padded: Vec<String> = line
@@ -130,7 +138,9 @@ impl Report {
     }
 }
 
-fn cells(row: &Row) -> [String; 7] {
+const COLUMNS: usize = 10;
+
+fn cells(row: &Row) -> [String; COLUMNS] {
     [
         truncate(&row.offer, 40),
         truncate(&row.offer_id, 40),
@@ -139,7 +149,23 @@ fn cells(row: &Row) -> [String; 7] {
         row.alerted.to_string(),
         row.skipped_total().to_string(),
         row.customers.to_string(),
+        row.taken.to_string(),
+        readable(row.take_median_s),
+        readable(row.take_p90_s),
     ]
+}
+
+/// `45s`, `4m 30s`, `2h 05m`, `3d 4h`; `-` when there is no figure.
+fn readable(seconds: Option<u64>) -> String {
+    let Some(s) = seconds else {
+        return "-".to_owned();
+    };
+    match s {
+        0..60 => format!("{s}s"),
+        60..3_600 => format!("{}m {:02}s", s / 60, s % 60),
+        3_600..86_400 => format!("{}h {:02}m", s / 3_600, s % 3_600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3_600),
+    }
 }
 
 /// RFC 4180: quoted when it holds a comma, quote or line break. A leading
@@ -180,7 +206,12 @@ pub(super) mod tests {
             since: "2026-10-22T10:00:00.0000000Z".into(),
             until: "2026-11-21T10:00:00.0000000Z".into(),
             rows: vec![
-                row("contoso.crm", "Contoso CRM, \"Pro\"", "Get it now", 12),
+                Row {
+                    taken: 2,
+                    take_median_s: Some(270),
+                    take_p90_s: Some(7_500),
+                    ..row("contoso.crm", "Contoso CRM, \"Pro\"", "Get it now", 12)
+                },
                 row("contoso.erp", "Contoso ERP", "Contact me", 3),
             ],
             moves: vec![Move {
@@ -209,16 +240,23 @@ pub(super) mod tests {
             "Leads from 2026-10-22 10:00:00 UTC to 2026-11-21 10:00:00 UTC"
         );
         assert!(
-            lines[2].starts_with("offer ") && lines[2].ends_with("customers"),
+            lines[2].starts_with("offer ")
+                && lines[2].ends_with("customers  taken  median to take  p90 to take"),
             "{table}"
         );
         // Numbers are right-aligned under their headings.
         let end = lines[2].len();
-        assert!(lines[3].ends_with("11") && lines[3].len() == end, "{table}");
-        assert!(lines[4].ends_with(" 2") && lines[4].len() == end, "{table}");
+        assert!(
+            lines[3].ends_with("11      2          4m 30s       2h 05m") && lines[3].len() == end,
+            "{table}"
+        );
+        assert!(
+            lines[4].ends_with(" 2      0               -            -") && lines[4].len() == end,
+            "{table}"
+        );
         assert!(lines[5].starts_with("----"), "{table}");
         assert!(
-            lines[6].starts_with("all offers") && lines[6].ends_with("14"),
+            lines[6].starts_with("all offers") && lines[6].contains(" 14 "),
             "{table}"
         );
         assert!(
@@ -232,14 +270,17 @@ pub(super) mod tests {
 
         assert_eq!(
             r.render(Format::Csv),
-            "offer_id,offer,action,leads,alerted,skipped,customers\r\n\
-             contoso.crm,\"Contoso CRM, \"\"Pro\"\"\",Get it now,12,11,1,11\r\n\
-             contoso.erp,Contoso ERP,Contact me,3,2,1,2\r\n"
+            "offer_id,offer,action,leads,alerted,skipped,customers,taken,take_median_s,take_p90_s\r\n\
+             contoso.crm,\"Contoso CRM, \"\"Pro\"\"\",Get it now,12,11,1,11,2,270,7500\r\n\
+             contoso.erp,Contoso ERP,Contact me,3,2,1,2,0,,\r\n"
         );
         let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
         assert_eq!(json["rows"][1]["skipped"]["repeat"], 1);
         assert_eq!(json["total"]["leads"], 15);
         assert_eq!(json["moves"][0]["customers"], 4);
+        assert_eq!(json["rows"][0]["take_median_s"], 270);
+        assert_eq!(json["rows"][0]["take_p90_s"], 7_500);
+        assert_eq!(json["rows"][1]["take_median_s"], serde_json::Value::Null);
     }
 
     #[test]

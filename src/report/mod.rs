@@ -22,8 +22,9 @@ use crate::history::CustomerId;
 use crate::lead::{is_test_lead, Lead, LeadKey};
 use crate::lead_table::Scan;
 use crate::ledger::{Ledger, Policy, Status};
-use crate::storage::format_timestamp;
+use crate::storage::{format_timestamp, parse_timestamp};
 use crate::storage::{Storage, StorageError};
+use crate::take::store::TakeStore;
 use crate::text::one_line;
 
 /// One offer and action.
@@ -48,6 +49,12 @@ pub struct Row {
     pub pending: u64,
     /// Distinct customers (by email address; leads without one not counted).
     pub customers: u64,
+    /// Leads someone took with the "I'll take it" link.
+    pub taken: u64,
+    /// Seconds from a taken lead's first delivered alert to its take: the
+    /// median and the 90th percentile (nearest rank); `None` without takes.
+    pub take_median_s: Option<u64>,
+    pub take_p90_s: Option<u64>,
 }
 
 impl Row {
@@ -100,6 +107,10 @@ struct Seen {
 #[derive(Debug, Default)]
 struct Outcome {
     delivered: bool,
+    /// When its first alert was delivered (the record's last write).
+    first_alert: Option<OffsetDateTime>,
+    /// When someone took it.
+    taken: Option<OffsetDateTime>,
     skipped: Option<String>,
     failed: bool,
     open: bool,
@@ -132,7 +143,13 @@ pub async fn between(
                 .filter(|lead| lead.at < until || lead.at == until && lead.undated),
         );
     }
-    let outcomes = outcomes(settings, storage, from).await?;
+    let mut outcomes = outcomes(settings, storage, from).await?;
+    let takes = TakeStore::new(storage, &settings.state_table, &settings.leads_table)
+        .since(from)
+        .await?;
+    for (lead, take) in takes {
+        outcomes.entry(lead).or_default().taken = Some(take.at);
+    }
     Ok(tally(leads, &outcomes, from, until))
 }
 
@@ -183,7 +200,12 @@ async fn outcomes(
             })
             .or_default();
         match record.status {
-            Status::Delivered => outcome.delivered = true,
+            Status::Delivered => {
+                outcome.delivered = true;
+                if let Some(at) = parse_timestamp(&record.updated_at) {
+                    outcome.first_alert = Some(outcome.first_alert.map_or(at, |t| t.min(at)));
+                }
+            }
             Status::Skipped => outcome.skipped = Some(record.skip_reason),
             Status::Failed => outcome.failed = true,
             Status::Claimed | Status::Retry | Status::Unknown => outcome.open = true,
@@ -200,13 +222,14 @@ fn tally(
 ) -> Report {
     leads.sort_by(|a, b| (a.at, &a.key).cmp(&(b.at, &b.key)));
     type RowKey = (String, String);
-    let mut rows: BTreeMap<RowKey, (Row, HashSet<CustomerId>)> = BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, (Row, HashSet<CustomerId>, Vec<u64>)> = BTreeMap::new();
     let mut total = Row::default();
+    let mut all_takes = Vec::new();
     let mut everyone = HashSet::new();
     // Per offer and customer, the actions in the order they came.
     let mut paths: BTreeMap<String, HashMap<CustomerId, Vec<&Seen>>> = BTreeMap::new();
     for lead in &leads {
-        let (row, customers) = rows
+        let (row, customers, takes) = rows
             .entry((lead.offer_id.clone(), lead.action_code.clone()))
             .or_insert_with(|| {
                 let row = Row {
@@ -216,9 +239,18 @@ fn tally(
                     action_code: lead.action_code.clone(),
                     ..Row::default()
                 };
-                (row, HashSet::new())
+                (row, HashSet::new(), Vec::new())
             });
         let outcome = outcomes.get(&lead.key);
+        if let Some(taken) = outcome.and_then(|o| o.taken) {
+            row.taken += 1;
+            total.taken += 1;
+            if let Some(alerted) = outcome.and_then(|o| o.first_alert) {
+                let seconds = (taken - alerted).whole_seconds().max(0) as u64;
+                takes.push(seconds);
+                all_takes.push(seconds);
+            }
+        }
         for row in [&mut *row, &mut total] {
             row.leads += 1;
             match outcome {
@@ -244,11 +276,13 @@ fn tally(
     }
     let rows: Vec<Row> = rows
         .into_values()
-        .map(|(mut row, customers)| {
+        .map(|(mut row, customers, mut takes)| {
             row.customers = customers.len() as u64;
+            (row.take_median_s, row.take_p90_s) = spread(&mut takes);
             row
         })
         .collect();
+    (total.take_median_s, total.take_p90_s) = spread(&mut all_takes);
     total.offer_id.clear();
     total.offer = "all offers".to_owned();
     total.action = "all actions".to_owned();
@@ -266,6 +300,17 @@ fn tally(
         total,
         validations,
     }
+}
+
+/// The median and 90th percentile of `seconds`, by nearest rank.
+fn spread(seconds: &mut [u64]) -> (Option<u64>, Option<u64>) {
+    seconds.sort_unstable();
+    let rank = |p: f64| {
+        let n = seconds.len();
+        let at = ((p * n as f64).ceil() as usize).clamp(1, n.max(1)) - 1;
+        seconds.get(at).copied()
+    };
+    (rank(0.5), rank(0.9))
 }
 
 /// Each customer counted once per (offer, from, to) step they took.
@@ -325,6 +370,15 @@ mod tests {
             skipped: skipped.map(str::to_owned),
             ..Outcome::default()
         }
+    }
+
+    #[test]
+    fn take_times_are_summed_up_by_nearest_rank() {
+        assert_eq!(spread(&mut []), (None, None));
+        assert_eq!(spread(&mut [42]), (Some(42), Some(42)));
+        let mut ten: Vec<u64> = (1..=10).rev().map(|m| m * 60).collect();
+        assert_eq!(spread(&mut ten), (Some(300), Some(540)));
+        assert_eq!(spread(&mut [600, 60, 120]), (Some(120), Some(600)));
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn returning_jane() -> Lead {
             ),
         ],
         more: 0,
+        taken: Vec::new(),
     });
     lead
 }

@@ -2,9 +2,11 @@
 //! part of this module.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod faults;
 pub mod graph;
 pub mod handler;
+pub mod host_http;
 pub mod hubspot;
 pub mod identity;
 pub mod leads;

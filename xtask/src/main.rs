@@ -4,6 +4,7 @@
 //! small ureq client, so a fresh clone builds xtask in seconds.
 
 mod bench;
+mod browser;
 mod demo;
 mod deploy;
 mod host;

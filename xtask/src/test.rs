@@ -62,6 +62,7 @@ pub fn run(options: &Args) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("installing the Python packages panicked"))??;
     let azurite = Azurite::start("test-azurite")?;
     let maildev = MailDev::start("test-maildev")?;
+    let (chromium, chromedriver) = crate::browser::ensure_chromium()?;
     let label = format!(
         "cargo test --workspace {}",
         options.cargo_test_args.join(" ")
@@ -77,6 +78,8 @@ pub fn run(options: &Args) -> Result<ExitCode> {
         )
         .env("LEAD_NOTIFIER_TEST_MAILDEV_URL", maildev.api_url())
         .env("LEAD_NOTIFIER_TEST_PYTHONPATH", &python_path)
+        .env("LEAD_NOTIFIER_TEST_CHROMIUM", &chromium)
+        .env("LEAD_NOTIFIER_TEST_CHROMEDRIVER", &chromedriver)
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     // Passed through line by line, and counted: the suite ends with one

@@ -125,6 +125,9 @@ fn lead_text(out: &mut String, lead: &Lead) {
     if let Some(link) = text::reply_link(lead) {
         out.push_str(&format!("\nReply: {link}\n"));
     }
+    if let Some(link) = &lead.take_url {
+        out.push_str(&format!("I'll take it: {link}\n"));
+    }
     out.push('\n');
 }
 
@@ -342,12 +345,22 @@ fn lead_html(lead: &Lead, look: Look) -> Markup {
                 }
             }
         } }
-        @if let Some(link) = &reply {
+        @if reply.is_some() || lead.take_url.is_some() {
             tr { td class=(REPLY_ROW.class) style=[look.inline(REPLY_ROW)] {
                 table role="presentation" cellpadding="0" cellspacing="0" border="0" {
-                    tr { td class=(BUTTON.class) style=[look.inline(BUTTON)] {
-                        a href=(link) class=(BUTTON_LINK.class) style=[look.inline(BUTTON_LINK)] { "Reply to the customer" }
-                    } }
+                    tr {
+                        @if let Some(link) = &reply {
+                            td class=(BUTTON.class) style=[look.inline(BUTTON)] {
+                                a href=(link) class=(BUTTON_LINK.class) style=[look.inline(BUTTON_LINK)] { "Reply to the customer" }
+                            }
+                        }
+                        @if let Some(link) = &lead.take_url {
+                            @if reply.is_some() { td width="12" { } }
+                            td class=(BUTTON.class) style=[look.inline(BUTTON)] {
+                                a href=(link) class=(BUTTON_LINK.class) style=[look.inline(BUTTON_LINK)] { "I'll take it" }
+                            }
+                        }
+                    }
                 }
             } }
         }

@@ -50,6 +50,9 @@ pub struct LeadData {
     pub created_time: Option<String>,
     /// The row's `Timestamp` (RFC 3339); `null` for leads posted in real time.
     pub received_at: Option<String>,
+    /// The lead's "I'll take it" link (the same in every alert of it);
+    /// `null` when take links are off. Added within version 1.
+    pub take_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,6 +144,7 @@ impl Event {
                 description: long(&lead.description),
                 created_time: text(&lead.created_time),
                 received_at: lead.timestamp.map(rfc3339),
+                take_url: lead.take_url.clone(),
             },
         }
     }
