@@ -130,6 +130,34 @@ async fn leads_become_contacts_with_one_note_each_over_reruns() {
 }
 
 #[tokio::test]
+async fn a_contact_found_by_a_secondary_address_is_only_filled_where_empty() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hssecond", 1);
+    // The sales team's contact has the lead's address as a secondary one:
+    // HubSpot finds it by that address, and answers its primary one.
+    let existing = hubspot.add_contact(json!({
+        "email": "jane.primary@example.org", "hs_additional_emails": email(&rows[0]),
+        "firstname": "Janet", "phone": "+1 555 0199", "company": "",
+    }));
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 1, "{body}");
+    assert_eq!(hubspot.contacts().len(), 1, "{:?}", hubspot.contacts());
+    let contact = hubspot.contacts().remove(0);
+    assert_eq!(contact.id, existing);
+    assert_eq!(prop(&contact, "email"), "jane.primary@example.org");
+    assert_eq!(prop(&contact, "firstname"), "Janet", "not overwritten");
+    assert_eq!(prop(&contact, "phone"), "+1 555 0199", "not overwritten");
+    assert_eq!(prop(&contact, "company"), "Northwind Traders", "filled");
+    let notes = hubspot.notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].contact, existing);
+}
+
+#[tokio::test]
 async fn two_hundred_fifty_leads_take_a_few_batch_requests() {
     let (hubspot, mut f) = hubspot_fixture().await;
     // Many leads: the run's path for many (no digest for HubSpot).

@@ -180,7 +180,7 @@ impl HubSpotNotifier {
         }
         let read = BatchRead {
             id_property: Some("email"),
-            properties: &shapes::CONTACT_PROPERTIES,
+            properties: &shapes::CONTACT_READ,
             inputs: wanted
                 .keys()
                 .map(|e| Id {
@@ -194,24 +194,32 @@ impl HubSpotNotifier {
             .api
             .post(Crm::Objects, "contacts/batch/read", &read)
             .await?;
-        let mut existing: HashMap<String, Record> = HashMap::new();
-        for record in found.results {
-            if let Some(email) = record.value("email") {
-                existing.insert(email.to_lowercase(), record);
+        // HubSpot finds a contact by a secondary address too, and answers
+        // it with its primary one: each record stands for all its addresses.
+        let mut existing: HashMap<String, &Record> = HashMap::new();
+        for record in &found.results {
+            for address in record.addresses() {
+                existing.entry(address).or_insert(record);
             }
         }
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut upserts = Vec::new();
         for (email, lead) in wanted {
             let mut properties = shapes::contact_properties(lead);
+            // An existing contact is written by its primary address, the
+            // one that names it alone.
+            let mut id = email.to_owned();
             if let Some(record) = existing.get(email) {
                 // Never overwrite what the sales team may have edited.
                 properties.retain(|name, _| record.value(name).is_none());
                 ids.insert(email.to_owned(), record.id.clone());
+                if let Some(primary) = record.value("email") {
+                    id = primary.to_owned();
+                }
             }
             if !properties.is_empty() {
                 upserts.push(Upsert {
-                    id: email.to_owned(),
+                    id,
                     id_property: "email",
                     properties,
                 });

@@ -11,9 +11,10 @@ use serde_json::Value;
 use crate::lead::Lead;
 use crate::text::{self, Limits};
 
-/// The contact properties this product fills, and reads to know which are
-/// empty. `email` identifies the contact.
-pub const CONTACT_PROPERTIES: [&str; 8] = [
+/// What a contact is read with: the properties this product fills (read
+/// to know which are empty; `email` identifies the contact), and its
+/// secondary addresses (`;`-separated), by which HubSpot finds it as well.
+pub const CONTACT_READ: [&str; 9] = [
     "email",
     "firstname",
     "lastname",
@@ -22,6 +23,7 @@ pub const CONTACT_PROPERTIES: [&str; 8] = [
     "phone",
     "country",
     "lifecyclestage",
+    "hs_additional_emails",
 ];
 
 /// HubSpot's documented limit of `hs_note_body`, in characters.
@@ -89,6 +91,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// A contact's addresses, lowercase: the primary one first, then the
+    /// secondary ones.
+    pub fn addresses(&self) -> Vec<String> {
+        let secondary = self.value("hs_additional_emails").unwrap_or_default();
+        self.value("email")
+            .into_iter()
+            .chain(secondary.split(';'))
+            .map(|a| a.trim().to_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
+
     /// A property's value, `None` when missing or blank.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.properties
