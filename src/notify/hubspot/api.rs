@@ -246,22 +246,30 @@ impl Details {
             return Details::default();
         };
         let category = value["category"].as_str().and_then(identifier);
-        let mut properties: Vec<String> = Vec::new();
+        let mut names: Vec<&Value> = Vec::new();
         let errors = value["errors"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         for error in errors {
-            let names = &error["context"]["propertyName"];
-            let names: Vec<&Value> = match names {
-                Value::Array(list) => list.iter().collect(),
-                other => vec![other],
-            };
-            for name in names
-                .into_iter()
-                .filter_map(|n| n.as_str())
-                .filter_map(identifier)
-            {
-                if !properties.contains(&name) && properties.len() < 10 {
-                    properties.push(name);
-                }
+            match &error["context"]["propertyName"] {
+                Value::Array(list) => names.extend(list),
+                other => names.push(other),
+            }
+        }
+        // HubSpot's usual validation answer names the properties only in
+        // its message, a JSON list after a colon: `{"name": "phone", …}`.
+        let listed: Vec<Value> = value["message"]
+            .as_str()
+            .and_then(|m| m.find('[').map(|at| &m[at..]))
+            .and_then(|list| serde_json::from_str(list).ok())
+            .unwrap_or_default();
+        names.extend(listed.iter().map(|item| &item["name"]));
+        let mut properties: Vec<String> = Vec::new();
+        for name in names
+            .into_iter()
+            .filter_map(|n| n.as_str())
+            .filter_map(identifier)
+        {
+            if !properties.contains(&name) && properties.len() < 10 {
+                properties.push(name);
             }
         }
         Details {
@@ -294,6 +302,39 @@ mod tests {
         let details = Details::of(body);
         assert_eq!(details.category.as_deref(), Some("VALIDATION_ERROR"));
         assert_eq!(details.properties, vec!["phone".to_owned()]);
+    }
+
+    #[test]
+    fn property_names_are_read_from_the_message_hubspot_usually_sends() {
+        // HubSpot's usual 400: the names only inside the message's JSON,
+        // next to the values.
+        let body = r#"{"status":"error","message":"Property values were not valid: [{\"isValid\":false,\"message\":\"+1 555 is not a valid phone number\",\"error\":\"INVALID_PHONE\",\"name\":\"phone\"},{\"isValid\":false,\"message\":\"x\",\"error\":\"INVALID_OPTION\",\"name\":\"Jane <j@x>\"}]","correlationId":"5f3e","category":"VALIDATION_ERROR"}"#;
+        let details = Details::of(body);
+        assert_eq!(details.category.as_deref(), Some("VALIDATION_ERROR"));
+        assert_eq!(details.properties, vec!["phone".to_owned()]);
+        let api = Api::new(
+            reqwest::Client::new(),
+            url::Url::parse("https://api.hubapi.com").unwrap(),
+            SecretString::from("pat-na1-x".to_owned()),
+            "HUBSPOT_TOKEN".to_owned(),
+        );
+        let answer = Answer {
+            status: reqwest::StatusCode::BAD_REQUEST,
+            body: body.to_owned(),
+            retry_after: None,
+        };
+        let reason = api
+            .classify(&answer, RateLimit::default())
+            .reason()
+            .to_owned();
+        assert!(
+            reason.contains("VALIDATION_ERROR (property phone)"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("555") && !reason.contains("Jane"),
+            "{reason}"
+        );
     }
 
     #[test]
