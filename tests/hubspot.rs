@@ -158,6 +158,37 @@ async fn a_contact_found_by_a_secondary_address_is_only_filled_where_empty() {
 }
 
 #[tokio::test]
+async fn new_contacts_are_known_when_the_upsert_answers_no_address() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    hubspot.terse_upserts();
+    let rows = lead_rows("hsterse", 2);
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.contacts().len(), 2);
+    for row in &rows {
+        let contact = hubspot.contact(&email(row)).expect("contact");
+        let notes: Vec<_> = hubspot
+            .notes()
+            .into_iter()
+            .filter(|n| n.contact == contact.id)
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+    // Right the first time: no retry, so no look for notes already there.
+    let calls = hubspot.calls();
+    let upserts = calls.iter().filter(|c| c.path == "contacts/batch/upsert");
+    assert_eq!(upserts.count(), 1, "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.path.starts_with("associations")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn two_hundred_fifty_leads_take_a_few_batch_requests() {
     let (hubspot, mut f) = hubspot_fixture().await;
     // Many leads: the run's path for many (no digest for HubSpot).

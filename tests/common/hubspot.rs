@@ -68,6 +68,9 @@ struct Inner {
     page: usize,
     /// The status the next notes create answers after storing its notes.
     notes_then: Option<u16>,
+    /// Upserts answer only the properties they were given (HubSpot's
+    /// reference does not promise `email` in the answer).
+    terse_upserts: bool,
 }
 
 #[derive(Clone)]
@@ -161,6 +164,11 @@ impl HubSpot {
     /// The next notes create stores its notes, then answers `status`.
     pub fn lose_next_notes_answer(&self, status: u16) {
         self.inner().notes_then = Some(status);
+    }
+
+    /// Upserts answer the properties they were given, without `email`.
+    pub fn terse_upserts(&self) {
+        self.inner().terse_upserts = true;
     }
 
     pub fn contacts(&self) -> Vec<Contact> {
@@ -327,9 +335,14 @@ async fn batch(
                     }
                 };
                 // Upsert overwrites what it is given, as HubSpot does.
+                let terse = inner.terse_upserts;
                 let contact = &mut inner.contacts[i];
-                contact.properties.extend(properties);
-                results.push(record(&contact.id, &contact.properties));
+                contact.properties.extend(properties.clone());
+                if terse {
+                    results.push(record(&contact.id, &properties));
+                } else {
+                    results.push(record(&contact.id, &contact.properties));
+                }
             }
             Json(json!({"status": "COMPLETE", "results": results})).into_response()
         }

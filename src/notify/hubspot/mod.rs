@@ -178,22 +178,7 @@ impl HubSpotNotifier {
         if wanted.is_empty() {
             return Ok(HashMap::new());
         }
-        let read = BatchRead {
-            id_property: Some("email"),
-            properties: &shapes::CONTACT_READ,
-            inputs: wanted
-                .keys()
-                .map(|e| Id {
-                    id: (*e).to_owned(),
-                    after: None,
-                })
-                .collect(),
-        };
-        // 207: some addresses have no contact (their errors are "not found").
-        let found: BatchAnswer = self
-            .api
-            .post(Crm::Objects, "contacts/batch/read", &read)
-            .await?;
+        let found = self.read_contacts(wanted.keys().copied()).await?;
         // HubSpot finds a contact by a secondary address too, and answers
         // it with its primary one: each record stands for all its addresses.
         let mut existing: HashMap<String, &Record> = HashMap::new();
@@ -202,6 +187,7 @@ impl HubSpotNotifier {
                 existing.entry(address).or_insert(record);
             }
         }
+        let emails_wanted: Vec<&str> = wanted.keys().copied().collect();
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut upserts = Vec::new();
         for (email, lead) in wanted {
@@ -239,9 +225,45 @@ impl HubSpotNotifier {
                     ids.insert(email.to_lowercase(), record.id.clone());
                 }
             }
+            // HubSpot's reference does not promise the address in an
+            // upsert's answer: the contacts it did not name are read.
+            let unnamed: Vec<&str> = emails_wanted
+                .into_iter()
+                .filter(|e| !ids.contains_key(*e))
+                .collect();
+            if !unnamed.is_empty() {
+                let found = self.read_contacts(unnamed.into_iter()).await?;
+                for record in &found.results {
+                    for address in record.addresses() {
+                        ids.entry(address).or_insert_with(|| record.id.clone());
+                    }
+                }
+            }
         }
         ids.retain(|_, id| !id.is_empty());
         Ok(ids)
+    }
+
+    /// The contacts of these addresses (primary or secondary), with the
+    /// properties this product fills; 207 when some have none (their
+    /// errors are "not found").
+    async fn read_contacts(
+        &self,
+        emails: impl Iterator<Item = &str>,
+    ) -> Result<BatchAnswer, NotifyError> {
+        let read = BatchRead {
+            id_property: Some("email"),
+            properties: &shapes::CONTACT_READ,
+            inputs: emails
+                .map(|e| Id {
+                    id: e.to_owned(),
+                    after: None,
+                })
+                .collect(),
+        };
+        self.api
+            .post(Crm::Objects, "contacts/batch/read", &read)
+            .await
     }
 
     /// Which markers are in a note of their contact already: `wanted` is
