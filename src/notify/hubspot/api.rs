@@ -35,6 +35,9 @@ pub fn refused_data(error: &NotifyError) -> bool {
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long HubSpot holds a 423's lock.
+const LOCK: Duration = Duration::from_secs(2);
+
 /// The most of a successful answer read: a batch of 100 contacts or notes
 /// with their properties is tens of KB; this is far above that.
 const MAX_OK_BYTES: usize = 4 * 1024 * 1024;
@@ -169,6 +172,18 @@ impl Api {
             429 => NotifyError::Retryable {
                 reason: format!("{answered}: rate limit reached"),
                 retry_after: answer.retry_after.or(limits.wait()),
+            },
+            // A record locked by a burst of writes: HubSpot's locks last
+            // 2 s.
+            423 => NotifyError::Retryable {
+                reason: format!("{answered}: records locked by a burst of writes"),
+                retry_after: Some(answer.retry_after.unwrap_or(LOCK)),
+            },
+            // The account is moving between data centres; Retry-After says
+            // for how long (up to a day).
+            477 => NotifyError::Retryable {
+                reason: format!("{answered}: the account is being moved between data centres"),
+                retry_after: answer.retry_after,
             },
             500..=599 | 408 => NotifyError::Retryable {
                 reason: format!("{answered}: HubSpot is unavailable"),
@@ -335,6 +350,35 @@ mod tests {
             !reason.contains("555") && !reason.contains("Jane"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn locked_and_migrating_accounts_are_waited_for() {
+        let api = Api::new(
+            reqwest::Client::new(),
+            url::Url::parse("https://api.hubapi.com").unwrap(),
+            SecretString::from("pat-na1-x".to_owned()),
+            "HUBSPOT_TOKEN".to_owned(),
+        );
+        let answer = |status: u16, retry_after: Option<Duration>| Answer {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            body: r#"{"status":"error","message":"locked","category":"LOCKED"}"#.to_owned(),
+            retry_after,
+        };
+        // HubSpot: a 423 lock lasts 2 s; a 477 (the account moving between
+        // data centres) says how long in Retry-After, up to a day.
+        let locked = api.classify(&answer(423, None), RateLimit::default());
+        assert!(
+            matches!(&locked, NotifyError::Retryable { retry_after: Some(wait), .. } if *wait >= Duration::from_secs(2)),
+            "{locked:?}"
+        );
+        let day = Duration::from_secs(86_400);
+        let moving = api.classify(&answer(477, Some(day)), RateLimit::default());
+        assert!(
+            matches!(&moving, NotifyError::Retryable { retry_after: Some(wait), .. } if *wait == day),
+            "{moving:?}"
+        );
+        assert!(!refused_data(&locked) && !refused_data(&moving));
     }
 
     #[test]
