@@ -322,6 +322,13 @@ mod tests {
         seen(&lead, datetime!(2026-11-22 10:00 UTC))
     }
 
+    fn key(rk: &str) -> LeadKey {
+        LeadKey {
+            partition_key: "p".into(),
+            row_key: rk.into(),
+        }
+    }
+
     fn outcome(delivered: bool, skipped: Option<&str>) -> Outcome {
         Outcome {
             delivered,
@@ -339,10 +346,6 @@ mod tests {
             lead("2", "", "INS", "c.crm", 2),
             lead("3", "", "INS", "c.crm", 3),
         ];
-        let key = |rk: &str| LeadKey {
-            partition_key: "p".into(),
-            row_key: rk.into(),
-        };
         let failed = Outcome {
             failed: true,
             ..outcome(false, Some("no_email"))
@@ -373,10 +376,6 @@ mod tests {
             lead("5", "", "INS", "c.crm", 5),
             lead("6", "john@a.example", "PLT", "c.erp", 6),
         ];
-        let key = |rk: &str| LeadKey {
-            partition_key: "p".into(),
-            row_key: rk.into(),
-        };
         let outcomes = HashMap::from([
             (key("1"), outcome(true, None)),
             (key("2"), outcome(true, None)),

@@ -309,6 +309,15 @@ fn identifier(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn api() -> Api {
+        Api::new(
+            reqwest::Client::new(),
+            url::Url::parse("https://api.hubapi.com").unwrap(),
+            SecretString::from("pat-na1-x".to_owned()),
+            "HUBSPOT_TOKEN".to_owned(),
+        )
+    }
+
     #[test]
     fn validation_errors_show_category_and_property_names_only() {
         let body = r#"{"status":"error","message":"Property values were not valid: jane@x phone +49 30","category":"VALIDATION_ERROR",
@@ -327,12 +336,7 @@ mod tests {
         let details = Details::of(body);
         assert_eq!(details.category.as_deref(), Some("VALIDATION_ERROR"));
         assert_eq!(details.properties, vec!["phone".to_owned()]);
-        let api = Api::new(
-            reqwest::Client::new(),
-            url::Url::parse("https://api.hubapi.com").unwrap(),
-            SecretString::from("pat-na1-x".to_owned()),
-            "HUBSPOT_TOKEN".to_owned(),
-        );
+        let api = api();
         let answer = Answer {
             status: reqwest::StatusCode::BAD_REQUEST,
             body: body.to_owned(),
@@ -354,12 +358,7 @@ mod tests {
 
     #[test]
     fn locked_and_migrating_accounts_are_waited_for() {
-        let api = Api::new(
-            reqwest::Client::new(),
-            url::Url::parse("https://api.hubapi.com").unwrap(),
-            SecretString::from("pat-na1-x".to_owned()),
-            "HUBSPOT_TOKEN".to_owned(),
-        );
+        let api = api();
         let answer = |status: u16, retry_after: Option<Duration>| Answer {
             status: reqwest::StatusCode::from_u16(status).unwrap(),
             body: r#"{"status":"error","message":"locked","category":"LOCKED"}"#.to_owned(),
