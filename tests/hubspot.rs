@@ -158,6 +158,36 @@ async fn a_contact_found_by_a_secondary_address_is_only_filled_where_empty() {
 }
 
 #[tokio::test]
+async fn two_addresses_of_one_contact_in_a_batch_fill_it_once() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hstwo", 2);
+    // One customer under two addresses, the second a secondary one.
+    let existing = hubspot.add_contact(json!({
+        "email": email(&rows[0]), "hs_additional_emails": email(&rows[1]), "company": "",
+    }));
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.contacts().len(), 1);
+    let notes = hubspot.notes();
+    assert!(
+        notes.len() == 2 && notes.iter().all(|n| n.contact == existing),
+        "{notes:?}"
+    );
+    // One upsert, with the contact once (HubSpot refuses a batch naming a
+    // record twice).
+    let calls = hubspot.calls();
+    let upserts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.path == "contacts/batch/upsert")
+        .collect();
+    assert!(upserts.len() == 1 && upserts[0].inputs == 1, "{calls:?}");
+}
+
+#[tokio::test]
 async fn new_contacts_are_known_when_the_upsert_answers_no_address() {
     let (hubspot, mut f) = hubspot_fixture().await;
     f.without("OUTBOX_DIR");

@@ -313,6 +313,18 @@ async fn batch(
                 .into_response()
         }
         ("contacts", "upsert") => {
+            let mut ids: Vec<String> = inputs
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or("").to_lowercase())
+                .collect();
+            ids.sort();
+            if ids.windows(2).any(|w| w[0] == w[1]) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "Duplicate IDs found in batch input. IDs must be unique",
+                );
+            }
             let mut inner = shared.inner.lock().expect("lock");
             let mut results = Vec::new();
             for input in &inputs {

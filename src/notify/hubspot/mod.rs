@@ -189,7 +189,10 @@ impl HubSpotNotifier {
         }
         let emails_wanted: Vec<&str> = wanted.keys().copied().collect();
         let mut ids: HashMap<String, String> = HashMap::new();
-        let mut upserts = Vec::new();
+        // By the address written to: a contact two leads name by two of its
+        // addresses is written once (HubSpot refuses a batch naming a
+        // record twice), with the first lead's properties.
+        let mut upserts: BTreeMap<String, Upsert> = BTreeMap::new();
         for (email, lead) in wanted {
             let mut properties = shapes::contact_properties(lead);
             // An existing contact is written by its primary address, the
@@ -204,7 +207,7 @@ impl HubSpotNotifier {
                 }
             }
             if !properties.is_empty() {
-                upserts.push(Upsert {
+                upserts.entry(id.to_lowercase()).or_insert(Upsert {
                     id,
                     id_property: "email",
                     properties,
@@ -217,7 +220,9 @@ impl HubSpotNotifier {
                 .post(
                     Crm::Objects,
                     "contacts/batch/upsert",
-                    &Inputs { inputs: upserts },
+                    &Inputs {
+                        inputs: upserts.into_values().collect(),
+                    },
                 )
                 .await?;
             for record in written.results {
