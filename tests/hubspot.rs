@@ -130,6 +130,95 @@ async fn leads_become_contacts_with_one_note_each_over_reruns() {
 }
 
 #[tokio::test]
+async fn a_contact_found_by_a_secondary_address_is_only_filled_where_empty() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hssecond", 1);
+    // The sales team's contact has the lead's address as a secondary one:
+    // HubSpot finds it by that address, and answers its primary one.
+    let existing = hubspot.add_contact(json!({
+        "email": "jane.primary@example.org", "hs_additional_emails": email(&rows[0]),
+        "firstname": "Janet", "phone": "+1 555 0199", "company": "",
+    }));
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 1, "{body}");
+    assert_eq!(hubspot.contacts().len(), 1, "{:?}", hubspot.contacts());
+    let contact = hubspot.contacts().remove(0);
+    assert_eq!(contact.id, existing);
+    assert_eq!(prop(&contact, "email"), "jane.primary@example.org");
+    assert_eq!(prop(&contact, "firstname"), "Janet", "not overwritten");
+    assert_eq!(prop(&contact, "phone"), "+1 555 0199", "not overwritten");
+    assert_eq!(prop(&contact, "company"), "Northwind Traders", "filled");
+    let notes = hubspot.notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].contact, existing);
+}
+
+#[tokio::test]
+async fn two_addresses_of_one_contact_in_a_batch_fill_it_once() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hstwo", 2);
+    // One customer under two addresses, the second a secondary one.
+    let existing = hubspot.add_contact(json!({
+        "email": email(&rows[0]), "hs_additional_emails": email(&rows[1]), "company": "",
+    }));
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.contacts().len(), 1);
+    let notes = hubspot.notes();
+    assert!(
+        notes.len() == 2 && notes.iter().all(|n| n.contact == existing),
+        "{notes:?}"
+    );
+    // One upsert, with the contact once (HubSpot refuses a batch naming a
+    // record twice).
+    let calls = hubspot.calls();
+    let upserts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.path == "contacts/batch/upsert")
+        .collect();
+    assert!(upserts.len() == 1 && upserts[0].inputs == 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn new_contacts_are_known_when_the_upsert_answers_no_address() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    hubspot.terse_upserts();
+    let rows = lead_rows("hsterse", 2);
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.contacts().len(), 2);
+    for row in &rows {
+        let contact = hubspot.contact(&email(row)).expect("contact");
+        let notes: Vec<_> = hubspot
+            .notes()
+            .into_iter()
+            .filter(|n| n.contact == contact.id)
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+    // Right the first time: no retry, so no look for notes already there.
+    let calls = hubspot.calls();
+    let upserts = calls.iter().filter(|c| c.path == "contacts/batch/upsert");
+    assert_eq!(upserts.count(), 1, "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.path.starts_with("associations")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn two_hundred_fifty_leads_take_a_few_batch_requests() {
     let (hubspot, mut f) = hubspot_fixture().await;
     // Many leads: the run's path for many (no digest for HubSpot).

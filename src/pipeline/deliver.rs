@@ -606,10 +606,17 @@ async fn send_batch(
                 ..batch[i]
             })
             .collect();
-        let answers = try_within_budget(limits, channel.notifier.send_batch(&round), |e| {
+        let mut answers = try_within_budget(limits, channel.notifier.send_batch(&round), |e| {
             vec![Err(e); round.len()]
         })
         .await;
+        // A lead without an answer may or may not have gone: never taken
+        // as delivered.
+        answers.resize_with(round.len(), || {
+            Err(NotifyError::retryable(
+                "the channel gave no answer for this lead (a lead-notifier bug)",
+            ))
+        });
         let mut again = Vec::new();
         let mut asked: Option<Duration> = None;
         let mut reason = String::new();
@@ -743,5 +750,50 @@ mod tests {
         assert!(!may_wait(Duration::ZERO, Duration::MAX, limits(None), now));
         assert!(!may_wait(Duration::MAX, second, limits(None), now));
         assert!(!may_wait(Duration::ZERO, Duration::MAX, limits(soon), now));
+    }
+
+    /// A channel that answers a batch with fewer results than leads.
+    struct Short;
+
+    impl Notifier for Short {
+        fn channel(&self) -> DestinationId {
+            DestinationId::HUBSPOT
+        }
+        fn send<'a>(&'a self, _: Alert<'a>) -> crate::notify::SendFuture<'a> {
+            Box::pin(async { Ok(()) })
+        }
+        fn batch_size(&self) -> usize {
+            2
+        }
+        fn send_batch<'a>(&'a self, batch: &'a [Attempt<'a>]) -> crate::notify::BatchFuture<'a> {
+            Box::pin(async move { vec![Ok(()); batch.len() - 1] })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lead_a_batch_answers_nothing_for_is_not_delivered() {
+        let lead = crate::notify::sample_lead();
+        let batch = [
+            Attempt {
+                lead: &lead,
+                first: true,
+            },
+            Attempt {
+                lead: &lead,
+                first: true,
+            },
+        ];
+        let mut channel = Channel::new(Arc::new(Short));
+        let no_retry = Limits {
+            retry_budget: Duration::ZERO,
+            ..limits(None)
+        };
+        let results = send_batch(&mut channel, no_retry, &batch).await;
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_ok());
+        assert!(
+            matches!(&results[1], Err(e) if e.is_retryable()),
+            "{results:?}"
+        );
     }
 }
