@@ -58,7 +58,7 @@ pub(super) async fn send_due(
 ) -> Result<(), StorageError> {
     let config = &settings.summary;
     let now = crate::clock::now();
-    let (summary_due, health_due) = {
+    let (summary_due, health_due, stale) = {
         let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
         let due = config
             .schedule
@@ -71,12 +71,19 @@ pub(super) async fn send_due(
             _ => false,
         };
         let health = config.silence_after.is_some() && (stale || !memo.health_clear);
-        (due, health)
+        (due, health, stale)
     };
     if summary_due.is_none() && !health_due {
         return Ok(());
     }
-    let flow = Flow::read(settings, storage, now).await?;
+    let flow = match watermark {
+        // The run stands at a lead written within the silence: the flow is
+        // alive, and reading weeks of lead rows (a page per thousand) would
+        // only say so again. The summary shows the last lead's exact time,
+        // so it reads them.
+        Some(at) if !stale && summary_due.is_none() => Flow::alive_at(settings, at, now),
+        _ => Flow::read(settings, storage, now).await?,
+    };
     if let Some(problem) = flow.problem(&settings.leads_table) {
         run.problem(problem);
     }
