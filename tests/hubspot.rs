@@ -295,20 +295,27 @@ async fn rate_limits_are_waited_out() {
 
 #[tokio::test]
 async fn a_refused_value_fails_that_lead_with_category_and_property_only() {
-    refused_at("contacts/batch/upsert", "hs400c").await;
+    refused_at("contacts/batch/upsert", "hs400c", 2).await;
+}
+
+/// One lead's refused value is that lead's problem: the run goes on with
+/// the next batch instead of holding it for the next run.
+#[tokio::test]
+async fn a_refused_value_holds_back_no_other_batch() {
+    refused_at("contacts/batch/upsert", "hs400b", 130).await;
 }
 
 #[tokio::test]
 async fn a_refused_note_fails_that_lead_only() {
-    refused_at("notes/batch/create", "hs400n").await;
+    refused_at("notes/batch/create", "hs400n", 2).await;
 }
 
-/// HubSpot answers the batch request at `path`, then the first lead's own
-/// request there, with a validation error.
-async fn refused_at(path: &'static str, tag: &str) {
+/// HubSpot answers the first batch request at `path`, then the first lead's
+/// own request there, with a validation error; `n` leads.
+async fn refused_at(path: &'static str, tag: &str, n: usize) {
     let (hubspot, mut f) = hubspot_fixture().await;
     f.without("OUTBOX_DIR");
-    let rows = lead_rows(tag, 2);
+    let rows = lead_rows(tag, n);
     let refusal = Scripted {
         path,
         status: 400,
@@ -327,14 +334,15 @@ async fn refused_at(path: &'static str, tag: &str) {
     write_rows(&f, &rows).await;
     let handler = Handler::start(&f.settings).await;
     let (_, body) = handler.invoke_timer().await;
-    assert_eq!(count(&body, "delivered", "hubspot"), 1, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), n as u64 - 1, "{body}");
     assert_eq!(body["ReturnValue"]["failed"], 1, "{body}");
+    assert_eq!(body["ReturnValue"]["pending"], 0, "{body}");
     let problems = body["ReturnValue"]["problems"].to_string();
     assert!(problems.contains("VALIDATION_ERROR"), "{problems}");
     assert!(problems.contains("property phone"), "{problems}");
     assert!(problems.contains(&rows[0].row_key), "{problems}");
-    assert_eq!(hubspot.notes().len(), 1);
-    assert!(hubspot.contact(&email(&rows[1])).is_some());
+    assert_eq!(hubspot.notes().len(), n - 1);
+    assert!(hubspot.contact(&email(&rows[n - 1])).is_some());
     assert_handler_quiet(&handler, &f, &[&body], &CUSTOMER_NEEDLES);
 }
 

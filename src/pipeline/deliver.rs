@@ -515,9 +515,9 @@ fn settle(
                 Settlement::Retry { error }
             }
         }
-        Err(e @ NotifyError::TooLarge { .. }) => {
-            // This lead alone is too large (a digest was split down to it):
-            // its own problem, not the channel's.
+        Err(e @ (NotifyError::TooLarge { .. } | NotifyError::Rejected { .. })) => {
+            // This lead alone is too large (a digest was split down to it),
+            // or its data refused: its own problem, not the channel's.
             let error = e.reason().to_owned();
             channel.tally.give_up(alert, &error);
             Settlement::Failed { error }

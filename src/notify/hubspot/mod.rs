@@ -67,6 +67,10 @@ impl HubSpotNotifier {
     /// whole batch for one lead's value (its validation rules, on a contact
     /// or a note): then each lead goes alone, so only that one fails. A
     /// refused batch wrote nothing, so its leads are still first tries.
+    /// When others of the batch were taken, a lead refused alone is
+    /// `Rejected` (its data, not the setup): the run goes on with the next
+    /// batch. Refused all alike, it stays permanent and stops the
+    /// destination for the run, as a setup problem does.
     async fn write(&self, batch: &[Attempt<'_>], test: bool) -> Results {
         match self.write_batch(batch, test).await {
             Ok(results) => results,
@@ -74,6 +78,17 @@ impl HubSpotNotifier {
                 let mut results = Vec::with_capacity(batch.len());
                 for one in batch.chunks(1) {
                     results.extend(Box::pin(self.write(one, test)).await);
+                }
+                if results.iter().any(Result::is_ok) {
+                    for result in &mut results {
+                        if let Err(e) = result {
+                            if api::refused_data(e) {
+                                *e = NotifyError::Rejected {
+                                    reason: e.reason().to_owned(),
+                                };
+                            }
+                        }
+                    }
                 }
                 results
             }
