@@ -31,7 +31,7 @@ use crate::lead_table::stored_row;
 use crate::ledger::{keys, AlertKey, Entry, Ledger, Policy, Verdict};
 use crate::notify::webhook::lead_event::{TakenEvent, TAKEN_TYPE};
 use crate::notify::{Alert, Kind, Notice, Notifier};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{format_timestamp, parse_timestamp, Storage, StorageError};
 use crate::take::store::{Take, TakeStore};
 
 /// How long after a take its event is still owed.
@@ -115,7 +115,10 @@ impl Sender<'_> {
         records: &HashMap<String, Entry>,
     ) -> Result<bool, StorageError> {
         crate::take::attach(self.settings.take.as_ref(), lead, take.at);
-        let event = TakenEvent::lead_taken(lead, &take.by, take.at);
+        // To the record's precision (100 ns): the same event whether it is
+        // sent at once or by the timer from the record.
+        let at = parse_timestamp(&format_timestamp(take.at)).unwrap_or(take.at);
+        let event = TakenEvent::lead_taken(lead, &take.by, at);
         let event = serde_json::to_value(&event).unwrap_or_default();
         let notice = Notice::machine_event(
             format!("{TAKEN_TYPE}|{}", keys::lead_row(&lead.key)),
