@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use super::deliver::{Channel, Limits};
+use super::deliver::{send_message_once, Limits};
 use super::summary::RunSummary;
 use super::{Pipeline, RunError};
 use crate::config::Settings;
@@ -133,32 +133,19 @@ impl Sender<'_> {
             }
             let key = Self::key(&lead.key, take, &to);
             let prior = records.get(&key.row_key()).cloned();
-            match self.ledger.judge(prior.as_ref()) {
-                Verdict::Done(_) => continue,
-                Verdict::Busy => {
-                    settled = false;
-                    continue;
-                }
-                Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
-            }
-            let mut channel = Channel::new(to);
-            channel
-                .send_once(
-                    &self.ledger,
-                    self.limits,
-                    key,
-                    prior,
-                    Alert::Notice(&notice),
-                )
-                .await?;
-            self.problems.append(&mut channel.tally.problems);
-            if channel.tally.pending + channel.tally.busy > 0 {
-                settled = false;
-            }
-            if channel.tally.pending > 0 {
-                self.problems
-                    .push(format!("{id}: {TAKEN_TYPE} not sent, to retry next run"));
-            }
+            let message = Alert::Notice(&notice);
+            let once = send_message_once(
+                to,
+                &self.ledger,
+                self.limits,
+                key,
+                prior,
+                message,
+                TAKEN_TYPE,
+            )
+            .await?;
+            self.problems.extend(once.problems);
+            settled &= !once.unsettled;
         }
         Ok(settled)
     }
