@@ -151,15 +151,14 @@ impl Pipeline {
             watermark,
         )
         .await?;
-        let (notifiers, memo) = (&self.notifiers, &self.taken);
         taken::send_owed(
             settings,
             &storage,
-            notifiers,
+            &self.notifiers,
             &run_id,
             limits,
             &mut summary,
-            memo,
+            &self.taken,
         )
         .await?;
         Ok(finish(summary, &storage, started))
