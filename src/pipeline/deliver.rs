@@ -12,7 +12,7 @@ use super::earliest;
 use super::lease::Held;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
-use crate::ledger::{AlertKey, Claim, Entry, Ledger, Refusals, Settlement};
+use crate::ledger::{AlertKey, Claim, Entry, Ledger, Refusals, Settlement, Verdict};
 use crate::memory;
 use crate::notify::{Alert, Attempt, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
@@ -360,6 +360,53 @@ impl Channel {
             }
         }
     }
+}
+
+/// How one message sent by [`send_message_once`] ended for its caller.
+#[derive(Default)]
+pub(super) struct Once {
+    /// Left for a later run (the channel down, another run's claim).
+    pub unsettled: bool,
+    /// Lines for the run's summary.
+    pub problems: Vec<String>,
+}
+
+/// Sends `message`, which is not a lead alert, once to `notifier` under
+/// `key`, unless `prior` (its record as last seen) says it is done or held
+/// by another run; `what` names it in the summary's line when it is left
+/// for a later run.
+pub(super) async fn send_message_once(
+    notifier: Arc<dyn Notifier>,
+    ledger: &Ledger<'_>,
+    limits: Limits,
+    key: AlertKey,
+    prior: Option<Entry>,
+    message: Alert<'_>,
+    what: &str,
+) -> Result<Once, StorageError> {
+    match ledger.judge(prior.as_ref()) {
+        Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
+        Verdict::Busy => {
+            return Ok(Once {
+                unsettled: true,
+                problems: Vec::new(),
+            })
+        }
+        Verdict::Done(_) => return Ok(Once::default()),
+    }
+    let to = key.channel.clone();
+    let mut channel = Channel::new(notifier);
+    channel
+        .send_once(ledger, limits, key, prior, message)
+        .await?;
+    let mut problems = std::mem::take(&mut channel.tally.problems);
+    if channel.tally.pending > 0 {
+        problems.push(format!("{to}: {what} not sent, to retry next run"));
+    }
+    Ok(Once {
+        unsettled: channel.tally.pending + channel.tally.busy > 0,
+        problems,
+    })
 }
 
 /// The limits a channel works within.

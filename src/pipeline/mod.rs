@@ -18,6 +18,7 @@ mod notices;
 mod owed;
 mod run;
 mod summary;
+mod taken;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +56,8 @@ pub struct Pipeline {
     http: reqwest::Client,
     /// What the summary and health step found settled in this process.
     notices: Arc<std::sync::Mutex<notices::Memo>>,
+    /// What the `lead.taken` step found settled in this process.
+    taken: Arc<std::sync::Mutex<taken::Memo>>,
 }
 
 impl Pipeline {
@@ -66,6 +69,7 @@ impl Pipeline {
             notifiers,
             http,
             notices: Arc::default(),
+            taken: Arc::default(),
         }
     }
 
@@ -145,6 +149,16 @@ impl Pipeline {
             &mut summary,
             &self.notices,
             watermark,
+        )
+        .await?;
+        taken::send_owed(
+            settings,
+            &storage,
+            &self.notifiers,
+            &run_id,
+            limits,
+            &mut summary,
+            &self.taken,
         )
         .await?;
         Ok(finish(summary, &storage, started))

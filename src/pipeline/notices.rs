@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::deliver::{Channel, Limits};
+use super::deliver::{send_message_once, Limits};
 use super::summary::RunSummary;
 use crate::config::Settings;
 use crate::lead::LeadKey;
@@ -191,38 +191,26 @@ impl Sender<'_, '_> {
         };
         let key = Self::key(kind, at, to);
         let prior = self.records.get(&key.row_key()).cloned();
-        match self.ledger.judge(prior.as_ref()) {
-            Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
-            Verdict::Busy => {
-                self.unsettled = true;
-                return Ok(());
-            }
-            Verdict::Done(_) => return Ok(()),
-        }
         let notice = Notice {
             id: format!("{}|{}", self.scope, notice.id),
             ..notice.clone()
         };
-        let mut channel = Channel::new(Arc::clone(notifier));
-        channel
-            .send_once(
-                &self.ledger,
-                self.limits,
-                key,
-                prior,
-                Alert::Notice(&notice),
-            )
-            .await?;
-        for problem in std::mem::take(&mut channel.tally.problems) {
+        let notifier = Arc::clone(notifier);
+        let message = Alert::Notice(&notice);
+        let once = send_message_once(
+            notifier,
+            &self.ledger,
+            self.limits,
+            key,
+            prior,
+            message,
+            kind,
+        )
+        .await?;
+        for problem in once.problems {
             self.run.problem(problem);
         }
-        if channel.tally.pending + channel.tally.busy > 0 {
-            self.unsettled = true;
-        }
-        if channel.tally.pending > 0 {
-            self.run
-                .problem(format!("{to}: {kind} not sent, to retry next run"));
-        }
+        self.unsettled |= once.unsettled;
         Ok(())
     }
 
