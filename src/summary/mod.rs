@@ -36,6 +36,8 @@ pub struct Summary {
     pub flow: Flow,
     /// The lead table's name, for what to check.
     pub table: String,
+    /// Whether alerts carry "I'll take it" links, so takes are counted.
+    pub takes_on: bool,
 }
 
 /// Leads of one offer and action in the period and the one before.
@@ -77,6 +79,7 @@ impl Summary {
             before,
             flow,
             table: settings.leads_table.clone(),
+            takes_on: settings.take.is_some(),
         })
     }
 

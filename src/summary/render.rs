@@ -146,6 +146,9 @@ pub(super) fn summary(s: &Summary) -> Notice {
         title: "Alerted and not alerted".to_owned(),
         bars: outcome,
     });
+    if s.takes_on || t.taken > 0 {
+        blocks.push(Block::Para(take_line(t)));
+    }
     if !s.report.moves.is_empty() {
         blocks.push(Block::Chart {
             title: "Customers who moved along the funnel".to_owned(),
@@ -214,6 +217,23 @@ pub(super) fn health(note: &HealthNote, table: &str) -> Notice {
         },
     };
     render(id, message)
+}
+
+/// How many alerted leads were taken, and how fast (from the first alert).
+fn take_line(t: &crate::report::Row) -> String {
+    let took = |s: u64| crate::text::duration_words(std::time::Duration::from_secs(s));
+    let speed = match (t.take_median_s, t.take_p90_s) {
+        (Some(median), Some(p90)) => format!(
+            "; half within {}, nine in ten within {} of the first alert",
+            took(median),
+            took(p90)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "Taken: {} of {} alerted lead(s){speed}.",
+        t.taken, t.alerted
+    )
 }
 
 fn date(t: time::OffsetDateTime) -> String {
@@ -474,7 +494,23 @@ mod tests {
                 now: Some(datetime!(2026-12-07 07:01 UTC)),
             },
             table: "MarketplaceLeads".into(),
+            takes_on: false,
         }
+    }
+
+    #[test]
+    fn takes_and_time_to_take_show_where_leads_can_be_taken() {
+        let mut s = sample();
+        assert!(!summary(&s).text.contains("Taken:"));
+        s.takes_on = true;
+        s.report.total.alerted = 15;
+        s.report.total.taken = 9;
+        (s.report.total.take_median_s, s.report.total.take_p90_s) = (Some(1_800), Some(4 * 3600));
+        let plain = summary(&s).text;
+        assert!(
+            plain.contains("Taken: 9 of 15 alerted lead(s); half within 30 minutes, nine in ten within 4 hours of the first alert."),
+            "{plain}"
+        );
     }
 
     #[test]
