@@ -9,13 +9,15 @@
 //! with an unfinished alert, else the latest row seen.
 //!
 //! An idle run costs at most three storage requests: the watermark, one scan
-//! page, and the ledger records of that page's window.
+//! page, and the ledger records of that page's window (one more with
+//! `FOLLOW_UP_WITHIN` set: the recent deliveries, see `reminders`).
 
 mod deliver;
 mod digests;
 mod lease;
 mod notices;
 mod owed;
+mod reminders;
 mod run;
 mod summary;
 
@@ -55,6 +57,8 @@ pub struct Pipeline {
     http: reqwest::Client,
     /// What the summary and health step found settled in this process.
     notices: Arc<std::sync::Mutex<notices::Memo>>,
+    /// What the chasing step knows of untaken leads in this process.
+    reminders: Arc<std::sync::Mutex<reminders::Memo>>,
 }
 
 impl Pipeline {
@@ -66,6 +70,7 @@ impl Pipeline {
             notifiers,
             http,
             notices: Arc::default(),
+            reminders: Arc::default(),
         }
     }
 
@@ -145,6 +150,17 @@ impl Pipeline {
             &mut summary,
             &self.notices,
             watermark,
+        )
+        .await?;
+        reminders::send_due(
+            settings,
+            &storage,
+            &self.notifiers,
+            &run_id,
+            limits,
+            &mut summary,
+            &self.reminders,
+            began,
         )
         .await?;
         Ok(finish(summary, &storage, started))
