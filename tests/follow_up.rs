@@ -117,7 +117,8 @@ async fn take(handler: &Handler, f: &Fixture, row: &LeadRow, name: &str) {
 async fn an_untaken_lead_is_chased_once_and_a_taken_one_never() {
     let recipient = unique_recipient("chase");
     let mut f = Fixture::new(&storage_connection());
-    f.without("OUTBOX_DIR").smtp(maildev_smtp_port(), &recipient);
+    f.without("OUTBOX_DIR")
+        .smtp(maildev_smtp_port(), &recipient);
     chasing(&mut f, "4h");
     let rows = lead_rows("chase", 2);
     write_rows(&f, &rows).await;

@@ -132,7 +132,10 @@ mod tests {
         let err = read(&[("FOLLOW_UP_WITHIN", "10s")], true)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("FOLLOW_UP_WITHIN") && err.contains("too short"), "{err}");
+        assert!(
+            err.contains("FOLLOW_UP_WITHIN") && err.contains("too short"),
+            "{err}"
+        );
         let err = read(&[("FOLLOW_UP_WITHIN", "4h")], false)
             .unwrap_err()
             .to_string();
@@ -150,7 +153,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.starts_with("FOLLOW_UP_TO names \"teams:sales\""), "{err}");
+        assert!(
+            err.starts_with("FOLLOW_UP_TO names \"teams:sales\""),
+            "{err}"
+        );
         let err = read(
             &[("FOLLOW_UP_WITHIN", "4h"), ("FOLLOW_UP_TO", "webhook")],
             true,

@@ -69,6 +69,9 @@ struct Due {
     went_to: Vec<DestinationId>,
 }
 
+/// A reminder owed: its lead, key and record as last seen.
+type Owed<'d> = (&'d Due, AlertKey, Option<Entry>);
+
 /// Sends the reminders that are due. `began` is when the run began (the
 /// marker, the first time). Channels down go into the run's summary; only
 /// storage errors end it.
@@ -165,8 +168,7 @@ pub(super) async fn send_due(
         Err(e) => return Err(e),
     };
     // Per destination, the reminders still owed.
-    let mut by_destination: Vec<(DestinationId, Vec<(&Due, AlertKey, Option<Entry>)>)> =
-        Vec::new();
+    let mut by_destination: Vec<(DestinationId, Vec<Owed>)> = Vec::new();
     for (lead, id, row) in wanted {
         let prior = records.get(&row).cloned();
         match ledger.judge(prior.as_ref()) {
@@ -354,9 +356,7 @@ async fn chasing_since(
                 since: format_timestamp(began),
             };
             storage.create_table_if_missing(table).await?;
-            let insert = storage
-                .table(table)
-                .insert::<_, serde_json::Value>(&entity);
+            let insert = storage.table(table).insert::<_, serde_json::Value>(&entity);
             let result = match insert {
                 Ok(request) => request.await.map(drop),
                 Err(e) => Err(e),

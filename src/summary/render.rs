@@ -221,7 +221,11 @@ pub(super) fn health(note: &HealthNote, table: &str) -> Notice {
 /// The reminder for leads nobody took within `within`: per lead, when it
 /// was first alerted and its take link. `id` names the set of leads (stable
 /// on retries).
-pub fn reminder(id: String, within: std::time::Duration, leads: &[(time::OffsetDateTime, String)]) -> Notice {
+pub fn reminder(
+    id: String,
+    within: std::time::Duration,
+    leads: &[(time::OffsetDateTime, String)],
+) -> Notice {
     let within = crate::text::duration_words(within);
     let count = match leads.len() {
         1 => "1 lead".to_owned(),
