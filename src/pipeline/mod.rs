@@ -141,28 +141,15 @@ impl Pipeline {
         let limits = run.limits;
         let mut summary = run.summary;
         summary.watermark = watermark.map(format_timestamp);
-        notices::send_due(
+        let step = Step {
             settings,
-            &storage,
-            &self.notifiers,
-            &run_id,
+            storage: &storage,
+            notifiers: &self.notifiers,
+            run_id: &run_id,
             limits,
-            &mut summary,
-            &self.notices,
-            watermark,
-        )
-        .await?;
-        reminders::send_due(
-            settings,
-            &storage,
-            &self.notifiers,
-            &run_id,
-            limits,
-            &mut summary,
-            &self.reminders,
-            began,
-        )
-        .await?;
+        };
+        notices::send_due(step, &mut summary, &self.notices, watermark).await?;
+        reminders::send_due(step, &mut summary, &self.reminders, began).await?;
         Ok(finish(summary, &storage, started))
     }
 
@@ -221,10 +208,7 @@ impl Pipeline {
 
     fn start<'a>(&'a self, storage: &'a Storage, run_id: &'a str) -> Run<'a> {
         let settings = &*self.settings;
-        let policy = Policy {
-            claim_lease: settings.claim_lease,
-            max_attempts: settings.max_attempts.max(1),
-        };
+        let policy = policy(settings);
         let channels: Vec<Channel> = self.notifiers.iter().cloned().map(Channel::new).collect();
         Run {
             ledger: Ledger::new(
@@ -279,6 +263,24 @@ fn finish(mut summary: RunSummary, storage: &Storage, started: Instant) -> RunSu
         "run finished"
     );
     summary
+}
+
+/// What the timer run's steps after the leads (notices, reminders) share.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    settings: &'a Settings,
+    storage: &'a Storage,
+    notifiers: &'a [Arc<dyn Notifier>],
+    run_id: &'a str,
+    limits: Limits,
+}
+
+/// How records are judged and claimed, from the settings.
+fn policy(settings: &Settings) -> Policy {
+    Policy {
+        claim_lease: settings.claim_lease,
+        max_attempts: settings.max_attempts.max(1),
+    }
 }
 
 fn new_run_id() -> String {

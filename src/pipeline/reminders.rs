@@ -28,11 +28,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::deliver::{Channel, Limits};
+use super::deliver::Channel;
 use super::summary::RunSummary;
+use super::Step;
 use crate::config::Settings;
 use crate::lead::LeadKey;
-use crate::ledger::{keys, AlertKey, Entry, Ledger, Policy, Verdict};
+use crate::ledger::{keys, AlertKey, Entry, Ledger, Verdict};
 use crate::notify::{Alert, DestinationId, Notifier};
 use crate::storage::{
     format_timestamp, is_conflict, is_entity_missing, is_table_missing, parse_timestamp, Storage,
@@ -75,17 +76,13 @@ type Owed<'d> = (&'d Due, AlertKey, Option<Entry>);
 /// Sends the reminders that are due. `began` is when the run began (the
 /// marker, the first time). Channels down go into the run's summary; only
 /// storage errors end it.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_due(
-    settings: &Settings,
-    storage: &Storage,
-    notifiers: &[Arc<dyn Notifier>],
-    run_id: &str,
-    limits: Limits,
+    step: Step<'_>,
     run: &mut RunSummary,
     memo: &Mutex<Memo>,
     began: OffsetDateTime,
 ) -> Result<(), StorageError> {
+    let (settings, storage, notifiers) = (step.settings, step.storage, step.notifiers);
     let (Some(config), Some(take)) = (&settings.follow_up, &settings.take) else {
         return Ok(());
     };
@@ -105,15 +102,12 @@ pub(super) async fn send_due(
     // older leads are not looked at, which bounds the query.
     let look_back = within + within.max(time::Duration::DAY);
     let from = since.max(now - look_back);
-    let policy = Policy {
-        claim_lease: settings.claim_lease,
-        max_attempts: settings.max_attempts.max(1),
-    };
+    let policy = super::policy(settings);
     let alerts = Ledger::new(
         storage,
         &settings.state_table,
         &settings.leads_table,
-        run_id,
+        step.run_id,
         policy,
     );
     let delivered = match alerts.delivered_since(from).await {
@@ -158,7 +152,7 @@ pub(super) async fn send_due(
         storage,
         &settings.state_table,
         &partition_table,
-        run_id,
+        step.run_id,
         policy,
     );
     let rows: Vec<String> = wanted.iter().map(|(_, _, row)| row.clone()).collect();
@@ -192,11 +186,7 @@ pub(super) async fn send_due(
             None => by_destination.push((id, vec![(lead, key, prior)])),
         }
     }
-    let scope = format!(
-        "{}/{}",
-        storage.account(),
-        settings.leads_table.to_ascii_lowercase()
-    );
+    let scope = super::notices::scope(settings);
     for (id, owed) in by_destination {
         let Some(notifier) = notifiers.iter().find(|n| n.channel() == id) else {
             continue;
@@ -228,7 +218,7 @@ pub(super) async fn send_due(
             );
             let before = (channel.tally.pending, channel.tally.busy);
             channel
-                .send_claimed(&ledger, limits, won, since, Alert::Notice(&notice))
+                .send_claimed(&ledger, step.limits, won, since, Alert::Notice(&notice))
                 .await?;
             if (channel.tally.pending, channel.tally.busy) == before {
                 memo.lock()
