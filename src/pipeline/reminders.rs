@@ -119,7 +119,18 @@ pub(super) async fn send_due(
     // (lead, destination) pairs owed, less what this process knows settled.
     let mut wanted: Vec<(&Due, DestinationId, String)> = Vec::new();
     {
-        let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+        let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+        // What left the look-back window need not be remembered.
+        let leads: HashSet<&LeadKey> = due.iter().map(|d| &d.lead).collect();
+        memo.taken.retain(|lead| leads.contains(lead));
+        let rows: HashSet<String> = due
+            .iter()
+            .flat_map(|d| {
+                let to = config.to.as_ref().unwrap_or(&d.went_to);
+                to.iter().map(|id| keys::ledger_row(&d.lead, id))
+            })
+            .collect();
+        memo.settled.retain(|row| rows.contains(row));
         for lead in due.iter().filter(|d| !memo.taken.contains(&d.lead)) {
             let to = config.to.as_ref().unwrap_or(&lead.went_to);
             for id in to {
