@@ -130,6 +130,95 @@ async fn leads_become_contacts_with_one_note_each_over_reruns() {
 }
 
 #[tokio::test]
+async fn a_contact_found_by_a_secondary_address_is_only_filled_where_empty() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hssecond", 1);
+    // The sales team's contact has the lead's address as a secondary one:
+    // HubSpot finds it by that address, and answers its primary one.
+    let existing = hubspot.add_contact(json!({
+        "email": "jane.primary@example.org", "hs_additional_emails": email(&rows[0]),
+        "firstname": "Janet", "phone": "+1 555 0199", "company": "",
+    }));
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 1, "{body}");
+    assert_eq!(hubspot.contacts().len(), 1, "{:?}", hubspot.contacts());
+    let contact = hubspot.contacts().remove(0);
+    assert_eq!(contact.id, existing);
+    assert_eq!(prop(&contact, "email"), "jane.primary@example.org");
+    assert_eq!(prop(&contact, "firstname"), "Janet", "not overwritten");
+    assert_eq!(prop(&contact, "phone"), "+1 555 0199", "not overwritten");
+    assert_eq!(prop(&contact, "company"), "Northwind Traders", "filled");
+    let notes = hubspot.notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].contact, existing);
+}
+
+#[tokio::test]
+async fn two_addresses_of_one_contact_in_a_batch_fill_it_once() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    let rows = lead_rows("hstwo", 2);
+    // One customer under two addresses, the second a secondary one.
+    let existing = hubspot.add_contact(json!({
+        "email": email(&rows[0]), "hs_additional_emails": email(&rows[1]), "company": "",
+    }));
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.contacts().len(), 1);
+    let notes = hubspot.notes();
+    assert!(
+        notes.len() == 2 && notes.iter().all(|n| n.contact == existing),
+        "{notes:?}"
+    );
+    // One upsert, with the contact once (HubSpot refuses a batch naming a
+    // record twice).
+    let calls = hubspot.calls();
+    let upserts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.path == "contacts/batch/upsert")
+        .collect();
+    assert!(upserts.len() == 1 && upserts[0].inputs == 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn new_contacts_are_known_when_the_upsert_answers_no_address() {
+    let (hubspot, mut f) = hubspot_fixture().await;
+    f.without("OUTBOX_DIR");
+    hubspot.terse_upserts();
+    let rows = lead_rows("hsterse", 2);
+    write_rows(&f, &rows).await;
+    let handler = Handler::start(&f.settings).await;
+    let (status, body) = handler.invoke_timer().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), 2, "{body}");
+    assert_eq!(hubspot.contacts().len(), 2);
+    for row in &rows {
+        let contact = hubspot.contact(&email(row)).expect("contact");
+        let notes: Vec<_> = hubspot
+            .notes()
+            .into_iter()
+            .filter(|n| n.contact == contact.id)
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+    // Right the first time: no retry, so no look for notes already there.
+    let calls = hubspot.calls();
+    let upserts = calls.iter().filter(|c| c.path == "contacts/batch/upsert");
+    assert_eq!(upserts.count(), 1, "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.path.starts_with("associations")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn two_hundred_fifty_leads_take_a_few_batch_requests() {
     let (hubspot, mut f) = hubspot_fixture().await;
     // Many leads: the run's path for many (no digest for HubSpot).
@@ -206,20 +295,27 @@ async fn rate_limits_are_waited_out() {
 
 #[tokio::test]
 async fn a_refused_value_fails_that_lead_with_category_and_property_only() {
-    refused_at("contacts/batch/upsert", "hs400c").await;
+    refused_at("contacts/batch/upsert", "hs400c", 2).await;
+}
+
+/// One lead's refused value is that lead's problem: the run goes on with
+/// the next batch instead of holding it for the next run.
+#[tokio::test]
+async fn a_refused_value_holds_back_no_other_batch() {
+    refused_at("contacts/batch/upsert", "hs400b", 130).await;
 }
 
 #[tokio::test]
 async fn a_refused_note_fails_that_lead_only() {
-    refused_at("notes/batch/create", "hs400n").await;
+    refused_at("notes/batch/create", "hs400n", 2).await;
 }
 
-/// HubSpot answers the batch request at `path`, then the first lead's own
-/// request there, with a validation error.
-async fn refused_at(path: &'static str, tag: &str) {
+/// HubSpot answers the first batch request at `path`, then the first lead's
+/// own request there, with a validation error; `n` leads.
+async fn refused_at(path: &'static str, tag: &str, n: usize) {
     let (hubspot, mut f) = hubspot_fixture().await;
     f.without("OUTBOX_DIR");
-    let rows = lead_rows(tag, 2);
+    let rows = lead_rows(tag, n);
     let refusal = Scripted {
         path,
         status: 400,
@@ -238,14 +334,15 @@ async fn refused_at(path: &'static str, tag: &str) {
     write_rows(&f, &rows).await;
     let handler = Handler::start(&f.settings).await;
     let (_, body) = handler.invoke_timer().await;
-    assert_eq!(count(&body, "delivered", "hubspot"), 1, "{body}");
+    assert_eq!(count(&body, "delivered", "hubspot"), n as u64 - 1, "{body}");
     assert_eq!(body["ReturnValue"]["failed"], 1, "{body}");
+    assert_eq!(body["ReturnValue"]["pending"], 0, "{body}");
     let problems = body["ReturnValue"]["problems"].to_string();
     assert!(problems.contains("VALIDATION_ERROR"), "{problems}");
     assert!(problems.contains("property phone"), "{problems}");
     assert!(problems.contains(&rows[0].row_key), "{problems}");
-    assert_eq!(hubspot.notes().len(), 1);
-    assert!(hubspot.contact(&email(&rows[1])).is_some());
+    assert_eq!(hubspot.notes().len(), n - 1);
+    assert!(hubspot.contact(&email(&rows[n - 1])).is_some());
     assert_handler_quiet(&handler, &f, &[&body], &CUSTOMER_NEEDLES);
 }
 

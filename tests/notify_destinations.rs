@@ -270,46 +270,8 @@ async fn slack_answers_are_classified_with_the_fix() {
     );
 }
 
-/// Verifies a received request with the Python `standardwebhooks` package
-/// (installed by `cargo xtask test`) and returns what it parsed.
 fn verify_with_python(request: &Request) -> Value {
-    let python_path = std::env::var("LEAD_NOTIFIER_TEST_PYTHONPATH")
-        .expect("LEAD_NOTIFIER_TEST_PYTHONPATH is not set: run the tests with `cargo xtask test`, which installs the Python standardwebhooks package");
-    let header = |name: &str| {
-        request
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let script = r#"
-import json, sys
-from standardwebhooks import Webhook
-secret, body, headers = sys.argv[1], sys.stdin.read(), json.loads(sys.argv[2])
-print(json.dumps(Webhook(secret).verify(body, headers)))
-"#;
-    let headers = json!({
-        "webhook-id": header("webhook-id"),
-        "webhook-timestamp": header("webhook-timestamp"),
-        "webhook-signature": header("webhook-signature"),
-    });
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script, SECRET, &headers.to_string()])
-        .env("PYTHONPATH", python_path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for the Standard Webhooks check: install Python 3");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &request.body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "Python standardwebhooks refused the signature: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("verified JSON")
+    common::standard_webhooks::verify_with_python(request, SECRET)
 }
 
 #[tokio::test]

@@ -719,3 +719,40 @@ async fn an_every_minute_schedule_sends_one_summary_per_new_occurrence() {
     std::env::remove_var(TEST_NOW);
     assert_eq!(counts, [1, 1, 2]);
 }
+
+/// A new process's first run learns the lead flow is alive from the run's
+/// own position in the table, not by reading the last weeks of lead rows
+/// (10 pages for a 10,000-lead month).
+#[tokio::test]
+async fn a_new_process_reads_no_lead_page_to_know_the_flow_is_alive() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let mut s = settings(outbox.path());
+    s.insert("SCAN_OVERLAP".to_owned(), "1s".to_owned());
+    // A lead written well after the others: the scan overlap then covers it
+    // alone.
+    assert!(lead_notifier(&s, &["seed", "--count", "2100"])
+        .status
+        .success());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(lead_notifier(&s, &["seed", "--count", "1"])
+        .status
+        .success());
+    let mut handler = Handler::start(&s).await;
+    let first = timer(&handler).await;
+    assert_eq!(first["leads_new"].as_u64(), Some(2101), "{first}");
+    assert_eq!(first["pending"].as_u64(), Some(0), "{first}");
+    assert!(handler.terminate());
+
+    let handler = Handler::start(&s).await;
+    let idle = timer(&handler).await;
+    // The watermark, one scan page, the notices' records: 3 pages of lead
+    // rows more when the health check reads them.
+    assert!(
+        matches!(idle["storage_requests"].as_u64(), Some(n) if n <= 4),
+        "{idle}"
+    );
+    assert!(
+        idle["problems"].as_array().is_none_or(|p| p.is_empty()),
+        "{idle}"
+    );
+}

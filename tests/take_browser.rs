@@ -183,6 +183,40 @@ impl Driver {
         }
     }
 
+    /// Runs axe-core (the accessibility engine of Deque's checkers, from
+    /// `node_modules`) on the page for WCAG 2.1 A and AA, and fails on any
+    /// violation, naming the rule and the elements.
+    async fn assert_accessible(&self, page: &str) {
+        let axe = std::fs::read_to_string(repo_root().join("node_modules/axe-core/axe.min.js"))
+            .expect("axe-core, installed by npm ci from package.json");
+        let script = format!(
+            "{axe}\nconst done = arguments[arguments.length - 1];\n\
+             axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})\n\
+             .then(r => done({{ok: true, violations: r.violations.map(v => ({{id: v.id, nodes: v.nodes.map(n => n.html)}})), passes: r.passes.length}}))\n\
+             .catch(e => done({{ok: false, error: String(e)}}));"
+        );
+        let result = self
+            .call(
+                "POST",
+                "/execute/async",
+                json!({"script": script, "args": []}),
+            )
+            .await;
+        assert_eq!(
+            result["ok"], true,
+            "axe did not run on the {page}: {result}"
+        );
+        assert_eq!(
+            result["violations"],
+            json!([]),
+            "accessibility violations on the {page}"
+        );
+        assert!(
+            result["passes"].as_u64().is_some_and(|n| n > 5),
+            "axe checked next to nothing on the {page}: {result}"
+        );
+    }
+
     async fn screenshot(&self, name: &str) -> PathBuf {
         let shot = self.call("GET", "/screenshot", json!({})).await;
         let png = base64::engine::general_purpose::STANDARD
@@ -259,6 +293,7 @@ async fn a_browser_takes_the_lead_from_the_emailed_link() {
     driver.go(&link).await;
     let heading = driver.find("h1").await;
     assert_eq!(driver.text(&heading).await, "Take this lead");
+    driver.assert_accessible("open lead's page").await;
     let shot = driver.screenshot("take-page.png").await;
     let name = driver.find("#name").await;
     driver
@@ -279,6 +314,11 @@ async fn a_browser_takes_the_lead_from_the_emailed_link() {
         "{confirmation}"
     );
     driver.screenshot("take-confirmed.png").await;
+    driver.assert_accessible("confirmation page").await;
+    // A damaged link's page, which shows no lead.
+    driver.go(&format!("{}x", &link[..link.len() - 3])).await;
+    driver.find("h1").await;
+    driver.assert_accessible("damaged link's page").await;
     let _ = driver.call("DELETE", "", json!({})).await;
 
     let taken = TakeStore::new(&storage, &config.state_table, &config.leads_table)

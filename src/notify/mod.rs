@@ -55,6 +55,11 @@ pub enum NotifyError {
     /// two halves; a single lead this large fails for good.
     #[error("{reason}")]
     TooLarge { reason: String },
+    /// The service refuses this lead's data while taking others' in the
+    /// same run (a CRM's validation rule on one value): the lead fails for
+    /// good, the channel goes on.
+    #[error("{reason}")]
+    Rejected { reason: String },
 }
 
 impl NotifyError {
@@ -76,7 +81,8 @@ impl NotifyError {
         match self {
             NotifyError::Retryable { reason, .. }
             | NotifyError::Permanent { reason }
-            | NotifyError::TooLarge { reason } => reason,
+            | NotifyError::TooLarge { reason }
+            | NotifyError::Rejected { reason } => reason,
         }
     }
 }

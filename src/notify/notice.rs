@@ -1,7 +1,8 @@
-//! A message about the lead flow rather than one lead: the periodic summary
-//! and the lead-flow health notes. Whoever makes one renders it for every
-//! kind of channel (the notifiers only send what they are handed), and puts
-//! nothing personal in it: offers, counts and times only.
+//! A message that is not a lead alert: the periodic summary and the
+//! lead-flow health notes, which whoever makes one renders for every kind
+//! of channel (the notifiers only send what they are handed) with nothing
+//! personal in it, offers, counts and times only; and a machine event about
+//! a lead (`lead.taken`), which only signed webhooks are handed.
 
 use serde_json::Value;
 
@@ -20,4 +21,24 @@ pub struct Notice {
     pub teams_card: Value,
     /// Slack blocks, within Slack's limits.
     pub slack_blocks: Value,
+    /// A Standard Webhooks event for machines (`lead.taken`), which only
+    /// signed webhooks are handed and send as it is; `None` for notices
+    /// meant for people, which signed webhooks refuse.
+    pub event: Option<Value>,
+}
+
+impl Notice {
+    /// A notice that is only a machine event: `id` is stable per event
+    /// (the receiver's `webhook-id` comes from it).
+    pub fn machine_event(id: String, subject: String, event: Value) -> Notice {
+        Notice {
+            id,
+            subject,
+            text: String::new(),
+            html: String::new(),
+            teams_card: Value::Null,
+            slack_blocks: Value::Null,
+            event: Some(event),
+        }
+    }
 }

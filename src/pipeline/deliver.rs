@@ -12,7 +12,7 @@ use super::earliest;
 use super::lease::Held;
 use super::owed::{Owed, OwedAlert};
 use crate::lead::Lead;
-use crate::ledger::{AlertKey, Claim, Entry, Ledger, Refusals, Settlement};
+use crate::ledger::{AlertKey, Claim, Entry, Ledger, Refusals, Settlement, Verdict};
 use crate::memory;
 use crate::notify::{Alert, Attempt, DestinationId, Notifier, NotifyError};
 use crate::storage::StorageError;
@@ -399,6 +399,53 @@ impl Channel {
     }
 }
 
+/// How one message sent by [`send_message_once`] ended for its caller.
+#[derive(Default)]
+pub(super) struct Once {
+    /// Left for a later run (the channel down, another run's claim).
+    pub unsettled: bool,
+    /// Lines for the run's summary.
+    pub problems: Vec<String>,
+}
+
+/// Sends `message`, which is not a lead alert, once to `notifier` under
+/// `key`, unless `prior` (its record as last seen) says it is done or held
+/// by another run; `what` names it in the summary's line when it is left
+/// for a later run.
+pub(super) async fn send_message_once(
+    notifier: Arc<dyn Notifier>,
+    ledger: &Ledger<'_>,
+    limits: Limits,
+    key: AlertKey,
+    prior: Option<Entry>,
+    message: Alert<'_>,
+    what: &str,
+) -> Result<Once, StorageError> {
+    match ledger.judge(prior.as_ref()) {
+        Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
+        Verdict::Busy => {
+            return Ok(Once {
+                unsettled: true,
+                problems: Vec::new(),
+            })
+        }
+        Verdict::Done(_) => return Ok(Once::default()),
+    }
+    let to = key.channel.clone();
+    let mut channel = Channel::new(notifier);
+    channel
+        .send_once(ledger, limits, key, prior, message)
+        .await?;
+    let mut problems = std::mem::take(&mut channel.tally.problems);
+    if channel.tally.pending > 0 {
+        problems.push(format!("{to}: {what} not sent, to retry next run"));
+    }
+    Ok(Once {
+        unsettled: channel.tally.pending + channel.tally.busy > 0,
+        problems,
+    })
+}
+
 /// The limits a channel works within.
 #[derive(Clone, Copy)]
 pub(super) struct Limits {
@@ -552,9 +599,9 @@ fn settle(
                 Settlement::Retry { error }
             }
         }
-        Err(e @ NotifyError::TooLarge { .. }) => {
-            // This lead alone is too large (a digest was split down to it):
-            // its own problem, not the channel's.
+        Err(e @ (NotifyError::TooLarge { .. } | NotifyError::Rejected { .. })) => {
+            // This lead alone is too large (a digest was split down to it),
+            // or its data refused: its own problem, not the channel's.
             let error = e.reason().to_owned();
             channel.tally.give_up(alert, &error);
             Settlement::Failed { error }
@@ -643,10 +690,17 @@ async fn send_batch(
                 ..batch[i]
             })
             .collect();
-        let answers = try_within_budget(limits, channel.notifier.send_batch(&round), |e| {
+        let mut answers = try_within_budget(limits, channel.notifier.send_batch(&round), |e| {
             vec![Err(e); round.len()]
         })
         .await;
+        // A lead without an answer may or may not have gone: never taken
+        // as delivered.
+        answers.resize_with(round.len(), || {
+            Err(NotifyError::retryable(
+                "the channel gave no answer for this lead (a lead-notifier bug)",
+            ))
+        });
         let mut again = Vec::new();
         let mut asked: Option<Duration> = None;
         let mut reason = String::new();
@@ -780,5 +834,50 @@ mod tests {
         assert!(!may_wait(Duration::ZERO, Duration::MAX, limits(None), now));
         assert!(!may_wait(Duration::MAX, second, limits(None), now));
         assert!(!may_wait(Duration::ZERO, Duration::MAX, limits(soon), now));
+    }
+
+    /// A channel that answers a batch with fewer results than leads.
+    struct Short;
+
+    impl Notifier for Short {
+        fn channel(&self) -> DestinationId {
+            DestinationId::HUBSPOT
+        }
+        fn send<'a>(&'a self, _: Alert<'a>) -> crate::notify::SendFuture<'a> {
+            Box::pin(async { Ok(()) })
+        }
+        fn batch_size(&self) -> usize {
+            2
+        }
+        fn send_batch<'a>(&'a self, batch: &'a [Attempt<'a>]) -> crate::notify::BatchFuture<'a> {
+            Box::pin(async move { vec![Ok(()); batch.len() - 1] })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lead_a_batch_answers_nothing_for_is_not_delivered() {
+        let lead = crate::notify::sample_lead();
+        let batch = [
+            Attempt {
+                lead: &lead,
+                first: true,
+            },
+            Attempt {
+                lead: &lead,
+                first: true,
+            },
+        ];
+        let mut channel = Channel::new(Arc::new(Short));
+        let no_retry = Limits {
+            retry_budget: Duration::ZERO,
+            ..limits(None)
+        };
+        let results = send_batch(&mut channel, no_retry, &batch).await;
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_ok());
+        assert!(
+            matches!(&results[1], Err(e) if e.is_retryable()),
+            "{results:?}"
+        );
     }
 }

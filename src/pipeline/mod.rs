@@ -20,6 +20,7 @@ mod owed;
 mod reminders;
 mod run;
 mod summary;
+mod taken;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +58,8 @@ pub struct Pipeline {
     http: reqwest::Client,
     /// What the summary and health step found settled in this process.
     notices: Arc<std::sync::Mutex<notices::Memo>>,
+    /// What the `lead.taken` step found settled in this process.
+    taken: Arc<std::sync::Mutex<taken::Memo>>,
     /// What the chasing step knows of untaken leads in this process.
     reminders: Arc<std::sync::Mutex<reminders::Memo>>,
 }
@@ -70,6 +73,7 @@ impl Pipeline {
             notifiers,
             http,
             notices: Arc::default(),
+            taken: Arc::default(),
             reminders: Arc::default(),
         }
     }
@@ -149,6 +153,16 @@ impl Pipeline {
             limits,
         };
         notices::send_due(step, &mut summary, &self.notices, watermark).await?;
+        taken::send_owed(
+            settings,
+            &storage,
+            &self.notifiers,
+            &run_id,
+            limits,
+            &mut summary,
+            &self.taken,
+        )
+        .await?;
         reminders::send_due(step, &mut summary, &self.reminders, began).await?;
         Ok(finish(summary, &storage, started))
     }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::deliver::{Channel, Limits};
+use super::deliver::{send_message_once, Limits};
 use super::summary::RunSummary;
 use super::Step;
 use crate::config::Settings;
@@ -61,7 +61,7 @@ pub(super) async fn send_due(
     } = step;
     let config = &settings.summary;
     let now = crate::clock::now();
-    let (summary_due, health_due) = {
+    let (summary_due, health_due, stale) = {
         let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
         let due = config
             .schedule
@@ -74,12 +74,19 @@ pub(super) async fn send_due(
             _ => false,
         };
         let health = config.silence_after.is_some() && (stale || !memo.health_clear);
-        (due, health)
+        (due, health, stale)
     };
     if summary_due.is_none() && !health_due {
         return Ok(());
     }
-    let flow = Flow::read(settings, storage, now).await?;
+    let flow = match watermark {
+        // The run stands at a lead written within the silence: the flow is
+        // alive, and reading weeks of lead rows (a page per thousand) would
+        // only say so again. The summary shows the last lead's exact time,
+        // so it reads them.
+        Some(at) if !stale && summary_due.is_none() => Flow::alive_at(settings, at, now),
+        _ => Flow::read(settings, storage, now).await?,
+    };
     if let Some(problem) = flow.problem(&settings.leads_table) {
         run.problem(problem);
     }
@@ -189,38 +196,26 @@ impl Sender<'_, '_> {
         };
         let key = Self::key(kind, at, to);
         let prior = self.records.get(&key.row_key()).cloned();
-        match self.ledger.judge(prior.as_ref()) {
-            Verdict::Owed { .. } | Verdict::Exhausted { .. } => {}
-            Verdict::Busy => {
-                self.unsettled = true;
-                return Ok(());
-            }
-            Verdict::Done(_) => return Ok(()),
-        }
         let notice = Notice {
             id: format!("{}|{}", self.scope, notice.id),
             ..notice.clone()
         };
-        let mut channel = Channel::new(Arc::clone(notifier));
-        channel
-            .send_once(
-                &self.ledger,
-                self.limits,
-                key,
-                prior,
-                Alert::Notice(&notice),
-            )
-            .await?;
-        for problem in std::mem::take(&mut channel.tally.problems) {
+        let notifier = Arc::clone(notifier);
+        let message = Alert::Notice(&notice);
+        let once = send_message_once(
+            notifier,
+            &self.ledger,
+            self.limits,
+            key,
+            prior,
+            message,
+            kind,
+        )
+        .await?;
+        for problem in once.problems {
             self.run.problem(problem);
         }
-        if channel.tally.pending + channel.tally.busy > 0 {
-            self.unsettled = true;
-        }
-        if channel.tally.pending > 0 {
-            self.run
-                .problem(format!("{to}: {kind} not sent, to retry next run"));
-        }
+        self.unsettled |= once.unsettled;
         Ok(())
     }
 

@@ -253,13 +253,16 @@ fn tally(
         }
         for row in [&mut *row, &mut total] {
             row.leads += 1;
+            // A skip of one destination's own (HubSpot without an email
+            // address) does not hide how the others ended.
             match outcome {
                 Some(o) if o.delivered => row.alerted += 1,
+                Some(o) if o.open => row.pending += 1,
+                Some(o) if o.failed => row.failed += 1,
                 Some(Outcome {
                     skipped: Some(reason),
                     ..
                 }) => *row.skipped.entry(reason.clone()).or_default() += 1,
-                Some(o) if o.failed && !o.open => row.failed += 1,
                 _ => row.pending += 1,
             }
         }
@@ -364,6 +367,13 @@ mod tests {
         seen(&lead, datetime!(2026-11-22 10:00 UTC))
     }
 
+    fn key(rk: &str) -> LeadKey {
+        LeadKey {
+            partition_key: "p".into(),
+            row_key: rk.into(),
+        }
+    }
+
     fn outcome(delivered: bool, skipped: Option<&str>) -> Outcome {
         Outcome {
             delivered,
@@ -382,6 +392,35 @@ mod tests {
     }
 
     #[test]
+    fn a_lead_skipped_by_one_destination_only_counts_as_the_others_ended() {
+        // No email address: skipped for HubSpot, and the email alert failed
+        // for good (lead 1) or is still to be sent (lead 2).
+        let leads = vec![
+            lead("1", "", "INS", "c.crm", 1),
+            lead("2", "", "INS", "c.crm", 2),
+            lead("3", "", "INS", "c.crm", 3),
+        ];
+        let failed = Outcome {
+            failed: true,
+            ..outcome(false, Some("no_email"))
+        };
+        let open = Outcome {
+            open: true,
+            ..outcome(false, Some("no_email"))
+        };
+        let outcomes = HashMap::from([
+            (key("1"), failed),
+            (key("2"), open),
+            (key("3"), outcome(false, Some("edu"))),
+        ]);
+        let now = datetime!(2026-11-22 10:00 UTC);
+        let report = tally(leads, &outcomes, now - Duration::from_secs(86_400), now);
+        assert_eq!(report.total.failed, 1, "{:?}", report.total);
+        assert_eq!(report.total.pending, 1, "{:?}", report.total);
+        assert_eq!(report.total.skipped_total(), 1, "{:?}", report.total);
+    }
+
+    #[test]
     fn leads_are_counted_per_offer_and_action_with_customers_and_moves() {
         let leads = vec![
             lead("1", "jane@a.example", "INS", "c.crm", 1),
@@ -391,10 +430,6 @@ mod tests {
             lead("5", "", "INS", "c.crm", 5),
             lead("6", "john@a.example", "PLT", "c.erp", 6),
         ];
-        let key = |rk: &str| LeadKey {
-            partition_key: "p".into(),
-            row_key: rk.into(),
-        };
         let outcomes = HashMap::from([
             (key("1"), outcome(true, None)),
             (key("2"), outcome(true, None)),

@@ -59,6 +59,16 @@ impl Flow {
         })
     }
 
+    /// The flow as a run that stands at a lead written at `at` or later
+    /// knows it, without reading the table again.
+    pub fn alive_at(settings: &Settings, at: OffsetDateTime, now: OffsetDateTime) -> Flow {
+        Flow {
+            last_lead: Some(at),
+            silence_after: settings.summary.silence_after,
+            now: Some(now),
+        }
+    }
+
     /// The last lead's time when no lead was written for `LEAD_SILENCE_AFTER`
     /// although one came in the 28 days before: the silence episode's key.
     pub fn silent_since(&self) -> Option<OffsetDateTime> {

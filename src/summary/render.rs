@@ -263,6 +263,7 @@ fn render(id: String, m: Message) -> Notice {
         html: email_html(&m),
         teams_card: teams(&m),
         slack_blocks: slack(&m),
+        event: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! A HubSpot stand-in: contacts and notes kept in memory, behind the CRM
 //! endpoints lead-notifier calls, with the request and answer shapes of
 //! HubSpot's reference (`/crm/objects/2026-09/…`: contacts batch read and
-//! upsert by email, notes batch create with associations and batch read,
+//! upsert by email, primary or secondary address alike, notes batch
+//! create with associations and batch read,
 //! `/crm/associations/2026-09/contacts/notes/batch/read`, a contacts list
 //! for `check`). It checks the bearer
 //! token, and can be scripted to answer the next requests with a status
@@ -67,6 +68,9 @@ struct Inner {
     page: usize,
     /// The status the next notes create answers after storing its notes.
     notes_then: Option<u16>,
+    /// Upserts answer only the properties they were given (HubSpot's
+    /// reference does not promise `email` in the answer).
+    terse_upserts: bool,
 }
 
 #[derive(Clone)]
@@ -162,6 +166,11 @@ impl HubSpot {
         self.inner().notes_then = Some(status);
     }
 
+    /// Upserts answer the properties they were given, without `email`.
+    pub fn terse_upserts(&self) {
+        self.inner().terse_upserts = true;
+    }
+
     pub fn contacts(&self) -> Vec<Contact> {
         self.inner().contacts.clone()
     }
@@ -236,6 +245,24 @@ async fn list_contacts(State(shared): State<Shared>, headers: HeaderMap) -> Resp
     Json(json!({"results": []})).into_response()
 }
 
+/// Whether `email` (lowercase) finds the contact: HubSpot looks contacts
+/// up by their primary address (`email`) and by their secondary ones
+/// (`hs_additional_emails`, separated by `;`) alike.
+fn has_address(contact: &Contact, email: &str) -> bool {
+    let text = |name: &str| {
+        contact
+            .properties
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase()
+    };
+    text("email") == email
+        || text("hs_additional_emails")
+            .split(';')
+            .any(|a| a.trim() == email)
+}
+
 fn record(id: &str, properties: &Map<String, Value>) -> Value {
     json!({"id": id, "properties": properties, "createdAt": "2026-12-05T20:00:00Z",
            "updatedAt": "2026-12-05T20:00:00Z", "archived": false})
@@ -267,9 +294,7 @@ async fn batch(
             let mut errors = Vec::new();
             for input in &inputs {
                 let email = input["id"].as_str().unwrap_or("").to_lowercase();
-                match inner.contacts.iter().find(|c| {
-                    c.properties.get("email").and_then(Value::as_str) == Some(&email)
-                }) {
+                match inner.contacts.iter().find(|c| has_address(c, &email)) {
                     Some(c) => results.push(record(&c.id, &c.properties)),
                     None => errors.push(json!({"status": "error", "category": "OBJECT_NOT_FOUND",
                         "message": "Could not get some CONTACT objects, they may be deleted or not exist.",
@@ -288,15 +313,25 @@ async fn batch(
                 .into_response()
         }
         ("contacts", "upsert") => {
+            let mut ids: Vec<String> = inputs
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or("").to_lowercase())
+                .collect();
+            ids.sort();
+            if ids.windows(2).any(|w| w[0] == w[1]) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "Duplicate IDs found in batch input. IDs must be unique",
+                );
+            }
             let mut inner = shared.inner.lock().expect("lock");
             let mut results = Vec::new();
             for input in &inputs {
                 assert_eq!(input["idProperty"], "email", "upserts are by email");
                 let email = input["id"].as_str().unwrap_or("").to_lowercase();
                 let properties = input["properties"].as_object().cloned().unwrap_or_default();
-                let at = inner.contacts.iter().position(|c| {
-                    c.properties.get("email").and_then(Value::as_str) == Some(&email)
-                });
+                let at = inner.contacts.iter().position(|c| has_address(c, &email));
                 let i = match at {
                     Some(i) => i,
                     None => {
@@ -312,9 +347,14 @@ async fn batch(
                     }
                 };
                 // Upsert overwrites what it is given, as HubSpot does.
+                let terse = inner.terse_upserts;
                 let contact = &mut inner.contacts[i];
-                contact.properties.extend(properties);
-                results.push(record(&contact.id, &contact.properties));
+                contact.properties.extend(properties.clone());
+                if terse {
+                    results.push(record(&contact.id, &properties));
+                } else {
+                    results.push(record(&contact.id, &contact.properties));
+                }
             }
             Json(json!({"status": "COMPLETE", "results": results})).into_response()
         }

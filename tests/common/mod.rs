@@ -14,3 +14,5 @@ pub mod old_state;
 pub mod proxy;
 pub mod servers;
 pub mod smtp_script;
+pub mod standard_webhooks;
+pub mod take;

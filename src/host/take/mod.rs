@@ -268,6 +268,15 @@ pub async fn handle(app: &App, invocation: &Map<String, Value>) -> (Value, Vec<S
         Ok(Taken::Now(taken)) => {
             tracing::info!(lead = %key, "lead taken");
             tracing::debug!(lead = %key, by = %taken.by, "lead taken by");
+            // Signed webhooks hear of it at once, without holding the
+            // answer; what fails there, the timer sends.
+            let (pipeline, announced, take) = (pipeline.clone(), lead.clone(), taken.clone());
+            app.spawn(async move {
+                let lead = announced.key.clone();
+                if let Err(e) = pipeline.announce_take(announced, take).await {
+                    eprintln!("lead-notifier: lead.taken for lead {lead} left to the timer: {e}");
+                }
+            });
             let page = page::lead_page(
                 &lead,
                 page::State::Taken {

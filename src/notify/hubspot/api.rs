@@ -35,6 +35,9 @@ pub fn refused_data(error: &NotifyError) -> bool {
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long HubSpot holds a 423's lock.
+const LOCK: Duration = Duration::from_secs(2);
+
 /// The most of a successful answer read: a batch of 100 contacts or notes
 /// with their properties is tens of KB; this is far above that.
 const MAX_OK_BYTES: usize = 4 * 1024 * 1024;
@@ -170,6 +173,18 @@ impl Api {
                 reason: format!("{answered}: rate limit reached"),
                 retry_after: answer.retry_after.or(limits.wait()),
             },
+            // A record locked by a burst of writes: HubSpot's locks last
+            // 2 s.
+            423 => NotifyError::Retryable {
+                reason: format!("{answered}: records locked by a burst of writes"),
+                retry_after: Some(answer.retry_after.unwrap_or(LOCK)),
+            },
+            // The account is moving between data centres; Retry-After says
+            // for how long (up to a day).
+            477 => NotifyError::Retryable {
+                reason: format!("{answered}: the account is being moved between data centres"),
+                retry_after: answer.retry_after,
+            },
             500..=599 | 408 => NotifyError::Retryable {
                 reason: format!("{answered}: HubSpot is unavailable"),
                 retry_after: answer.retry_after,
@@ -246,22 +261,30 @@ impl Details {
             return Details::default();
         };
         let category = value["category"].as_str().and_then(identifier);
-        let mut properties: Vec<String> = Vec::new();
+        let mut names: Vec<&Value> = Vec::new();
         let errors = value["errors"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         for error in errors {
-            let names = &error["context"]["propertyName"];
-            let names: Vec<&Value> = match names {
-                Value::Array(list) => list.iter().collect(),
-                other => vec![other],
-            };
-            for name in names
-                .into_iter()
-                .filter_map(|n| n.as_str())
-                .filter_map(identifier)
-            {
-                if !properties.contains(&name) && properties.len() < 10 {
-                    properties.push(name);
-                }
+            match &error["context"]["propertyName"] {
+                Value::Array(list) => names.extend(list),
+                other => names.push(other),
+            }
+        }
+        // HubSpot's usual validation answer names the properties only in
+        // its message, a JSON list after a colon: `{"name": "phone", …}`.
+        let listed: Vec<Value> = value["message"]
+            .as_str()
+            .and_then(|m| m.find('[').map(|at| &m[at..]))
+            .and_then(|list| serde_json::from_str(list).ok())
+            .unwrap_or_default();
+        names.extend(listed.iter().map(|item| &item["name"]));
+        let mut properties: Vec<String> = Vec::new();
+        for name in names
+            .into_iter()
+            .filter_map(|n| n.as_str())
+            .filter_map(identifier)
+        {
+            if !properties.contains(&name) && properties.len() < 10 {
+                properties.push(name);
             }
         }
         Details {
@@ -286,6 +309,15 @@ fn identifier(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn api() -> Api {
+        Api::new(
+            reqwest::Client::new(),
+            url::Url::parse("https://api.hubapi.com").unwrap(),
+            SecretString::from("pat-na1-x".to_owned()),
+            "HUBSPOT_TOKEN".to_owned(),
+        )
+    }
+
     #[test]
     fn validation_errors_show_category_and_property_names_only() {
         let body = r#"{"status":"error","message":"Property values were not valid: jane@x phone +49 30","category":"VALIDATION_ERROR",
@@ -294,6 +326,58 @@ mod tests {
         let details = Details::of(body);
         assert_eq!(details.category.as_deref(), Some("VALIDATION_ERROR"));
         assert_eq!(details.properties, vec!["phone".to_owned()]);
+    }
+
+    #[test]
+    fn property_names_are_read_from_the_message_hubspot_usually_sends() {
+        // HubSpot's usual 400: the names only inside the message's JSON,
+        // next to the values.
+        let body = r#"{"status":"error","message":"Property values were not valid: [{\"isValid\":false,\"message\":\"+1 555 is not a valid phone number\",\"error\":\"INVALID_PHONE\",\"name\":\"phone\"},{\"isValid\":false,\"message\":\"x\",\"error\":\"INVALID_OPTION\",\"name\":\"Jane <j@x>\"}]","correlationId":"5f3e","category":"VALIDATION_ERROR"}"#;
+        let details = Details::of(body);
+        assert_eq!(details.category.as_deref(), Some("VALIDATION_ERROR"));
+        assert_eq!(details.properties, vec!["phone".to_owned()]);
+        let api = api();
+        let answer = Answer {
+            status: reqwest::StatusCode::BAD_REQUEST,
+            body: body.to_owned(),
+            retry_after: None,
+        };
+        let reason = api
+            .classify(&answer, RateLimit::default())
+            .reason()
+            .to_owned();
+        assert!(
+            reason.contains("VALIDATION_ERROR (property phone)"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("555") && !reason.contains("Jane"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn locked_and_migrating_accounts_are_waited_for() {
+        let api = api();
+        let answer = |status: u16, retry_after: Option<Duration>| Answer {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            body: r#"{"status":"error","message":"locked","category":"LOCKED"}"#.to_owned(),
+            retry_after,
+        };
+        // HubSpot: a 423 lock lasts 2 s; a 477 (the account moving between
+        // data centres) says how long in Retry-After, up to a day.
+        let locked = api.classify(&answer(423, None), RateLimit::default());
+        assert!(
+            matches!(&locked, NotifyError::Retryable { retry_after: Some(wait), .. } if *wait >= Duration::from_secs(2)),
+            "{locked:?}"
+        );
+        let day = Duration::from_secs(86_400);
+        let moving = api.classify(&answer(477, Some(day)), RateLimit::default());
+        assert!(
+            matches!(&moving, NotifyError::Retryable { retry_after: Some(wait), .. } if *wait == day),
+            "{moving:?}"
+        );
+        assert!(!refused_data(&locked) && !refused_data(&moving));
     }
 
     #[test]

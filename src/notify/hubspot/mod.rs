@@ -67,6 +67,10 @@ impl HubSpotNotifier {
     /// whole batch for one lead's value (its validation rules, on a contact
     /// or a note): then each lead goes alone, so only that one fails. A
     /// refused batch wrote nothing, so its leads are still first tries.
+    /// When others of the batch were taken, a lead refused alone is
+    /// `Rejected` (its data, not the setup): the run goes on with the next
+    /// batch. Refused all alike, it stays permanent and stops the
+    /// destination for the run, as a setup problem does.
     async fn write(&self, batch: &[Attempt<'_>], test: bool) -> Results {
         match self.write_batch(batch, test).await {
             Ok(results) => results,
@@ -74,6 +78,17 @@ impl HubSpotNotifier {
                 let mut results = Vec::with_capacity(batch.len());
                 for one in batch.chunks(1) {
                     results.extend(Box::pin(self.write(one, test)).await);
+                }
+                if results.iter().any(Result::is_ok) {
+                    for result in &mut results {
+                        if let Err(e) = result {
+                            if api::refused_data(e) {
+                                *e = NotifyError::Rejected {
+                                    reason: e.reason().to_owned(),
+                                };
+                            }
+                        }
+                    }
                 }
                 results
             }
@@ -178,40 +193,37 @@ impl HubSpotNotifier {
         if wanted.is_empty() {
             return Ok(HashMap::new());
         }
-        let read = BatchRead {
-            id_property: Some("email"),
-            properties: &shapes::CONTACT_PROPERTIES,
-            inputs: wanted
-                .keys()
-                .map(|e| Id {
-                    id: (*e).to_owned(),
-                    after: None,
-                })
-                .collect(),
-        };
-        // 207: some addresses have no contact (their errors are "not found").
-        let found: BatchAnswer = self
-            .api
-            .post(Crm::Objects, "contacts/batch/read", &read)
-            .await?;
-        let mut existing: HashMap<String, Record> = HashMap::new();
-        for record in found.results {
-            if let Some(email) = record.value("email") {
-                existing.insert(email.to_lowercase(), record);
+        let found = self.read_contacts(wanted.keys().copied()).await?;
+        // HubSpot finds a contact by a secondary address too, and answers
+        // it with its primary one: each record stands for all its addresses.
+        let mut existing: HashMap<String, &Record> = HashMap::new();
+        for record in &found.results {
+            for address in record.addresses() {
+                existing.entry(address).or_insert(record);
             }
         }
+        let emails_wanted: Vec<&str> = wanted.keys().copied().collect();
         let mut ids: HashMap<String, String> = HashMap::new();
-        let mut upserts = Vec::new();
+        // By the address written to: a contact two leads name by two of its
+        // addresses is written once (HubSpot refuses a batch naming a
+        // record twice), with the first lead's properties.
+        let mut upserts: BTreeMap<String, Upsert> = BTreeMap::new();
         for (email, lead) in wanted {
             let mut properties = shapes::contact_properties(lead);
+            // An existing contact is written by its primary address, the
+            // one that names it alone.
+            let mut id = email.to_owned();
             if let Some(record) = existing.get(email) {
                 // Never overwrite what the sales team may have edited.
                 properties.retain(|name, _| record.value(name).is_none());
                 ids.insert(email.to_owned(), record.id.clone());
+                if let Some(primary) = record.value("email") {
+                    id = primary.to_owned();
+                }
             }
             if !properties.is_empty() {
-                upserts.push(Upsert {
-                    id: email.to_owned(),
+                upserts.entry(id.to_lowercase()).or_insert(Upsert {
+                    id,
                     id_property: "email",
                     properties,
                 });
@@ -223,7 +235,9 @@ impl HubSpotNotifier {
                 .post(
                     Crm::Objects,
                     "contacts/batch/upsert",
-                    &Inputs { inputs: upserts },
+                    &Inputs {
+                        inputs: upserts.into_values().collect(),
+                    },
                 )
                 .await?;
             for record in written.results {
@@ -231,9 +245,45 @@ impl HubSpotNotifier {
                     ids.insert(email.to_lowercase(), record.id.clone());
                 }
             }
+            // HubSpot's reference does not promise the address in an
+            // upsert's answer: the contacts it did not name are read.
+            let unnamed: Vec<&str> = emails_wanted
+                .into_iter()
+                .filter(|e| !ids.contains_key(*e))
+                .collect();
+            if !unnamed.is_empty() {
+                let found = self.read_contacts(unnamed.into_iter()).await?;
+                for record in &found.results {
+                    for address in record.addresses() {
+                        ids.entry(address).or_insert_with(|| record.id.clone());
+                    }
+                }
+            }
         }
         ids.retain(|_, id| !id.is_empty());
         Ok(ids)
+    }
+
+    /// The contacts of these addresses (primary or secondary), with the
+    /// properties this product fills; 207 when some have none (their
+    /// errors are "not found").
+    async fn read_contacts(
+        &self,
+        emails: impl Iterator<Item = &str>,
+    ) -> Result<BatchAnswer, NotifyError> {
+        let read = BatchRead {
+            id_property: Some("email"),
+            properties: &shapes::CONTACT_READ,
+            inputs: emails
+                .map(|e| Id {
+                    id: e.to_owned(),
+                    after: None,
+                })
+                .collect(),
+        };
+        self.api
+            .post(Crm::Objects, "contacts/batch/read", &read)
+            .await
     }
 
     /// Which markers are in a note of their contact already: `wanted` is

@@ -11,9 +11,10 @@ use serde_json::Value;
 use crate::lead::Lead;
 use crate::text::{self, Limits};
 
-/// The contact properties this product fills, and reads to know which are
-/// empty. `email` identifies the contact.
-pub const CONTACT_PROPERTIES: [&str; 8] = [
+/// What a contact is read with: the properties this product fills (read
+/// to know which are empty; `email` identifies the contact), and its
+/// secondary addresses (`;`-separated), by which HubSpot finds it as well.
+pub const CONTACT_READ: [&str; 9] = [
     "email",
     "firstname",
     "lastname",
@@ -22,6 +23,7 @@ pub const CONTACT_PROPERTIES: [&str; 8] = [
     "phone",
     "country",
     "lifecyclestage",
+    "hs_additional_emails",
 ];
 
 /// HubSpot's documented limit of `hs_note_body`, in characters.
@@ -89,6 +91,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// A contact's addresses, lowercase: the primary one first, then the
+    /// secondary ones.
+    pub fn addresses(&self) -> Vec<String> {
+        let secondary = self.value("hs_additional_emails").unwrap_or_default();
+        self.value("email")
+            .into_iter()
+            .chain(secondary.split(';'))
+            .map(|a| a.trim().to_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect()
+    }
+
     /// A property's value, `None` when missing or blank.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.properties
@@ -216,10 +230,15 @@ pub fn note_body(lead: &Lead, marker: &str, test: bool) -> String {
                 }
             }
         }
-        p { "lead-notifier ref " (marker) }
     }
     .into_string();
-    text::truncate(&body, MAX_NOTE_CHARS)
+    // The marker ends the note whatever its length: cutting it would make
+    // a retry miss the note and write a second one.
+    let tail = html! { p { "lead-notifier ref " (marker) } }.into_string();
+    let room = MAX_NOTE_CHARS.saturating_sub(tail.chars().count());
+    let mut note = text::truncate(&body, room);
+    note.push_str(&tail);
+    note
 }
 
 #[cfg(test)]
@@ -239,6 +258,35 @@ mod tests {
             "{body}"
         );
         assert!(body.chars().count() <= MAX_NOTE_CHARS);
+    }
+
+    #[test]
+    fn the_longest_note_keeps_its_marker() {
+        // Every field at its cap, of a character HTML escapes five times
+        // over: the note is cut, never the marker its retry looks for.
+        let mut lead = sample_lead();
+        let long = |n: usize| Some("&".repeat(n));
+        lead.description = long(20_000);
+        lead.customer.first_name = long(600);
+        lead.customer.last_name = long(600);
+        lead.customer.company = long(600);
+        lead.customer.title = long(600);
+        lead.customer.phone = long(600);
+        lead.customer.country = long(600);
+        lead.offer_name = long(600);
+        lead.offer_id = long(599);
+        lead.customer.email = long(600);
+        lead.key.row_key = "&".repeat(600);
+        lead.lead_source_raw = long(600);
+        lead.created_time = long(600);
+        let marker = "leadnotifier0123456789abcdef0123456789abcdef";
+        let body = note_body(&lead, marker, false);
+        assert!(body.chars().count() <= MAX_NOTE_CHARS);
+        assert!(
+            body.contains(&format!("lead-notifier ref {marker}")),
+            "{}",
+            &body[body.len() - 200..]
+        );
     }
 
     #[test]

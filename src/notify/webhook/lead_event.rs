@@ -1,4 +1,4 @@
-//! The `lead.created` event the signed webhook posts: a documented,
+//! The `lead.created` and `lead.taken` events the signed webhook posts: a documented,
 //! versioned schema for machines (CRMs, Power Automate, Zapier, n8n).
 //!
 //! Version 1 (README, "Signed webhook"): every key is always present, `null`
@@ -16,6 +16,8 @@ use crate::lead::Lead;
 use crate::text::{multi_line, one_line, truncate};
 
 pub const EVENT_TYPE: &str = "lead.created";
+/// Someone took the lead through its "I'll take it" link.
+pub const TAKEN_TYPE: &str = "lead.taken";
 pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_TEXT: usize = 500;
 pub const MAX_DESCRIPTION: usize = 8_000;
@@ -52,6 +54,31 @@ pub struct LeadData {
     pub received_at: Option<String>,
     /// The lead's "I'll take it" link (the same in every alert of it);
     /// `null` when take links are off. Added within version 1.
+    pub take_url: Option<String>,
+}
+
+/// `lead.taken`: who took which lead, and the lead's offer and action so a
+/// CRM can assign the owner without looking the lead up. Same version
+/// rules as `lead.created`.
+#[derive(Debug, Serialize)]
+pub struct TakenEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When the lead was taken (RFC 3339).
+    pub timestamp: String,
+    pub data: TakenData,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TakenData {
+    pub schema_version: u32,
+    pub lead_keys: LeadKeys,
+    pub offer: Offer,
+    pub source: Coded,
+    pub action: Coded,
+    /// The name the taker gave, or their sign-in name.
+    pub taken_by: String,
+    pub taken_at: String,
     pub take_url: Option<String>,
 }
 
@@ -100,35 +127,70 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+fn text(v: &Option<String>) -> Option<String> {
+    capped(v, MAX_TEXT, one_line)
+}
+
+/// The keys, offer, source and action every lead event carries.
+fn identity(lead: &Lead) -> (LeadKeys, Offer, Coded, Coded) {
+    let code = |c: &str| capped(&Some(c.to_owned()), MAX_TEXT, one_line);
+    let name = |n: &str| truncate(&one_line(n), MAX_TEXT);
+    (
+        LeadKeys {
+            partition_key: lead.key.partition_key.clone(),
+            row_key: lead.key.row_key.clone(),
+        },
+        Offer {
+            id: text(&lead.offer_id),
+            name: text(&lead.offer_name),
+        },
+        Coded {
+            code: code(lead.source.code()),
+            name: name(lead.source.wording()),
+        },
+        Coded {
+            code: code(lead.action.code()),
+            name: name(lead.action.wording()),
+        },
+    )
+}
+
+impl TakenEvent {
+    /// `lead` taken by `by` at `at`.
+    pub fn lead_taken(lead: &Lead, by: &str, at: OffsetDateTime) -> TakenEvent {
+        let (lead_keys, offer, source, action) = identity(lead);
+        TakenEvent {
+            kind: TAKEN_TYPE,
+            timestamp: rfc3339(at),
+            data: TakenData {
+                schema_version: SCHEMA_VERSION,
+                lead_keys,
+                offer,
+                source,
+                action,
+                taken_by: truncate(&one_line(by), MAX_TEXT),
+                taken_at: rfc3339(at),
+                take_url: lead.take_url.clone(),
+            },
+        }
+    }
+}
+
 impl Event {
     /// The event for `lead`; `now` stands in for leads without a table timestamp.
     pub fn lead_created(lead: &Lead, now: OffsetDateTime) -> Event {
-        let text = |v: &Option<String>| capped(v, MAX_TEXT, one_line);
         let long = |v: &Option<String>| capped(v, MAX_DESCRIPTION, multi_line);
-        let code = |c: &str| capped(&Some(c.to_owned()), MAX_TEXT, one_line);
-        let name = |n: &str| truncate(&one_line(n), MAX_TEXT);
         let c = &lead.customer;
+        let (lead_keys, offer, source, action) = identity(lead);
         Event {
             kind: EVENT_TYPE,
             timestamp: rfc3339(lead.timestamp.unwrap_or(now)),
             data: LeadData {
                 schema_version: SCHEMA_VERSION,
-                lead_keys: LeadKeys {
-                    partition_key: lead.key.partition_key.clone(),
-                    row_key: lead.key.row_key.clone(),
-                },
-                offer: Offer {
-                    id: text(&lead.offer_id),
-                    name: text(&lead.offer_name),
-                },
-                source: Coded {
-                    code: code(lead.source.code()),
-                    name: name(lead.source.wording()),
-                },
-                action: Coded {
-                    code: code(lead.action.code()),
-                    name: name(lead.action.wording()),
-                },
+                lead_keys,
+                offer,
+                source,
+                action,
                 lead_source: text(&lead.lead_source_raw),
                 customer: Customer {
                     first_name: text(&c.first_name),

@@ -1,5 +1,6 @@
 //! The signed webhook for machines, per the Standard Webhooks specification:
-//! one `lead.created` event per lead ([`super::lead_event`]), signed with the
+//! one `lead.created` event per lead ([`super::lead_event`]), and the
+//! `lead.taken` events the pipeline hands it as notices, signed with the
 //! `standardwebhooks` crate. Never digests: a machine wants one record per
 //! lead, and the receiver drops repeats by `webhook-id`.
 
@@ -58,7 +59,16 @@ impl SignedWebhookNotifier {
         let now = OffsetDateTime::now_utc();
         let body = serde_json::to_vec(&Event::lead_created(lead, now))
             .map_err(|e| NotifyError::permanent(format!("could not encode the event: {e}")))?;
-        let id = webhook_id(&self.id, lead);
+        self.post_event(webhook_id(&self.id, lead), body, now).await
+    }
+
+    /// Signs and posts one event's `body` under `id`.
+    async fn post_event(
+        &self,
+        id: String,
+        body: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<(), NotifyError> {
         // Signed afresh on every attempt: receivers refuse timestamps more
         // than about five minutes old.
         let timestamp = now.unix_timestamp();
@@ -114,10 +124,19 @@ impl Notifier for SignedWebhookNotifier {
                 Alert::Digest { .. } => Err(NotifyError::permanent(
                     "the signed webhook sends one event per lead and was handed a digest (a lead-notifier bug)",
                 )),
-                // Settings keep webhooks out of SUMMARY_TO and HEALTH_TO.
-                Alert::Notice(_) => Err(NotifyError::permanent(
-                    "the signed webhook carries lead events only, not summaries or health notes",
-                )),
+                Alert::Notice(notice) => match &notice.event {
+                    Some(event) => {
+                        let body = serde_json::to_vec(event).map_err(|e| {
+                            NotifyError::permanent(format!("could not encode the event: {e}"))
+                        })?;
+                        let id = event_id(&self.id, &notice.id);
+                        self.post_event(id, body, OffsetDateTime::now_utc()).await
+                    }
+                    // Settings keep webhooks out of SUMMARY_TO and HEALTH_TO.
+                    None => Err(NotifyError::permanent(
+                        "the signed webhook carries lead events only, not summaries or health notes",
+                    )),
+                },
             }
         })
     }
@@ -134,13 +153,24 @@ impl Notifier for SignedWebhookNotifier {
 /// `msg_` and 32 hex digits, the same for a (lead, destination) on every
 /// attempt and in every process: the receiver's key for dropping a repeat.
 pub fn webhook_id(destination: &DestinationId, lead: &Lead) -> String {
-    let mut hash = Sha256::new();
-    // Lengths first so that ("a", "bc") and ("ab", "c") differ.
-    for part in [
+    hashed_id(&[
         destination.to_string().as_str(),
         &lead.key.partition_key,
         &lead.key.row_key,
-    ] {
+    ])
+}
+
+/// [`webhook_id`] of a machine event that is not `lead.created`, from its
+/// notice id (which names the event's type): never equal to a lead's, since
+/// it hashes two parts, not three.
+pub fn event_id(destination: &DestinationId, notice_id: &str) -> String {
+    hashed_id(&[destination.to_string().as_str(), notice_id])
+}
+
+fn hashed_id(parts: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    // Lengths first so that ("a", "bc") and ("ab", "c") differ.
+    for part in parts {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part.as_bytes());
     }
