@@ -10,18 +10,16 @@ mod common;
 use std::time::Duration;
 
 use common::faults::{lead_rows, write_rows, Fixture, Teams};
-use common::handler::{res_status, Handler};
+use common::handler::Handler;
 use common::old_state::{email_and_teams, old_state, write_old_state};
 use common::servers::{maildev_messages, maildev_smtp_port, storage_connection, unique_recipient};
+use common::take::{PUBLIC_URL, SECRET};
 use lead_notifier::config::TakeSecret;
 use lead_notifier::lead::{LeadKey, LeadRow};
 use lead_notifier::take::token;
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
-/// base64 of the 32 bytes `0123456789abcdef0123456789abcdef`.
-const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const PUBLIC_URL: &str = "https://contoso-leads.azurewebsites.net";
 const LINK_START: &str = "https://contoso-leads.azurewebsites.net/api/LeadTake?t=";
 const TEST_NOW: &str = "LEAD_NOTIFIER_TEST_NOW";
 
@@ -95,22 +93,8 @@ fn reminder_cards(teams: &Teams) -> Vec<Value> {
 async fn take(handler: &Handler, f: &Fixture, row: &LeadRow, name: &str) {
     let take = f.parsed().take.expect("take links on");
     let link = token::link(&take, &row.key(), OffsetDateTime::now_utc());
-    let token = link.split_once("?t=").map(|(_, t)| t).unwrap_or_default();
-    let invocation = json!({
-        "Data": {"req": {
-            "Url": link,
-            "Method": "POST",
-            "Query": {"t": token},
-            "Headers": {"Content-Type": ["application/x-www-form-urlencoded"]},
-            "Params": {},
-            "Body": format!("name={name}"),
-            "Identities": []
-        }},
-        "Metadata": {"sys": {"MethodName": "LeadTake", "UtcNow": "2026-12-05T20:00:00Z", "RandGuid": "5a1e0d6c-0000-4000-8000-000000000003"}}
-    });
-    let (status, body) = handler.invoke("LeadTake", &invocation).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(res_status(&body), 200, "taken: {body}");
+    let (status, page) = common::take::post(handler, &link, name).await;
+    assert_eq!(status, 200, "taken: {page}");
 }
 
 #[tokio::test]
