@@ -17,6 +17,7 @@ mod connection;
 mod credential;
 mod destinations;
 mod email;
+mod follow_up;
 mod hubspot;
 mod summary;
 mod summary_settings;
@@ -28,6 +29,7 @@ pub use email::{
     EmailSettings, EmailTransport, GraphSettings, SmtpAuth, SmtpSettings, DEFAULT_GRAPH_ENDPOINT,
     OUTLOOK_SCOPE,
 };
+pub use follow_up::FollowUpSettings;
 pub use hubspot::{HubSpotSettings, DEFAULT_HUBSPOT_ENDPOINT};
 
 pub use summary_settings::{Schedule, SummarySettings};
@@ -82,6 +84,8 @@ pub struct Settings {
     pub ssl_cert_file: Option<PathBuf>,
     /// "I'll take it" links: on when `PUBLIC_URL` and `TAKE_LINK_SECRET` are set.
     pub take: Option<TakeSettings>,
+    /// `FOLLOW_UP_WITHIN`, `FOLLOW_UP_TO`: chasing untaken leads (needs `take`).
+    pub follow_up: Option<FollowUpSettings>,
     /// `SUMMARY_TO`, `SUMMARY_SCHEDULE`, `LEAD_SILENCE_AFTER`, `HEALTH_TO`.
     pub summary: SummarySettings,
 }
@@ -285,6 +289,8 @@ impl Settings {
             .cloned()
             .collect();
         let summary = summary_settings::parse(&get, &known)?;
+        let take = take::parse(&get)?;
+        let follow_up = follow_up::parse(&get, &known, take.as_ref())?;
         let flag = |name: &'static str| get(name).map_or(Ok(true), |v| values::boolean(name, v));
         let duration = |name: &'static str, default: &str, min: u64, accepts: &'static str| {
             values::duration(
@@ -339,7 +345,8 @@ impl Settings {
             retry_budget: duration("RETRY_BUDGET", "30s", 0, ANY_DURATION)?,
             repeat_window: duration("REPEAT_WINDOW", "24h", 0, ANY_DURATION)?,
             ssl_cert_file,
-            take: take::parse(&get)?,
+            take,
+            follow_up,
             summary,
         })
     }

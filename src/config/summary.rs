@@ -70,6 +70,7 @@ impl Settings {
         });
         lines.extend(self.destinations.summary_lines());
         lines.extend(self.summary.summary_lines());
+        lines.extend(self.follow_up.as_ref().map(|f| f.summary_line()));
         let f = self.filters;
         let skipped: Vec<&str> = [
             (f.skip_test_leads, "test leads"),

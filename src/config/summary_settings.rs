@@ -121,8 +121,9 @@ fn schedule(setting: &'static str, text: &str) -> Result<Schedule, ConfigError> 
     Ok(Schedule { text, cron })
 }
 
-/// Comma-separated destination ids, each one configured.
-fn destinations(
+/// Comma-separated destination ids, each one configured and able to take
+/// notes (`SUMMARY_TO`, `HEALTH_TO`, `FOLLOW_UP_TO`).
+pub(super) fn destinations(
     setting: &'static str,
     text: &str,
     known: &[DestinationId],

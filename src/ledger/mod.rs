@@ -134,6 +134,22 @@ impl<'a> Ledger<'a> {
         Ok(found)
     }
 
+    /// Every record delivered (settled) at or after `from`, by row key: one
+    /// query. Records written before `UpdatedAt` existed are not found.
+    pub async fn delivered_since(
+        &self,
+        from: OffsetDateTime,
+    ) -> Result<HashMap<String, Entry>, StorageError> {
+        let filter = format!(
+            "PartitionKey eq '{}' and Status eq 'delivered' and UpdatedAt ge '{}'",
+            self.partition,
+            format_timestamp(from)
+        );
+        let mut found = HashMap::new();
+        self.query(filter, &mut found).await?;
+        Ok(found)
+    }
+
     /// The records with these row keys (made by [`keys`]: escaped or
     /// hashed, never holding a quote), by row key: a few queries, not one
     /// read per record.

@@ -320,20 +320,57 @@ impl Channel {
         prior: Option<Entry>,
         message: Alert<'_>,
     ) -> Result<(), StorageError> {
+        let since = Instant::now();
+        let won = self.claim_once(ledger, vec![(alert, prior)]).await?;
+        self.send_claimed(ledger, limits, won, since, message).await
+    }
+
+    /// Claims the keys of one message that stands for several (reminders
+    /// of many leads in one): answers the keys this run won, for the
+    /// message to cover and [`Self::send_claimed`] to settle.
+    pub async fn claim_once(
+        &mut self,
+        ledger: &Ledger<'_>,
+        wanted: Vec<(AlertKey, Option<Entry>)>,
+    ) -> Result<Vec<(AlertKey, Entry)>, StorageError> {
         if self.is_down() {
-            self.tally.pend(&alert);
+            for (alert, _) in &wanted {
+                self.tally.pend(alert);
+            }
+            return Ok(Vec::new());
+        }
+        let alerts: Vec<AlertKey> = wanted.iter().map(|(a, _)| a.clone()).collect();
+        let won = claim_keys(ledger, wanted, &mut self.tally).await?;
+        Ok(alerts
+            .into_iter()
+            .zip(won)
+            .filter_map(|(alert, entry)| entry.map(|entry| (alert, entry)))
+            .collect())
+    }
+
+    /// Sends `message` once for all the claims in `won` (claimed since
+    /// `since`) and settles each of them by how the send ended.
+    pub async fn send_claimed(
+        &mut self,
+        ledger: &Ledger<'_>,
+        limits: Limits,
+        won: Vec<(AlertKey, Entry)>,
+        since: Instant,
+        message: Alert<'_>,
+    ) -> Result<(), StorageError> {
+        if won.is_empty() {
             return Ok(());
         }
-        let since = Instant::now();
-        let won = claim_keys(ledger, vec![(alert.clone(), prior)], &mut self.tally).await?;
-        let Some(Some(entry)) = won.into_iter().next() else {
-            return Ok(());
-        };
-        let mut held = Held::new(vec![entry], since, ledger.claim_lease());
+        let (alerts, entries): (Vec<AlertKey>, Vec<Entry>) = won.into_iter().unzip();
+        let mut held = Held::new(entries, since, ledger.claim_lease());
         let sent = held.during(ledger, send(self, limits, message)).await;
-        let entry = held.take(0);
-        let settlement = settle(self, limits, &alert, &entry, &sent);
-        let refused = ledger.settle(vec![(entry, settlement)]).await?;
+        let mut settlements = Vec::with_capacity(alerts.len());
+        for (i, alert) in alerts.iter().enumerate() {
+            let entry = held.take(i);
+            let settlement = settle(self, limits, alert, &entry, &sent);
+            settlements.push((entry, settlement));
+        }
+        let refused = ledger.settle(settlements).await?;
         self.tally.refused(refused);
         Ok(())
     }

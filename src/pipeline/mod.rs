@@ -9,13 +9,15 @@
 //! with an unfinished alert, else the latest row seen.
 //!
 //! An idle run costs at most three storage requests: the watermark, one scan
-//! page, and the ledger records of that page's window.
+//! page, and the ledger records of that page's window (one more with
+//! `FOLLOW_UP_WITHIN` set: the recent deliveries, see `reminders`).
 
 mod deliver;
 mod digests;
 mod lease;
 mod notices;
 mod owed;
+mod reminders;
 mod run;
 mod summary;
 mod taken;
@@ -58,6 +60,8 @@ pub struct Pipeline {
     notices: Arc<std::sync::Mutex<notices::Memo>>,
     /// What the `lead.taken` step found settled in this process.
     taken: Arc<std::sync::Mutex<taken::Memo>>,
+    /// What the chasing step knows of untaken leads in this process.
+    reminders: Arc<std::sync::Mutex<reminders::Memo>>,
 }
 
 impl Pipeline {
@@ -70,6 +74,7 @@ impl Pipeline {
             http,
             notices: Arc::default(),
             taken: Arc::default(),
+            reminders: Arc::default(),
         }
     }
 
@@ -140,17 +145,14 @@ impl Pipeline {
         let limits = run.limits;
         let mut summary = run.summary;
         summary.watermark = watermark.map(format_timestamp);
-        notices::send_due(
+        let step = Step {
             settings,
-            &storage,
-            &self.notifiers,
-            &run_id,
+            storage: &storage,
+            notifiers: &self.notifiers,
+            run_id: &run_id,
             limits,
-            &mut summary,
-            &self.notices,
-            watermark,
-        )
-        .await?;
+        };
+        notices::send_due(step, &mut summary, &self.notices, watermark).await?;
         taken::send_owed(
             settings,
             &storage,
@@ -161,6 +163,7 @@ impl Pipeline {
             &self.taken,
         )
         .await?;
+        reminders::send_due(step, &mut summary, &self.reminders, began).await?;
         Ok(finish(summary, &storage, started))
     }
 
@@ -219,10 +222,7 @@ impl Pipeline {
 
     fn start<'a>(&'a self, storage: &'a Storage, run_id: &'a str) -> Run<'a> {
         let settings = &*self.settings;
-        let policy = Policy {
-            claim_lease: settings.claim_lease,
-            max_attempts: settings.max_attempts.max(1),
-        };
+        let policy = policy(settings);
         let channels: Vec<Channel> = self.notifiers.iter().cloned().map(Channel::new).collect();
         Run {
             ledger: Ledger::new(
@@ -277,6 +277,24 @@ fn finish(mut summary: RunSummary, storage: &Storage, started: Instant) -> RunSu
         "run finished"
     );
     summary
+}
+
+/// What the timer run's steps after the leads (notices, reminders) share.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    settings: &'a Settings,
+    storage: &'a Storage,
+    notifiers: &'a [Arc<dyn Notifier>],
+    run_id: &'a str,
+    limits: Limits,
+}
+
+/// How records are judged and claimed, from the settings.
+fn policy(settings: &Settings) -> Policy {
+    Policy {
+        claim_lease: settings.claim_lease,
+        max_attempts: settings.max_attempts.max(1),
+    }
 }
 
 fn new_run_id() -> String {

@@ -23,9 +23,10 @@ use time::OffsetDateTime;
 
 use super::deliver::{send_message_once, Limits};
 use super::summary::RunSummary;
+use super::Step;
 use crate::config::Settings;
 use crate::lead::LeadKey;
-use crate::ledger::{AlertKey, Entry, Ledger, Policy, Status, Verdict};
+use crate::ledger::{AlertKey, Entry, Ledger, Status, Verdict};
 use crate::notify::{Alert, DestinationId, Notice, Notifier};
 use crate::storage::{parse_timestamp, Storage, StorageError};
 use crate::summary::{health, Flow, HealthNote, Summary};
@@ -45,17 +46,19 @@ pub(super) struct Memo {
 /// Sends what is due. Problems (a channel down, the lead flow silent) go
 /// into the run's summary; only storage errors end it. `watermark` is the
 /// run's, after it.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_due(
-    settings: &Settings,
-    storage: &Storage,
-    notifiers: &[Arc<dyn Notifier>],
-    run_id: &str,
-    limits: Limits,
+    step: Step<'_>,
     run: &mut RunSummary,
     memo: &Mutex<Memo>,
     watermark: Option<OffsetDateTime>,
 ) -> Result<(), StorageError> {
+    let Step {
+        settings,
+        storage,
+        notifiers,
+        run_id,
+        limits,
+    } = step;
     let config = &settings.summary;
     let now = crate::clock::now();
     let (summary_due, health_due, stale) = {
@@ -93,10 +96,7 @@ pub(super) async fn send_due(
         &settings.state_table,
         &partition_table,
         run_id,
-        Policy {
-            claim_lease: settings.claim_lease,
-            max_attempts: settings.max_attempts.max(1),
-        },
+        super::policy(settings),
     );
     let records = match ledger.window(None).await {
         Ok(records) => records,
@@ -106,11 +106,7 @@ pub(super) async fn send_due(
     };
     let mut sender = Sender {
         ledger,
-        scope: format!(
-            "{}/{}",
-            settings.storage.account(),
-            settings.leads_table.to_ascii_lowercase()
-        ),
+        scope: scope(settings),
         limits,
         notifiers,
         records,
@@ -130,6 +126,15 @@ pub(super) async fn send_due(
         }
     }
     Ok(())
+}
+
+/// The storage account and lead table, which a notice's id starts with.
+pub(super) fn scope(settings: &Settings) -> String {
+    format!(
+        "{}/{}",
+        settings.storage.account(),
+        settings.leads_table.to_ascii_lowercase()
+    )
 }
 
 struct Sender<'a, 'r> {

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 pub use health::{Flow, HealthNote};
+pub use render::reminder;
 
 use crate::config::Settings;
 use crate::notify::Notice;

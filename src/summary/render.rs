@@ -46,6 +46,8 @@ enum Block {
         title: String,
         bars: Vec<Bar>,
     },
+    /// Links of our own (take links): label and https URL.
+    Links(Vec<(String, String)>),
 }
 
 struct Message {
@@ -236,6 +238,38 @@ fn take_line(t: &crate::report::Row) -> String {
     )
 }
 
+/// The reminder for leads nobody took within `within`: per lead, when it
+/// was first alerted and its take link. `id` names the set of leads (stable
+/// on retries).
+pub fn reminder(
+    id: String,
+    within: std::time::Duration,
+    leads: &[(time::OffsetDateTime, String)],
+) -> Notice {
+    let within = crate::text::duration_words(within);
+    let count = match leads.len() {
+        1 => "1 lead".to_owned(),
+        n => format!("{n} leads"),
+    };
+    let message = Message {
+        subject: format!("Untaken for {within}: {count}"),
+        heading: format!("Untaken for {within}"),
+        blocks: vec![
+            Block::Warn(format!(
+                "Nobody has taken {} within {within} of the alert. Open a link to see the lead and take it.",
+                if leads.len() == 1 { "this lead".to_owned() } else { format!("these {count}") }
+            )),
+            Block::Links(
+                leads
+                    .iter()
+                    .map(|(alerted, link)| (format!("Lead alerted {}", day(*alerted)), link.clone()))
+                    .collect(),
+            ),
+        ],
+    };
+    render(id, message)
+}
+
 fn date(t: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     t.format(format).unwrap_or_default()
@@ -271,6 +305,12 @@ fn text(m: &Message) -> String {
                         format!("  {}", bar.note)
                     };
                     out.push_str(&format!("  {:>6}  {}{note}\n", bar.value, bar.label));
+                }
+                out.push('\n');
+            }
+            Block::Links(links) => {
+                for (label, url) in links {
+                    out.push_str(&format!("{label}: {url}\n"));
                 }
                 out.push('\n');
             }
@@ -337,6 +377,13 @@ fn email_block(block: &Block) -> Markup {
                 }
             }
         }
+        Block::Links(links) => html! {
+            @for (label, url) in links {
+                p style=(format!("margin:0 0 6px 0;{FONT}")) {
+                    (label) ": " a href=(url) style=(format!("color:{ACCENT};font-weight:bold;")) { "I'll take it" }
+                }
+            }
+        },
     }
 }
 
@@ -395,6 +442,21 @@ fn teams(m: &Message) -> Value {
                     ))]));
                 }
             }
+            Block::Links(links) => {
+                for (label, url) in links.iter().take(MAX_CARD_LINES) {
+                    body.push(json!({"type": "RichTextBlock", "spacing": "Small", "inlines": [
+                        run(&format!("{label}: ")),
+                        {"type": "TextRun", "text": "I'll take it", "weight": "Bolder", "color": "Accent",
+                         "selectAction": {"type": "Action.OpenUrl", "url": url}}
+                    ]}));
+                }
+                if links.len() > MAX_CARD_LINES {
+                    body.push(block(vec![run(&format!(
+                        "… and {} more in the email",
+                        links.len() - MAX_CARD_LINES
+                    ))]));
+                }
+            }
         }
     }
     crate::notify::teams::card(body)
@@ -425,6 +487,17 @@ fn slack(m: &Message) -> Value {
                     lines.push(format!("… and {} more", bars.len() - MAX_CARD_LINES));
                 }
                 lines.join("\n")
+            }
+            Block::Links(links) => {
+                // Buttons: the link is never mrkdwn text.
+                for (label, url) in links.iter().take(MAX_CARD_LINES) {
+                    blocks.push(json!({"type": "section", "text": plain(label, 150),
+                        "accessory": {"type": "button", "text": plain("I'll take it", 75), "url": url}}));
+                }
+                if links.len() <= MAX_CARD_LINES {
+                    continue;
+                }
+                format!("… and {} more in the email", links.len() - MAX_CARD_LINES)
             }
         };
         blocks.push(json!({"type": "section", "text": plain(&text, 3_000)}));
