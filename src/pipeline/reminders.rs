@@ -34,7 +34,7 @@ use super::Step;
 use crate::config::Settings;
 use crate::lead::LeadKey;
 use crate::ledger::{keys, AlertKey, Entry, Ledger, Verdict};
-use crate::notify::{Alert, DestinationId, Notifier};
+use crate::notify::{Alert, DestinationId, Kind, Notifier};
 use crate::storage::{
     format_timestamp, is_conflict, is_entity_missing, is_table_missing, parse_timestamp, Storage,
     StorageError,
@@ -47,6 +47,15 @@ const SINCE_PARTITION: &str = "follow-up-since";
 
 /// Leads in one reminder message at most (one claim transaction).
 const MAX_PER_MESSAGE: usize = 100;
+
+/// Leads one reminder to `id` lists, each with its link: a message settles
+/// only the leads it shows, and a chat card shows fewer than an email.
+fn per_message(id: &DestinationId) -> usize {
+    match id.kind() {
+        Kind::Teams | Kind::Slack => crate::summary::MAX_CARD_LINES,
+        _ => MAX_PER_MESSAGE,
+    }
+}
 
 /// What this process knows, so idle runs need not look again.
 #[derive(Debug, Default)]
@@ -203,7 +212,7 @@ pub(super) async fn send_due(
             continue;
         };
         let mut channel = Channel::new(Arc::clone(notifier));
-        for chunk in owed.chunks(MAX_PER_MESSAGE) {
+        for chunk in owed.chunks(per_message(&id)) {
             let since = Instant::now();
             let claims = chunk
                 .iter()

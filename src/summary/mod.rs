@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 pub use health::{Flow, HealthNote};
-pub use render::reminder;
+pub use render::{reminder, MAX_CARD_LINES};
 
 use crate::config::Settings;
 use crate::notify::Notice;

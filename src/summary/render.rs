@@ -16,7 +16,9 @@ use crate::text::{format_time, one_line, truncate};
 
 /// Lines a chart shows at most in chat cards (the email shows them all up
 /// to [`MAX_EMAIL_LINES`]).
-const MAX_CARD_LINES: usize = 15;
+/// Lines (bars, links) a Teams card or Slack message lists; a reminder to
+/// chat therefore carries at most this many leads.
+pub const MAX_CARD_LINES: usize = 15;
 const MAX_EMAIL_LINES: usize = 200;
 /// Characters of an offer's name and of an action's wording in a label: an
 /// action Microsoft did not document is worded by the lead's own text, of
