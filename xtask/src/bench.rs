@@ -169,6 +169,7 @@ fn measure(binary: &Path, options: &Options, sink: &WebhookSink) -> Result<Repor
     bench.cold_start()?;
     bench.backlog_and_idle()?;
     bench.scan()?;
+    bench.take_page()?;
     Ok(bench.report)
 }
 

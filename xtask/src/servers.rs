@@ -191,6 +191,26 @@ impl MailDev {
     }
 }
 
+impl MailDev {
+    /// Every email's HTML body.
+    pub fn html_bodies(&self) -> Result<Vec<String>> {
+        let mut response = http()
+            .get(format!("{}/email", self.api_url()))
+            .call()
+            .context("cannot list MailDev's emails")?;
+        let emails: Vec<serde_json::Value> = response
+            .body_mut()
+            .with_config()
+            .limit(MAILDEV_LIST_LIMIT)
+            .read_json()
+            .context("MailDev's GET /email is not a list")?;
+        Ok(emails
+            .iter()
+            .filter_map(|e| e["html"].as_str().map(str::to_owned))
+            .collect())
+    }
+}
+
 /// The most `MailDev::count` reads: far more than any backlog's digests.
 const MAILDEV_LIST_LIMIT: u64 = 1 << 30;
 

@@ -104,6 +104,32 @@ impl Handler {
         })
     }
 
+    /// One HTTP-triggered invocation of `function` with `body` as the host
+    /// sends it: latency and the handler's answer.
+    pub fn invoke(
+        &self,
+        function: &str,
+        body: &serde_json::Value,
+    ) -> Result<(Duration, serde_json::Value)> {
+        let sent = Instant::now();
+        let mut response = self
+            .http
+            .post(format!("http://127.0.0.1:{}/{function}", self.port))
+            .header("X-Azure-Functions-InvocationId", host::invocation_id())
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .with_context(|| format!("invoking {function} on {}", self.name))?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .context("cannot read the handler's answer")?;
+        let latency = sent.elapsed();
+        Ok((
+            latency,
+            serde_json::from_str(&text).context("the handler's answer is not JSON")?,
+        ))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

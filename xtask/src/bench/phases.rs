@@ -404,6 +404,98 @@ impl Bench<'_> {
 
 /// The binaries measured and the zip (`cargo xtask package` output, built
 /// when missing).
+/// The take page's requests a bench makes: views, then one take per lead.
+const TAKE_VIEWS: usize = 200;
+/// PUBLIC_URL of the take phase: loopback, as for local use.
+const TAKE_PUBLIC_URL: &str = "http://127.0.0.1:7071";
+
+impl Bench<'_> {
+    /// The `LeadTake` page on a warm process: a GET (token check, one point
+    /// read of the lead row, one of its take) and a POST that takes the
+    /// lead (one insert), with take links on and leads alerted by email.
+    pub fn take_page(&mut self) -> Result<()> {
+        say("take page");
+        let lead_table = "TakeLeads";
+        let mut settings = self.settings("TakeState", "5m", lead_table);
+        settings.push(("PUBLIC_URL".to_owned(), TAKE_PUBLIC_URL.to_owned()));
+        settings.push((
+            "TAKE_LINK_SECRET".to_owned(),
+            // 32 bytes, base64: a fixed bench key.
+            "YmVuY2gtb25seS10YWtlLWxpbmstc2VjcmV0LTMyYnk=".to_owned(),
+        ));
+        let mut seed = Command::new(&self.binary);
+        seed.args(["seed", "--count", "20"])
+            .env_clear()
+            .envs(settings.iter().map(|(k, v)| (k, v)));
+        run_quietly("lead-notifier seed", &mut seed)?;
+        self.maildev.clear()?;
+        let mut handler = Handler::spawn(&self.binary, "bench-handler-take", &settings)?;
+        handler.wait_ready()?;
+        handler.invoke_timer()?;
+        let marker = "/api/LeadTake?t=";
+        let mut tokens: Vec<String> = self
+            .maildev
+            .html_bodies()?
+            .iter()
+            .filter_map(|html| {
+                let at = html.find(marker)? + marker.len();
+                Some(html[at..].chars().take_while(|c| *c != '"').collect())
+            })
+            .collect();
+        tokens.sort();
+        tokens.dedup();
+        if tokens.is_empty() {
+            bail!("no take link in the alerts of the take phase");
+        }
+        let invocation = |method: &str, token: &str, form: Option<String>| {
+            serde_json::json!({
+                "Data": {"req": {
+                    "Url": format!("{TAKE_PUBLIC_URL}/api/LeadTake?t={token}"),
+                    "Method": method,
+                    "Query": {"t": token},
+                    "Headers": {"Accept": ["text/html"], "Content-Type": ["application/x-www-form-urlencoded"]},
+                    "Params": {},
+                    "Body": form,
+                    "Identities": [],
+                }},
+                "Metadata": {"sys": {"MethodName": "LeadTake"}},
+            })
+        };
+        let status = |answer: &serde_json::Value| answer["Outputs"]["res"]["statusCode"].as_u64();
+        let mut views = Vec::new();
+        for i in 0..TAKE_VIEWS {
+            let token = &tokens[i % tokens.len()];
+            let (latency, answer) = handler.invoke("LeadTake", &invocation("GET", token, None))?;
+            if status(&answer) != Some(200) {
+                bail!("the take page answered {:?}", status(&answer));
+            }
+            views.push(ms(latency));
+        }
+        let mut takes = Vec::new();
+        for token in &tokens {
+            let form = Some("name=Bench+Taker".to_owned());
+            let (latency, answer) = handler.invoke("LeadTake", &invocation("POST", token, form))?;
+            if status(&answer) != Some(200) {
+                bail!("taking a lead answered {:?}", status(&answer));
+            }
+            takes.push(ms(latency));
+        }
+        let peak = handler.peak_rss()? as f64 / 1e6;
+        handler.stop();
+        let r = &mut self.report;
+        r.section("The take page (`LeadTake`, warm process)");
+        r.add("GET: the page of a lead", Unit::Ms, views, None);
+        r.add("POST: take an open lead", Unit::Ms, takes, None);
+        r.add(
+            "peak RSS of the handler after them",
+            Unit::MB,
+            vec![peak],
+            None,
+        );
+        Ok(())
+    }
+}
+
 pub fn sizes(report: &mut Report, binaries: &[Binary]) -> Result<()> {
     let zip = target_dir().join("functionapp.zip");
     if file_size(&zip).is_none() {
